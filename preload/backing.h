@@ -1,0 +1,93 @@
+// The allocator under the interposed surface: gprof's private jemalloc (the default) or glibc's
+// own allocator (GPROF_ALLOCATOR=libc), chosen once, at the process's first allocation, and never
+// changed, so no pointer can be freed by an allocator that did not make it.
+//
+// Every function here has the contract of the glibc function of the same name (sizes, errno,
+// alignment rules); the shims in preload/*_shims.cpp add only the recording.
+#pragma once
+
+#include <cstddef>
+
+#include "preload/config.h"
+
+extern "C" {
+// The embedded jemalloc (preload/embed_jemalloc.sh gives its names the gprof_je_ prefix).
+void* gprof_je_malloc(size_t size);
+void* gprof_je_calloc(size_t n, size_t size);
+void* gprof_je_realloc(void* p, size_t size);
+void gprof_je_free(void* p);
+int gprof_je_posix_memalign(void** out, size_t align, size_t size);
+void* gprof_je_memalign(size_t align, size_t size);
+size_t gprof_je_malloc_usable_size(void* p);
+void* gprof_je_mallocx(size_t size, int flags);
+void* gprof_je_rallocx(void* p, size_t size, int flags);
+size_t gprof_je_xallocx(void* p, size_t size, size_t extra, int flags);
+size_t gprof_je_sallocx(const void* p, int flags);
+void gprof_je_dallocx(void* p, int flags);
+void gprof_je_sdallocx(void* p, size_t size, int flags);
+size_t gprof_je_nallocx(size_t size, int flags);
+int gprof_je_mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
+
+// glibc's own allocator, exported by libc.so.6 for exactly this use.
+void* __libc_malloc(size_t size);
+void* __libc_calloc(size_t n, size_t size);
+void* __libc_realloc(void* p, size_t size);
+void __libc_free(void* p);
+void* __libc_memalign(size_t align, size_t size);
+}
+
+namespace gprof::backing {
+
+enum class Kind : unsigned char { Unset, Jemalloc, Libc };
+extern Kind g_kind;
+
+Kind choose();  // slow path of the first allocation: reads GPROF_ALLOCATOR
+
+inline bool jemalloc() {
+    Kind k = g_kind;
+    if (k == Kind::Unset) [[unlikely]]
+        k = choose();
+    return k == Kind::Jemalloc;
+}
+
+// The default alignment of malloc on x86-64 glibc (and of jemalloc's smallest size classes
+// that matter here): aligned requests up to it are plain mallocs.
+constexpr size_t kMallocAlign = 16;
+
+inline void* malloc(size_t size) { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
+inline void* calloc(size_t n, size_t size) {
+    return jemalloc() ? gprof_je_calloc(n, size) : __libc_calloc(n, size);
+}
+inline void* realloc_nonnull(void* p, size_t size) {  // p != nullptr, size != 0
+    return jemalloc() ? gprof_je_realloc(p, size) : __libc_realloc(p, size);
+}
+inline void free(void* p) {
+    if (jemalloc())
+        gprof_je_free(p);
+    else
+        __libc_free(p);
+}
+size_t usable_size(void* p);
+
+// glibc's memalign: a non-power-of-two alignment is rounded up, one above SIZE_MAX/2+1 is EINVAL.
+void* memalign(size_t align, size_t size);
+// glibc's posix_memalign: EINVAL unless a power of two multiple of sizeof(void*); *out untouched
+// on any error.
+int posix_memalign(void** out, size_t align, size_t size);
+
+// jemalloc's non-standard API (MALLOCX_* flags), served by glibc too in libc mode.
+void* mallocx(size_t size, int flags);
+void* rallocx(void* p, size_t size, int flags);
+size_t xallocx(void* p, size_t size, size_t extra, int flags);
+size_t sallocx(const void* p, int flags);
+void dallocx(void* p, int flags);
+size_t nallocx(size_t size, int flags);
+
+// Alignment requested by MALLOCX_ALIGN/MALLOCX_LG_ALIGN flags, 0 when none.
+inline size_t mallocx_align(int flags) {
+    int lg = flags & 0x3f;
+    return lg ? size_t{1} << lg : 0;
+}
+constexpr int kMallocxZero = 0x40;
+
+}  // namespace gprof::backing

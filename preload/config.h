@@ -1,0 +1,79 @@
+// Every GPROF_* variable in one table (config.cpp), parsed once from the environment.
+//
+// The first use may come from the very first malloc of the process, before any constructor has
+// run and possibly while glibc holds its exit lock, so loading allocates nothing, takes no lock
+// that the program could hold, and reports a bad value with one raw write(2).
+#pragma once
+
+#include <signal.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gprof {
+
+enum class Allocator : uint8_t { Jemalloc, Libc };
+
+// Bits of Config::profiles, one per profile kind of CONTRACT.md.
+enum ProfileKind : uint32_t {
+    kProfileHeap = 1u << 0,
+    kProfileThreads = 1u << 1,
+    kProfileThreadCreate = 1u << 2,
+    kProfileBlock = 1u << 3,
+    kProfileMutex = 1u << 4,
+    kProfileCpu = 1u << 5,
+};
+
+struct HttpAddress {
+    bool enabled = false;
+    char host[64] = {};  // numeric address or name, without brackets
+    uint16_t port = 0;
+};
+
+struct Config {
+    int64_t mem_profile_rate = 512 * 1024;
+    Allocator allocator = Allocator::Jemalloc;
+    char output[4096] = "./gprof";  // made absolute by load_config()
+    int dump_signal = SIGUSR2;      // 0: no dump signal
+    bool at_exit = true;
+    uint32_t profiles = kProfileHeap | kProfileThreads | kProfileThreadCreate | kProfileBlock |
+                        kProfileMutex;
+    int64_t block_profile_rate = 10000;     // ns; see README "Defaults"
+    int64_t mutex_profile_fraction = 100;   // 1 in N contention events
+    int64_t cpu_hz = 0;
+    HttpAddress http;
+    bool http_allow_remote = false;
+    bool log = true;
+};
+
+// One entry of the table: a variable, its default as the user would write it, and its parser.
+struct ConfigOption {
+    const char* name;
+    const char* default_text;
+    const char* expected;  // what a good value looks like, for the one-line complaint
+    bool (*parse)(const char* text, Config& into);
+};
+
+// The table itself, in CONTRACT.md order, for the README and the tests.
+const ConfigOption* config_options(size_t* count);
+
+// Parses a whole configuration from `lookup` (getenv in the library, a fake in tests). Each bad
+// value is reported through `report` as one finished line and its default is kept.
+using ConfigLookup = const char* (*)(const char* name, void* ctx);
+using ConfigReport = void (*)(const char* line, void* ctx);
+Config parse_config(ConfigLookup lookup, ConfigReport report, void* ctx);
+
+// The process's configuration: parsed on first use, then fixed. Safe from any thread and from
+// inside malloc. A re-entrant call during loading (which should not happen) gets the defaults.
+const Config& config();
+
+// The pure parsers, exposed for unit tests. Each returns false on a bad value and then leaves
+// *out alone.
+bool parse_byte_count(const char* text, int64_t* out);  // 524288, 512k, 1m, 1g; >= 0
+bool parse_nonnegative(const char* text, int64_t* out); // plain decimal >= 0
+bool parse_signal(const char* text, int* out);          // USR2, SIGUSR1, RTMIN+3, 12, none (0)
+bool parse_profiles(const char* text, uint32_t* out);   // heap,threads,...; empty list is bad
+bool parse_http_address(const char* text, HttpAddress* out);  // host:port, :port, [::1]:port
+bool is_loopback_host(const char* host);
+
+}  // namespace gprof

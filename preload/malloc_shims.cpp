@@ -1,0 +1,106 @@
+// The C allocation surface (glibc's malloc family). Each shim asks the backing allocator, then
+// tells the recorder; the contract details (errno, zero sizes, alignment rules) live in backing.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "preload/backing.h"
+#include "record/heap_events.h"
+
+namespace b = gprof::backing;
+namespace r = gprof::record;
+
+namespace {
+
+size_t page_size() {
+    static size_t size = 0;  // racing first callers compute the same value
+    if (size == 0) size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+void release(void* p) {
+    if (p == nullptr) return;
+    int saved = errno;  // free() preserves errno (POSIX.1-2024; glibc's tst-free-errno)
+    r::freed(p);
+    b::free(p);
+    errno = saved;
+}
+
+void* reallocate(void* p, size_t size) {
+    if (p == nullptr) {
+        void* q = b::malloc(size);
+        r::allocated(q, size, 0);
+        return q;
+    }
+    if (size == 0) {  // glibc: frees p, returns NULL, errno untouched
+        release(p);
+        return nullptr;
+    }
+    r::ReallocTicket t = r::realloc_begin(p);
+    void* q = b::realloc_nonnull(p, size);
+    r::realloc_end(t, q, size);
+    return q;
+}
+
+void* aligned(size_t align, size_t size) {
+    void* p = b::memalign(align, size);
+    r::allocated(p, size, align);
+    return p;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* malloc(size_t size) noexcept {
+    void* p = b::malloc(size);
+    r::allocated(p, size, 0);
+    return p;
+}
+
+void free(void* p) noexcept { release(p); }
+void cfree(void* p) noexcept { release(p); }
+
+void* calloc(size_t n, size_t size) noexcept {
+    void* p = b::calloc(n, size);  // overflow of n * size: NULL with ENOMEM
+    r::allocated(p, n * size, 0);
+    return p;
+}
+
+void* realloc(void* p, size_t size) noexcept { return reallocate(p, size); }
+
+void* reallocarray(void* p, size_t n, size_t size) noexcept {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return reallocate(p, total);
+}
+
+int posix_memalign(void** out, size_t align, size_t size) noexcept {
+    int err = b::posix_memalign(out, align, size);
+    if (err == 0) r::allocated(*out, size, align);
+    return err;
+}
+
+// glibc 2.36 gives aligned_alloc memalign's rules (later versions reject sizes that are not a
+// multiple of the alignment); gprof follows the glibc it runs on.
+void* aligned_alloc(size_t align, size_t size) noexcept { return aligned(align, size); }
+void* memalign(size_t align, size_t size) noexcept { return aligned(align, size); }
+void* valloc(size_t size) noexcept { return aligned(page_size(), size); }
+
+void* pvalloc(size_t size) noexcept {
+    size_t page = page_size();
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    size_t rounded = (size + page - 1) & ~(page - 1);
+    return aligned(page, rounded == 0 ? page : rounded);
+}
+
+size_t malloc_usable_size(void* p) noexcept { return b::usable_size(p); }
+
+}  // extern "C"

@@ -1,0 +1,77 @@
+// All 20 replaceable C++ allocation functions ([new.delete]): throwing, nothrow, aligned, sized,
+// for objects and arrays. Sized deletes ignore the size: a program's wrong size (a missing
+// virtual destructor) must not corrupt the heap, and free() needs no size.
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "preload/backing.h"
+#include "record/heap_events.h"
+
+namespace b = gprof::backing;
+namespace r = gprof::record;
+
+namespace {
+
+// [new.delete.single]: on failure call the new-handler until it makes memory available, and throw
+// bad_alloc when there is none.
+void* allocate(std::size_t size, std::size_t align) {
+    for (;;) {
+        void* p = align ? b::memalign(align, size) : b::malloc(size);
+        if (p != nullptr) [[likely]] {
+            r::allocated(p, size, align);
+            return p;
+        }
+        std::new_handler handler = std::get_new_handler();
+        if (handler == nullptr) throw std::bad_alloc();
+        handler();
+    }
+}
+
+void* allocate_nothrow(std::size_t size, std::size_t align) noexcept {
+    try {
+        return allocate(size, align);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+void release(void* p) noexcept {
+    if (p == nullptr) return;
+    int saved = errno;
+    r::freed(p);
+    b::free(p);
+    errno = saved;
+}
+
+std::size_t value(std::align_val_t a) { return static_cast<std::size_t>(a); }
+
+}  // namespace
+
+void* operator new(std::size_t n) { return allocate(n, 0); }
+void* operator new[](std::size_t n) { return allocate(n, 0); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return allocate_nothrow(n, 0); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    return allocate_nothrow(n, 0);
+}
+void* operator new(std::size_t n, std::align_val_t a) { return allocate(n, value(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return allocate(n, value(a)); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return allocate_nothrow(n, value(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return allocate_nothrow(n, value(a));
+}
+
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
