@@ -1,0 +1,33 @@
+# Sourced by scripts/test, scripts/gprof and scripts/bench: installs the Debian packages a command
+# needs, once, quietly when nothing is missing.
+#
+#   ensure_packages pkg...
+
+# What building libgprof.so and running its tests need.
+GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev libunwind-dev
+    libprotobuf-dev protobuf-compiler zlib1g-dev catch2)
+GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go)
+
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >&2
+}
+
+# Configures (first time) and builds the library in build/.
+build_gprof() {
+    local root=$1
+    if [ ! -f "$root/build/build.ninja" ]; then
+        meson setup "$root/build" "$root" >/dev/null
+    fi
+    meson compile -C "$root/build" >/dev/null
+}
