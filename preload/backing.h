@@ -45,8 +45,9 @@ Kind choose();  // slow path of the first allocation: reads GPROF_ALLOCATOR
 
 inline bool jemalloc() {
     Kind k = g_kind;
-    if (k == Kind::Unset) [[unlikely]]
-        k = choose();
+    if (k == Kind::Jemalloc) [[likely]]
+        return true;
+    if (k == Kind::Unset) k = choose();
     return k == Kind::Jemalloc;
 }
 
@@ -55,9 +56,7 @@ inline bool jemalloc() {
 constexpr size_t kMallocAlign = 16;
 
 inline void* malloc(size_t size) { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
-inline void* calloc(size_t n, size_t size) {
-    return jemalloc() ? gprof_je_calloc(n, size) : __libc_calloc(n, size);
-}
+void* calloc(size_t n, size_t size);
 inline void* realloc_nonnull(void* p, size_t size) {  // p != nullptr, size != 0
     return jemalloc() ? gprof_je_realloc(p, size) : __libc_realloc(p, size);
 }

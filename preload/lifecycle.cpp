@@ -1,11 +1,17 @@
-// The process lifecycle as gprof sees it: start, fork and (later) signals and exit.
+// The process lifecycle as gprof sees it: start and fork (signals and exit: dumper.cpp).
 //
 // Nothing here may be needed by the allocation path: malloc works before this constructor runs
-// (other libraries' constructors and the dynamic loader allocate first) and after destructors.
+// (other libraries' constructors and the dynamic loader allocate first, unsampled) and after
+// destructors.
 #include <pthread.h>
 
 #include "preload/config.h"
+#include "preload/dumper.h"
 #include "record/alloc_counters.h"
+#include "record/heap_profile.h"
+#include "record/reentry_guard.h"
+#include "record/stack_table.h"
+#include "unwind/stack.h"
 
 namespace gprof {
 namespace {
@@ -13,13 +19,34 @@ namespace {
 // fork(): gprof's locks are taken before the allocator's (pthread_atfork runs prepare handlers
 // in reverse order of registration, and jemalloc registered its own at the first malloc, before
 // this constructor), and released in both parent and child.
-void prepare_fork() { record::counters_prepare_fork(); }
-void parent_after_fork() { record::counters_parent_after_fork(); }
-void child_after_fork() { record::counters_child_after_fork(); }
+void prepare_fork() {
+    record::heap_profile().lock_all();
+    record::stack_table().lock().lock();
+    record::counters_prepare_fork();
+}
+
+void parent_after_fork() {
+    record::counters_parent_after_fork();
+    record::stack_table().lock().unlock();
+    record::heap_profile().unlock_all();
+}
+
+void child_after_fork() {
+    record::counters_child_after_fork();
+    record::stack_table().lock().unlock();
+    record::heap_profile().unlock_all();
+    record::ReentryGuard guard;
+    dumper::child_after_fork();
+}
 
 __attribute__((constructor)) void start() {
+    record::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
+    record::heap_profile().start();
+    record::start_stack_table();
+    unwind::warm_up();  // from here on, allocations are sampled
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
+    dumper::start();
 }
 
 }  // namespace

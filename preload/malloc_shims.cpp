@@ -20,11 +20,11 @@ size_t page_size() {
 }
 
 void release(void* p) {
-    if (p == nullptr) return;
-    int saved = errno;  // free() preserves errno (POSIX.1-2024; glibc's tst-free-errno)
+    // free() must preserve errno (POSIX.1-2024; glibc's tst-free-errno). glibc's free does so
+    // itself; gprof's jemalloc never unmaps (opt.retain) and makes no other failing system call
+    // on this path, and the recorder makes none, so no save and restore is needed here.
     r::freed(p);
     b::free(p);
-    errno = saved;
 }
 
 void* reallocate(void* p, size_t size) {

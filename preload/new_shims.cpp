@@ -1,7 +1,6 @@
 // All 20 replaceable C++ allocation functions ([new.delete]): throwing, nothrow, aligned, sized,
 // for objects and arrays. Sized deletes ignore the size: a program's wrong size (a missing
 // virtual destructor) must not corrupt the heap, and free() needs no size.
-#include <cerrno>
 #include <cstddef>
 #include <new>
 
@@ -37,11 +36,8 @@ void* allocate_nothrow(std::size_t size, std::size_t align) noexcept {
 }
 
 void release(void* p) noexcept {
-    if (p == nullptr) return;
-    int saved = errno;
-    r::freed(p);
+    r::freed(p);  // errno: see release() in malloc_shims.cpp
     b::free(p);
-    errno = saved;
 }
 
 std::size_t value(std::align_val_t a) { return static_cast<std::size_t>(a); }

@@ -1,6 +1,6 @@
 // The allocation facade: every allocation and every free of the process passes here, from the
 // shims in preload/, with its pointer, requested size and (where the caller asked for one)
-// alignment. Recorders (counters now, the heap profiler next) hook in here and nowhere else, so
+// alignment. Recorders (the exact counters, the heap profile) hook in here and nowhere else, so
 // the shims never change when a recorder is added.
 //
 // Ordering rule: an allocation is reported after the backing allocator made it, a free before the
@@ -11,33 +11,45 @@
 #include <cstddef>
 
 #include "record/alloc_counters.h"
+#include "record/heap_profile.h"
+#include "record/heap_sampler.h"
 
 namespace gprof::record {
+
+// Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
+void sample_allocation(void* p, size_t size);
 
 inline void allocated(void* p, size_t size, size_t align) {
     if (p == nullptr) return;
     (void)align;
-    thread_counters().count_malloc(size);
+    count_malloc(size);
+    if (should_sample(size)) [[unlikely]]
+        sample_allocation(p, size);
 }
 
-inline void freed(void* p) {
-    if (p == nullptr) return;
-    thread_counters().count_free();
+// Returns a token for restoring the sample (realloc); 0 when `p` was not sampled.
+inline uint32_t freed(void* p) {
+    if (p == nullptr) return 0;
+    count_free();
+    if (heap_profile().maybe_sampled(p)) [[unlikely]]
+        return heap_profile().record_free(p);
+    return 0;
 }
 
 // realloc, rallocx: the old life of `p` ends before the backing call (the address may be handed to
 // another thread the moment it returns) and is restored if the call fails.
 struct ReallocTicket {
     void* old;
+    uint32_t sample;
 };
-inline ReallocTicket realloc_begin(void* p) {
-    freed(p);
-    return ReallocTicket{p};
-}
+inline ReallocTicket realloc_begin(void* p) { return ReallocTicket{p, freed(p)}; }
 inline void realloc_end(ReallocTicket t, void* q, size_t size) {
     if (q == nullptr) {
-        // Failed: the old block lives on unchanged; take back the free realloc_begin counted.
-        if (t.old != nullptr) thread_counters().uncount_free();
+        // Failed: the old block lives on unchanged, and so does its sample.
+        if (t.old != nullptr) {
+            uncount_free();
+            heap_profile().restore(t.old, t.sample);
+        }
         return;
     }
     allocated(q, size, 0);

@@ -1,0 +1,147 @@
+#include "preload/dumper.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+#include "preload/config.h"
+#include "preload/log.h"
+#include "record/reentry_guard.h"
+#include "writer/dump.h"
+
+namespace gprof::dumper {
+namespace {
+
+std::atomic<int> g_wake_fd{-1};
+std::atomic<bool> g_dumping{false};
+std::atomic<unsigned> g_seq{0};
+
+void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+// One dump at a time, from any thread. Returns false when another did not finish within wait_ms.
+bool dump_exclusive(int wait_ms) {
+    for (int waited = 0;; ++waited) {
+        bool expected = false;
+        if (g_dumping.compare_exchange_strong(expected, true, std::memory_order_acquire)) break;
+        if (waited >= wait_ms) return false;
+        sleep_ms(1);
+    }
+    record::ReentryGuard guard;
+    writer::write_dump(g_seq.fetch_add(1, std::memory_order_relaxed) + 1);
+    g_dumping.store(false, std::memory_order_release);
+    return true;
+}
+
+void* dumper_main(void*) {
+    record::ReentryGuard guard;  // everything this thread does is gprof's own work
+    int fd = g_wake_fd.load(std::memory_order_relaxed);
+    for (;;) {
+        uint64_t n;
+        ssize_t got = read(fd, &n, sizeof n);
+        if (got == static_cast<ssize_t>(sizeof n)) {
+            dump_exclusive(60 * 1000);
+        } else if (got < 0 && errno != EINTR && errno != EAGAIN) {
+            return nullptr;  // the descriptor is gone (closed behind our back): stop quietly
+        }
+    }
+}
+
+bool start_thread() {
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0) {
+        log::problem("cannot create the dump wake-up descriptor: errno %d; signal dumps are off",
+                     errno);
+        return false;
+    }
+    g_wake_fd.store(fd, std::memory_order_relaxed);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // The thread blocks every signal, so the program's signals (SIGTERM to a sigwait()ing thread,
+    // its own SIGUSR1) are never delivered to it.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_attr_setsigmask_np(&attr, &all);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, dumper_main, nullptr);
+    pthread_attr_destroy(&attr);
+    if (err != 0) {
+        log::problem("cannot start the dumper thread: error %d; signal dumps are off", err);
+        close(fd);
+        g_wake_fd.store(-1, std::memory_order_relaxed);
+        return false;
+    }
+    pthread_setname_np(thread, "gprof-dumper");
+    return true;
+}
+
+void on_dump_signal(int) {
+    request();
+}
+
+void install_signal_handler(int sig) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_DFL &&
+        old.sa_handler != SIG_IGN) {
+        log::problem("signal %d already has a handler; GPROF_SIGNAL dumps are off", sig);
+        return;
+    }
+    struct sigaction sa = {};
+    sa.sa_handler = on_dump_signal;
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, nullptr) != 0)
+        log::problem("cannot install the handler for signal %d; GPROF_SIGNAL dumps are off", sig);
+}
+
+void at_exit() {
+    // Other threads may still allocate while this runs; they are not waited for. A dump already
+    // in progress gets a few seconds to finish.
+    dump_now(5000);
+}
+
+}  // namespace
+
+void request() {
+    int saved = errno;
+    int fd = g_wake_fd.load(std::memory_order_relaxed);
+    if (fd >= 0) {
+        uint64_t one = 1;
+        ssize_t ignored = write(fd, &one, sizeof one);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+bool dump_now(int wait_ms) { return dump_exclusive(wait_ms); }
+
+void start() {
+    const Config& c = config();
+    if (c.dump_signal != 0 && start_thread()) install_signal_handler(c.dump_signal);
+    if (c.at_exit) atexit(at_exit);
+}
+
+void child_after_fork() {
+    // Only the forking thread exists in the child: the parent's dumper is gone, its descriptor is
+    // shared with the parent, and the child numbers its own files from 0001.
+    g_dumping.store(false, std::memory_order_relaxed);
+    g_seq.store(0, std::memory_order_relaxed);
+    int old = g_wake_fd.exchange(-1, std::memory_order_relaxed);
+    if (old >= 0) {
+        close(old);
+        start_thread();
+    }
+}
+
+}  // namespace gprof::dumper

@@ -1,0 +1,185 @@
+#include "record/heap_profile.h"
+
+#include <cstring>
+
+#include "record/os_memory.h"
+
+namespace gprof::record {
+
+constinit HeapProfile g_heap_profile;
+
+void HeapProfile::start() {
+    SpinGuard guard(buckets_lock_);
+    if (buckets_ != nullptr) return;
+    buckets_ = static_cast<HeapBucket*>(os_reserve(sizeof(HeapBucket) * kMaxBuckets));
+    bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
+}
+
+uint32_t HeapProfile::bucket_for_locked(uint32_t stack_id, uint64_t size) {
+    if (buckets_ == nullptr || bucket_index_ == nullptr) return 0;
+    uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL);
+    uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
+    for (uint32_t i = *head; i != 0; i = buckets_[i].next) {
+        if (buckets_[i].stack_id == stack_id && buckets_[i].size == size) return i;
+    }
+    if (bucket_count_ + 1 >= kMaxBuckets) return 0;
+    uint32_t i = ++bucket_count_;
+    HeapBucket& b = buckets_[i];
+    b.stack_id = stack_id;
+    b.size = size;
+    b.next = *head;
+    *head = i;
+    return i;
+}
+
+void HeapProfile::filter_add_locked(uint64_t h) {
+    uint32_t bit = filter_index(h);
+    if (filter_counts_[bit]++ == 0)
+        filter_[bit >> 6].fetch_or(uint64_t{1} << (bit & 63), std::memory_order_release);
+}
+
+void HeapProfile::filter_remove_locked(uint64_t h) {
+    uint32_t bit = filter_index(h);
+    if (--filter_counts_[bit] == 0)
+        filter_[bit >> 6].fetch_and(~(uint64_t{1} << (bit & 63)), std::memory_order_release);
+}
+
+bool HeapProfile::grow_locked(Shard& s) {
+    size_t capacity = s.capacity ? s.capacity * 2 : 256;
+    auto* slots = static_cast<LiveEntry*>(os_reserve(sizeof(LiveEntry) * capacity));
+    if (slots == nullptr) return false;
+    for (size_t i = 0; i < s.capacity; ++i) {
+        const LiveEntry& e = s.slots[i];
+        if (e.ptr == 0) continue;
+        uint64_t h = hash(reinterpret_cast<void*>(e.ptr));
+        for (size_t j = (h ^ (h >> 32)) & (capacity - 1);; j = (j + 1) & (capacity - 1)) {
+            if (slots[j].ptr == 0) {
+                slots[j] = e;
+                break;
+            }
+        }
+    }
+    os_release(s.slots, sizeof(LiveEntry) * s.capacity);
+    live_bytes_.fetch_add(sizeof(LiveEntry) * (capacity - s.capacity), std::memory_order_relaxed);
+    s.slots = slots;
+    s.capacity = capacity;
+    return true;
+}
+
+bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
+    if ((s.used + 1) * 2 > s.capacity && !grow_locked(s)) return false;
+    uint64_t h = hash(reinterpret_cast<void*>(p));
+    size_t mask = s.capacity - 1;
+    for (size_t j = (h ^ (h >> 32)) & mask;; j = (j + 1) & mask) {
+        if (s.slots[j].ptr == 0 || s.slots[j].ptr == p) {
+            // An address still in the table was freed behind gprof's back (by a free that does
+            // not pass through gprof); the new life replaces the old one.
+            if (s.slots[j].ptr == 0) {
+                ++s.used;
+                filter_add_locked(h);
+            }
+            s.slots[j] = LiveEntry{p, bucket, 0};
+            return true;
+        }
+    }
+}
+
+void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
+    uint32_t bucket;
+    {
+        SpinGuard guard(buckets_lock_);
+        bucket = bucket_for_locked(stack_id, size);
+        if (bucket == 0) {
+            dropped_.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        buckets_[bucket].allocs += 1;
+        buckets_[bucket].alloc_bytes += size;
+    }
+    Shard& s = shards_[shard_of(hash(p))];
+    SpinGuard guard(s.lock);
+    if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket)) {
+        // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
+        SpinGuard bguard(buckets_lock_);
+        buckets_[bucket].frees += 1;
+        buckets_[bucket].free_bytes += size;
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
+uint32_t HeapProfile::record_free(void* p) {
+    uint64_t h = hash(p);
+    Shard& s = shards_[shard_of(h)];
+    uint32_t bucket = 0;
+    {
+        SpinGuard guard(s.lock);
+        if (s.capacity == 0) return 0;
+        size_t mask = s.capacity - 1;
+        size_t j = (h ^ (h >> 32)) & mask;
+        for (;; j = (j + 1) & mask) {
+            if (s.slots[j].ptr == 0) return 0;  // a false positive of the bitmap
+            if (s.slots[j].ptr == reinterpret_cast<uintptr_t>(p)) break;
+        }
+        bucket = s.slots[j].bucket;
+        // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+        for (size_t k = (j + 1) & mask; s.slots[k].ptr != 0; k = (k + 1) & mask) {
+            uint64_t hk = hash(reinterpret_cast<void*>(s.slots[k].ptr));
+            size_t home = (hk ^ (hk >> 32)) & mask;
+            // Move slot k into the hole j unless its home lies cyclically in (j, k].
+            bool home_in_range = j <= k ? (home > j && home <= k) : (home > j || home <= k);
+            if (!home_in_range) {
+                s.slots[j] = s.slots[k];
+                j = k;
+            }
+        }
+        s.slots[j] = LiveEntry{};
+        --s.used;
+        filter_remove_locked(h);
+    }
+    SpinGuard guard(buckets_lock_);
+    buckets_[bucket].frees += 1;
+    buckets_[bucket].free_bytes += buckets_[bucket].size;
+    return bucket + 1;
+}
+
+void HeapProfile::restore(void* p, uint32_t token) {
+    if (token == 0) return;
+    uint32_t bucket = token - 1;
+    {
+        SpinGuard guard(buckets_lock_);
+        buckets_[bucket].frees -= 1;
+        buckets_[bucket].free_bytes -= buckets_[bucket].size;
+    }
+    Shard& s = shards_[shard_of(hash(p))];
+    SpinGuard guard(s.lock);
+    insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
+}
+
+size_t HeapProfile::bucket_count() {
+    SpinGuard guard(buckets_lock_);
+    return bucket_count_;
+}
+
+size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
+    SpinGuard guard(buckets_lock_);
+    size_t n = bucket_count_;
+    for (size_t i = 0; i < n && i < max; ++i) out[i] = buckets_[i + 1];
+    return n;
+}
+
+size_t HeapProfile::bytes_used() const {
+    return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
+           sizeof(HeapBucket) * (bucket_count_ + 1) + sizeof(uint32_t) * kBucketIndex;
+}
+
+void HeapProfile::lock_all() {
+    for (Shard& s : shards_) s.lock.lock();
+    buckets_lock_.lock();
+}
+
+void HeapProfile::unlock_all() {
+    buckets_lock_.unlock();
+    for (Shard& s : shards_) s.lock.unlock();
+}
+
+}  // namespace gprof::record

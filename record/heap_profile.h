@@ -1,0 +1,111 @@
+// The heap profile's state: what was sampled, by (stack, size), and which sampled objects are
+// still live, so in-use figures are exact at the moment of a dump (free() is synchronous; there
+// is no GC delay to imitate).
+//
+// The check every free() makes ("was this pointer sampled?") must cost next to nothing, because
+// almost no pointer is: at the default rate one allocation in many thousands is. The design:
+//
+//   * A bitmap of 2^19 bits (64 KiB, so it stays cache-resident) indexed by 19 bits of a hash of
+//     the pointer. A bit is set while at least one live sampled pointer hashes to it. free() reads
+//     one bit; a clear bit (the common case: with N live samples, a false positive has probability
+//     about N / 2^19) ends the check with no lock and no write.
+//   * Behind it, the live table: 64 shards, each an open-addressing hash table under its own lock,
+//     mapping pointer -> bucket. The shard is chosen by the top 6 of the same 19 hash bits, so all
+//     bits of one 64-bit bitmap word belong to one shard, and a per-bit count of live pointers
+//     (changed only under that shard's lock) decides when a bit is set or cleared. That makes the
+//     bitmap exact about "no live sampled pointer here": no false negatives.
+//   * Visibility: the allocating thread sets the bit (release) before malloc returns; any thread
+//     that later frees the pointer received it through the program's own synchronisation, so it
+//     sees the bit.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "record/spin_lock.h"
+
+namespace gprof::record {
+
+struct HeapBucket {
+    uint32_t stack_id;
+    uint32_t next;  // index chain
+    uint64_t size;  // requested size of each object in this bucket
+    uint64_t allocs, alloc_bytes, frees, free_bytes;
+};
+
+class HeapProfile {
+public:
+    // Reserves the tables. Called once from gprof's constructor, before any sample.
+    void start();
+
+    void record_alloc(void* p, size_t size, uint32_t stack_id);
+
+    bool maybe_sampled(const void* p) const {
+        uint32_t bit = filter_index(hash(p));
+        return (filter_[bit >> 6].load(std::memory_order_acquire) >> (bit & 63)) & 1;
+    }
+
+    // Ends the life of a sampled pointer. Returns its bucket + 1, or 0 when `p` was not sampled.
+    uint32_t record_free(void* p);
+    // Undoes record_free (a realloc that failed): `p` lives on in bucket `token - 1`.
+    void restore(void* p, uint32_t token);
+
+    // Copies the buckets into `out` (capacity `max`); returns how many there are in all.
+    size_t snapshot(HeapBucket* out, size_t max);
+    size_t bucket_count();
+    uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+    size_t bytes_used() const;
+
+    // fork(): every lock of the profile, taken before fork and released after it in both.
+    void lock_all();
+    void unlock_all();
+
+private:
+    static constexpr int kFilterBits = 19;
+    static constexpr int kShardBits = 6;
+    static constexpr int kShards = 1 << kShardBits;
+    static constexpr uint32_t kMaxBuckets = 1u << 22;
+    static constexpr uint32_t kBucketIndex = 1u << 18;
+
+    struct LiveEntry {
+        uintptr_t ptr;  // 0: empty slot
+        uint32_t bucket;
+        uint32_t unused;
+    };
+    struct Shard {
+        SpinLock lock;
+        LiveEntry* slots = nullptr;
+        size_t capacity = 0;  // power of two
+        size_t used = 0;
+    };
+
+    static uint64_t hash(const void* p) {
+        return (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL;
+    }
+    static uint32_t filter_index(uint64_t h) { return static_cast<uint32_t>(h >> (64 - kFilterBits)); }
+    static uint32_t shard_of(uint64_t h) { return static_cast<uint32_t>(h >> (64 - kShardBits)); }
+
+    uint32_t bucket_for_locked(uint32_t stack_id, uint64_t size);
+    bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket);
+    bool grow_locked(Shard& s);
+    void filter_add_locked(uint64_t h);
+    void filter_remove_locked(uint64_t h);
+
+    std::atomic<uint64_t> filter_[(1u << kFilterBits) / 64] = {};
+    uint32_t filter_counts_[1u << kFilterBits] = {};  // guarded by the shard of each bit
+    Shard shards_[kShards];
+
+    SpinLock buckets_lock_;
+    HeapBucket* buckets_ = nullptr;  // [kMaxBuckets]; index 0 unused
+    uint32_t* bucket_index_ = nullptr;
+    uint32_t bucket_count_ = 0;  // guarded by buckets_lock_
+    std::atomic<uint64_t> dropped_{0};
+    std::atomic<size_t> live_bytes_{0};
+};
+
+// The process's heap profile (constant-initialised: valid before any constructor).
+extern HeapProfile g_heap_profile;
+inline HeapProfile& heap_profile() { return g_heap_profile; }
+
+}  // namespace gprof::record

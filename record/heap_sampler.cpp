@@ -1,0 +1,85 @@
+#include "record/heap_sampler.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "preload/config.h"
+#include "record/alloc_counters.h"
+
+namespace gprof::record {
+
+constinit thread_local SamplerState t_sampler [[gnu::tls_model("initial-exec")]] = {};
+
+namespace {
+
+constexpr int64_t kRateUnset = -1;
+constexpr int64_t kOffRecheckBytes = int64_t{64} << 20;
+constinit std::atomic<int64_t> g_rate{kRateUnset};
+
+uint64_t seed_for_thread() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t seed = static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ULL ^
+                    reinterpret_cast<uintptr_t>(&t_sampler) ^
+                    (static_cast<uint64_t>(getpid()) << 32);
+    return seed ? seed : 0x853C49E6748FEA9BULL;
+}
+
+}  // namespace
+
+int64_t next_sample_interval(int64_t rate, SamplerRng& rng) {
+    // Off: look again after 64 MiB, so a rate set later through the C API takes effect in every
+    // thread without a second check on the fast path.
+    if (rate <= 0) return kOffRecheckBytes;
+    if (rate == 1) return 0;
+    // u is uniform on (0, 1]: 53 random bits, never 0, so log(u) is finite.
+    double u = static_cast<double>((rng.next() >> 11) + 1) * 0x1.0p-53;
+    double x = -std::log(u) * static_cast<double>(rate);
+    if (x >= 0x1.0p62) return INT64_C(1) << 62;
+    return static_cast<int64_t>(x + 0.5);
+}
+
+int64_t mem_profile_rate() {
+    int64_t rate = g_rate.load(std::memory_order_relaxed);
+    if (rate == kRateUnset) [[unlikely]] {
+        rate = config().mem_profile_rate;
+        int64_t expected = kRateUnset;
+        g_rate.compare_exchange_strong(expected, rate, std::memory_order_relaxed);
+        rate = g_rate.load(std::memory_order_relaxed);
+    }
+    return rate;
+}
+
+void set_mem_profile_rate(int64_t rate) {
+    g_rate.store(rate < 0 ? 0 : rate, std::memory_order_relaxed);
+}
+
+bool sampler_slow_path(size_t size) {
+    SamplerState& s = t_sampler;
+    int64_t rate = mem_profile_rate();
+    if (!s.started) {
+        // A thread's first allocation: start its Poisson process here. The allocation is sampled
+        // only if the first interval ends within it.
+        s.started = true;
+        list_thread_counts();
+        s.rng.state = seed_for_thread();
+        s.rate = rate;
+        s.bytes_left = next_sample_interval(rate, s.rng) - static_cast<int64_t>(size);
+        if (s.bytes_left > 0) return false;
+    }
+    if (s.rate != rate) {
+        // The rate changed (C API): this allocation was counted down under the old one. Start
+        // afresh, as Go does when MemProfileRate != c.memProfRate.
+        s.rate = rate;
+        s.bytes_left = next_sample_interval(rate, s.rng);
+        return false;
+    }
+    // Go draws a fresh interval after each sample; no remainder carries over.
+    s.bytes_left = next_sample_interval(rate, s.rng);
+    return rate > 0;
+}
+
+}  // namespace gprof::record

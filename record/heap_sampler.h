@@ -1,0 +1,54 @@
+// Which allocations the heap profile samples: Go's MemProfileRate rule. Each thread counts down
+// the bytes until its next sample; the counts are drawn from an exponential distribution with
+// mean `rate`, so samples form a Poisson process over allocated bytes and an allocation of S bytes
+// is sampled with probability 1 - exp(-S/rate), whatever the sizes around it. That probability is
+// what the writer divides by to un-sample (Go's scaleHeapSample).
+//
+// The fast path is one thread-local subtraction and a compare; everything else is out of line.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gprof::record {
+
+// A small, fast generator for the sampler (xorshift64*; quality is ample for exponential draws).
+struct SamplerRng {
+    uint64_t state;
+    uint64_t next() {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        return state * 0x2545F4914F6CDD1DULL;
+    }
+};
+
+// Bytes until the next sample, for the given rate (Go's nextSample): rate 1 samples every
+// allocation, anything above draws from Exp(1/rate); rate 0 samples nothing.
+int64_t next_sample_interval(int64_t rate, SamplerRng& rng);
+
+struct SamplerState {
+    int64_t bytes_left;  // <= 0 after an allocation: take the slow path
+    int64_t rate;        // the rate bytes_left was drawn for
+    SamplerRng rng;
+    bool started;
+};
+
+extern constinit thread_local SamplerState t_sampler [[gnu::tls_model("initial-exec")]];
+
+// The slow path: decides whether this allocation is sampled and draws the next interval.
+bool sampler_slow_path(size_t size);
+
+inline bool should_sample(size_t size) {
+    SamplerState& s = t_sampler;
+    s.bytes_left -= static_cast<int64_t>(size);
+    if (s.bytes_left > 0) [[likely]]
+        return false;
+    return sampler_slow_path(size);
+}
+
+// The process's MemProfileRate: GPROF_MEM_PROFILE_RATE until changed through the C API.
+int64_t mem_profile_rate();
+void set_mem_profile_rate(int64_t rate);
+
+}  // namespace gprof::record

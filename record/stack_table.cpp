@@ -1,0 +1,121 @@
+#include "record/stack_table.h"
+
+#include <cstring>
+#include <new>
+
+#include "record/os_memory.h"
+
+namespace gprof::record {
+
+struct StackTable::Entry {
+    uint64_t hash;
+    uint32_t next;  // next id in the same index chain, 0 at the end
+    uint32_t depth;
+    uintptr_t pcs[];
+};
+
+namespace {
+
+constexpr size_t kChunkBytes = size_t{1} << 20;
+
+uint64_t hash_stack(const uintptr_t* pcs, int depth) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(depth);
+    for (int i = 0; i < depth; ++i) {
+        h ^= pcs[i];
+        h *= 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+}  // namespace
+
+StackTable::StackTable(size_t max_bytes) : max_bytes_(max_bytes) {
+    by_id_ = static_cast<Entry**>(os_reserve(sizeof(Entry*) * kMaxStacks));
+    index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kIndexBuckets));
+    bytes_used_.store(sizeof(uint32_t) * kIndexBuckets, std::memory_order_relaxed);
+}
+
+StackTable::~StackTable() {
+    // The arena chunks are not tracked individually: tables live as long as the process, and the
+    // tests that build small tables accept the leak.
+    os_release(by_id_, sizeof(Entry*) * kMaxStacks);
+    os_release(index_, sizeof(uint32_t) * kIndexBuckets);
+}
+
+uint32_t StackTable::find_locked(uint64_t hash, const uintptr_t* pcs, int depth) const {
+    for (uint32_t id = index_[hash % kIndexBuckets]; id != 0;) {
+        const Entry* e = by_id_[id];
+        if (e->hash == hash && e->depth == static_cast<uint32_t>(depth) &&
+            memcmp(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth)) == 0)
+            return id;
+        id = e->next;
+    }
+    return 0;
+}
+
+StackTable::Entry* StackTable::allocate_entry_locked(int depth) {
+    size_t need = (sizeof(Entry) + sizeof(uintptr_t) * static_cast<size_t>(depth) + 7) & ~size_t{7};
+    if (need > chunk_left_) {
+        size_t used = bytes_used_.load(std::memory_order_relaxed);
+        if (used + kChunkBytes > max_bytes_) return nullptr;
+        chunk_ = static_cast<char*>(os_reserve(kChunkBytes));
+        if (chunk_ == nullptr) {
+            chunk_left_ = 0;
+            return nullptr;
+        }
+        chunk_left_ = kChunkBytes;
+        bytes_used_.store(used + kChunkBytes, std::memory_order_relaxed);
+    }
+    Entry* e = reinterpret_cast<Entry*>(chunk_);
+    chunk_ += need;
+    chunk_left_ -= need;
+    return e;
+}
+
+uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
+    if (by_id_ == nullptr || index_ == nullptr) return 0;
+    uint64_t hash = hash_stack(pcs, depth);
+    SpinGuard guard(lock_);
+    if (uint32_t found = find_locked(hash, pcs, depth)) return found;
+    uint32_t* head = &index_[hash % kIndexBuckets];
+    uint32_t id = count_.load(std::memory_order_relaxed) + 1;
+    Entry* e = id < kMaxStacks ? allocate_entry_locked(depth) : nullptr;
+    if (e == nullptr) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+    }
+    e->hash = hash;
+    e->depth = static_cast<uint32_t>(depth);
+    e->next = *head;
+    memcpy(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth));
+    by_id_[id] = e;
+    *head = id;
+    count_.store(id, std::memory_order_release);  // publishes the entry to lock-free readers
+    return id;
+}
+
+int StackTable::frames(uint32_t id, const uintptr_t** pcs) const {
+    if (id == 0 || id > count()) {
+        *pcs = nullptr;
+        return 0;
+    }
+    const Entry* e = by_id_[id];
+    *pcs = e->pcs;
+    return static_cast<int>(e->depth);
+}
+
+namespace {
+// Stacks may take this much memory (arena and index); past it, new stacks are dropped and counted.
+constexpr size_t kStackTableBytes = size_t{128} << 20;
+alignas(StackTable) unsigned char g_table_storage[sizeof(StackTable)];
+StackTable* g_table = nullptr;
+}  // namespace
+
+void start_stack_table() {
+    if (g_table == nullptr) g_table = new (g_table_storage) StackTable(kStackTableBytes);
+}
+
+StackTable& stack_table() { return *g_table; }
+
+}  // namespace gprof::record

@@ -1,0 +1,62 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "record/heap_sampler.h"
+
+using gprof::record::next_sample_interval;
+using gprof::record::SamplerRng;
+
+TEST_CASE("rate 1 samples every allocation, rate 0 none") {
+    SamplerRng rng{42};
+    for (int i = 0; i < 100; ++i) CHECK(next_sample_interval(1, rng) == 0);
+    CHECK(next_sample_interval(0, rng) >= (int64_t{64} << 20));
+}
+
+TEST_CASE("intervals are exponential with the rate as mean") {
+    // For Exp(mean m): mean m, standard deviation m, P(X > m) = 1/e, median m ln 2. With n draws
+    // the sample mean has standard error m / sqrt(n); 5 standard errors is a bound that holds for
+    // any seed with overwhelming probability.
+    for (uint64_t seed : {1ULL, 0xdeadbeefULL, 0x123456789ULL}) {
+        for (int64_t rate : {int64_t{4096}, int64_t{65536}, int64_t{524288}}) {
+            SamplerRng rng{seed};
+            constexpr int n = 200000;
+            std::vector<double> xs(n);
+            double sum = 0, sum_sq = 0;
+            int above_mean = 0;
+            for (int i = 0; i < n; ++i) {
+                xs[i] = static_cast<double>(next_sample_interval(rate, rng));
+                sum += xs[i];
+                sum_sq += xs[i] * xs[i];
+                if (xs[i] > rate) ++above_mean;
+            }
+            double m = static_cast<double>(rate);
+            double mean = sum / n;
+            double sd = std::sqrt(sum_sq / n - mean * mean);
+            INFO("seed " << seed << " rate " << rate << " mean " << mean << " sd " << sd);
+            CHECK(std::abs(mean - m) < 5 * m / std::sqrt(n));
+            CHECK(std::abs(sd - m) < 0.02 * m);
+            double p = static_cast<double>(above_mean) / n;
+            // Binomial standard error of a proportion near 1/e.
+            CHECK(std::abs(p - std::exp(-1.0)) < 5 * std::sqrt(0.25 / n));
+        }
+    }
+}
+
+TEST_CASE("an allocation of S bytes is sampled with probability 1 - exp(-S/rate)") {
+    // Drive the real per-thread sampler with allocations of one size and count samples.
+    gprof::record::set_mem_profile_rate(65536);
+    for (size_t size : {size_t{1024}, size_t{65536}, size_t{262144}}) {
+        constexpr int n = 200000;
+        int sampled = 0;
+        for (int i = 0; i < n; ++i) sampled += gprof::record::should_sample(size) ? 1 : 0;
+        double p = static_cast<double>(sampled) / n;
+        // After each sample a fresh interval X ~ Exp(rate) is drawn and the next sample is the
+        // allocation number ceil(X/S), whose mean is sum_k P(X > kS) = 1 / (1 - exp(-S/rate)):
+        // the fraction sampled is 1 - exp(-S/rate), the probability the writer un-samples with.
+        double expected = 1 - std::exp(-static_cast<double>(size) / 65536.0);
+        INFO("size " << size << " p " << p << " expected " << expected);
+        CHECK(std::abs(p - expected) < 5 * std::sqrt(expected * (1 - expected) / n) + 0.002);
+    }
+    gprof::record::set_mem_profile_rate(524288);
+}
