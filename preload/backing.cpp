@@ -61,19 +61,36 @@ void* calloc(size_t n, size_t size) {
     return p;
 }
 
+void* realloc_nonnull(void* p, size_t size) {
+    if (!jemalloc()) return __libc_realloc(p, size);
+    void* q = gprof_je_realloc(p, size);
+    if (q == nullptr) errno = ENOMEM;  // jemalloc leaves errno alone for sizes it cannot serve
+    return q;
+}
+
 size_t usable_size(void* p) {
     if (p == nullptr) return 0;
     return jemalloc() ? gprof_je_malloc_usable_size(p) : glibc_usable_size(p);
 }
 
 void* memalign(size_t align, size_t size) {
-    if (align <= kMallocAlign) return malloc(size);
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return nullptr;
     }
     if (!power_of_two(align)) align = size_t{1} << (64 - __builtin_clzl(align));
-    return jemalloc() ? gprof_je_memalign(align, size) : __libc_memalign(align, size);
+    void* p;
+    if (!jemalloc()) {
+        p = align <= kMallocAlign ? __libc_malloc(size) : __libc_memalign(align, size);
+    } else if (align <= kMallocAlign) {
+        // jemalloc serves sizes up to 8 from an 8-byte class: only 8-byte aligned.
+        p = gprof_je_malloc(size < align ? align : size);
+    } else {
+        // jemalloc 5.3 returns a misaligned block for size 0 with an alignment.
+        p = gprof_je_memalign(align, size == 0 ? 1 : size);
+    }
+    if (p == nullptr) errno = ENOMEM;  // glibc's errno for a size it cannot serve
+    return p;
 }
 
 int posix_memalign(void** out, size_t align, size_t size) {

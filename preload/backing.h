@@ -57,9 +57,7 @@ constexpr size_t kMallocAlign = 16;
 
 inline void* malloc(size_t size) { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
 void* calloc(size_t n, size_t size);
-inline void* realloc_nonnull(void* p, size_t size) {  // p != nullptr, size != 0
-    return jemalloc() ? gprof_je_realloc(p, size) : __libc_realloc(p, size);
-}
+void* realloc_nonnull(void* p, size_t size);  // p != nullptr, size != 0
 inline void free(void* p) {
     if (jemalloc())
         gprof_je_free(p);

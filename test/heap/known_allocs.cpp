@@ -31,7 +31,7 @@ Site site_keep{"site_keep"}, site_churn{"site_churn"}, site_calloc{"site_calloc"
     site_thread{"site_thread"};
 
 void* volatile sink;
-void* kept[100000];
+void* volatile kept[100000];
 int nkept;
 
 NOINLINE void site_keep_fn() {  // 1000 x 100 B, all kept
@@ -116,7 +116,7 @@ NOINLINE void site_new_fn() {  // new/delete forms: plain, array, over-aligned; 
 }
 
 std::atomic<int> thread_slot{0};
-void* thread_kept[4][250];
+void* volatile thread_kept[4][250];  // volatile: stores the compiler may not drop
 
 NOINLINE void site_thread_fn(int t) {  // 4 threads x 250 x 64 B, kept
     for (int i = 0; i < 250; ++i) thread_kept[t][i] = malloc(64);
@@ -138,7 +138,7 @@ bool wait_for_heap_file(const char* dir) {
             bool found = false;
             while (dirent* e = readdir(d)) {
                 size_t n = strlen(e->d_name);
-                if (n > 11 && strcmp(e->d_name + n - 11, "heap.pb.gz") == 0) found = true;
+                if (n > 11 && strcmp(e->d_name + n - 11, ".heap.pb.gz") == 0) found = true;
             }
             closedir(d);
             if (found) return true;

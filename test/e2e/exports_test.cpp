@@ -1,0 +1,73 @@
+// What libgprof.so shows the process: exactly the interposed heap surface and gprof's own API,
+// and no shared library that would bring a second allocator or a protobuf runtime along.
+#include <catch2/catch.hpp>
+#include <set>
+#include <sstream>
+
+#include "test/e2e/e2e.h"
+
+using namespace e2e;
+
+namespace {
+
+// clang-format off
+const std::set<std::string> kInterposed = {
+    // the malloc family
+    "malloc", "free", "cfree", "calloc", "realloc", "reallocarray", "posix_memalign",
+    "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
+    // jemalloc's non-standard API
+    "mallocx", "rallocx", "xallocx", "sallocx", "dallocx", "sdallocx", "nallocx",
+    // the 20 replaceable operator new/delete
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm",
+    "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t",
+    "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+};
+// clang-format on
+
+}  // namespace
+
+TEST_CASE("libgprof.so exports exactly the heap surface and gprof_* names", "[exports]") {
+    REQUIRE(kInterposed.size() == 12 + 7 + 20);
+    REQUIRE_FALSE(kNm.empty());
+    RunResult r = run({kNm, "-D", "--defined-only", kGprofLib});
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+
+    std::set<std::string> exported;
+    for (const std::string& line : split_lines(r.out)) {
+        std::istringstream fields(line);
+        std::string field, name;
+        while (fields >> field) name = field;  // the last field is the name
+        if (name.empty()) continue;
+        name = name.substr(0, name.find('@'));  // a version suffix, if any
+        exported.insert(name);
+    }
+    std::string unexpected, missing;
+    for (const std::string& name : exported)
+        if (!kInterposed.count(name) && name.rfind("gprof_", 0) != 0) unexpected += name + " ";
+    for (const std::string& name : kInterposed)
+        if (!exported.count(name)) missing += name + " ";
+    INFO("unexpected exports: " << unexpected);
+    INFO("missing exports: " << missing);
+    CHECK(unexpected.empty());
+    CHECK(missing.empty());
+    CHECK(exported.count("gprof_read_memstats") == 1);
+}
+
+TEST_CASE("libgprof.so needs no libprotobuf and no libjemalloc", "[exports]") {
+    REQUIRE_FALSE(kReadelf.empty());
+    RunResult r = run({kReadelf, "-d", kGprofLib});
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    std::string needed;
+    for (const std::string& line : split_lines(r.out))
+        if (contains(line, "(NEEDED)")) needed += line + "\n";
+    INFO("NEEDED entries:\n" << needed);
+    CHECK_FALSE(needed.empty());
+    CHECK_FALSE(contains(needed, "libprotobuf"));
+    CHECK_FALSE(contains(needed, "libjemalloc"));
+    CHECK_FALSE(contains(needed, "libtcmalloc"));
+}

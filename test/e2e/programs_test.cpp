@@ -1,0 +1,155 @@
+// The programs of test/programs under gprof: the malloc and C++ contracts, the _Znwm binding of a
+// dlopened C++ module, exceptions, and start-up and exit with threads that never stop allocating.
+#include <catch2/catch.hpp>
+#include <regex>
+
+#include "test/e2e/e2e.h"
+
+using namespace e2e;
+
+namespace {
+
+// A contract program passes: exit 0, no FAIL line, its summary says 0 failed, stderr is empty.
+void check_contract(const RunResult& r) {
+    INFO(r.describe());
+    CHECK(r.status == 0);
+    CHECK_FALSE(contains(r.out, "FAIL:"));
+    CHECK(std::regex_search(r.out,
+                            std::regex(R"(^[0-9]+ checks, 0 failed$)", std::regex::multiline)));
+    CHECK(r.err.empty());
+}
+
+// A plain program under gprof: the same exit status and stdout as without it, stderr empty.
+void check_same(const RunResult& baseline, const RunResult& r) {
+    INFO("baseline: " << baseline.describe());
+    INFO("under gprof: " << r.describe());
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.status == baseline.status);
+    CHECK(r.out == baseline.out);
+    CHECK(r.err.empty());
+}
+
+}  // namespace
+
+TEST_CASE("malloc contract: glibc baseline and both gprof modes", "[programs][contract]") {
+    RunResult base = run({program("malloc_contract")});
+    {
+        INFO("the program must pass on plain glibc, or it tests the wrong contract");
+        check_contract(base);
+        CHECK(contains(base.out, "jemalloc API: absent"));
+    }
+    for (const std::string& mode : kModes) {
+        for (const char* rate : {"", "1"}) {
+            INFO("GPROF_ALLOCATOR=" << mode << " GPROF_MEM_PROFILE_RATE=" << rate);
+            auto env = preload_env(mode);
+            if (*rate) env["GPROF_MEM_PROFILE_RATE"] = rate;
+            RunResult r = run({program("malloc_contract")}, with_env(env));
+            check_contract(r);
+            INFO(r.out);
+            CHECK(contains(r.out, "jemalloc API: present"));
+        }
+    }
+}
+
+TEST_CASE("C++ contract: glibc baseline and both gprof modes", "[programs][contract]") {
+    RunResult base = run({program("cxx_contract")});
+    {
+        INFO("the program must pass with libstdc++'s own operator new");
+        check_contract(base);
+    }
+    for (const std::string& mode : kModes) {
+        for (const char* rate : {"", "1"}) {
+            INFO("GPROF_ALLOCATOR=" << mode << " GPROF_MEM_PROFILE_RATE=" << rate);
+            auto env = preload_env(mode);
+            if (*rate) env["GPROF_MEM_PROFILE_RATE"] = rate;
+            RunResult r = run({program("cxx_contract")}, with_env(env));
+            check_contract(r);
+            CHECK(r.out == base.out);  // same checks, same container checksum
+        }
+    }
+}
+
+TEST_CASE("a C program's dlopened C++ module allocates through gprof", "[programs][dlopen]") {
+    // The setup means something only if the program has no libstdc++ of its own.
+    REQUIRE_FALSE(kReadelf.empty());
+    RunResult elf = run({kReadelf, "-d", program("dlopen_new")});
+    INFO(elf.describe());
+    REQUIRE(elf.status == 0);
+    CHECK_FALSE(contains(elf.out, "libstdc++"));
+
+    RunResult base = run({program("dlopen_new")});
+    INFO("baseline: " << base.describe());
+    CHECK(base.status == 0);
+    CHECK(base.out == "gprof: absent\n");
+
+    const unsigned long n = 100000, slack = 2000;
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        RunResult r = run({program("dlopen_new")}, with_env(preload_env(mode)));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.err.empty());
+        std::smatch m;
+        REQUIRE(
+            std::regex_search(r.out, m, std::regex(R"(mallocs_delta=(\d+) frees_delta=(\d+))")));
+        unsigned long mallocs = std::stoul(m[1]), frees = std::stoul(m[2]);
+        CHECK(mallocs >= n);
+        CHECK(mallocs < n + slack);
+        CHECK(frees >= n);
+        CHECK(frees < n + slack);
+    }
+}
+
+TEST_CASE("100000 exceptions, linked with --as-needed", "[programs][exceptions]") {
+    RunResult base = run({program("throw_loop")});
+    INFO("baseline: " << base.describe());
+    REQUIRE(base.status == 0);
+    REQUIRE(contains(base.out, "caught 100000 exceptions"));
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        check_same(base, run({program("throw_loop")}, with_env(preload_env(mode))));
+    }
+}
+
+TEST_CASE("start-up, thread exit and process exit with allocating threads", "[programs][exit]") {
+    RunResult base = run({program("exit_survival")});
+    INFO("baseline: " << base.describe());
+    REQUIRE(base.status == 0);
+    REQUIRE(contains(base.out, "early_lib: ok\n"));
+    REQUIRE(contains(base.out, "thread_local destructors: 8, key destructors: 16\n"));
+    REQUIRE(contains(base.out, "main returns while 4 threads allocate\n"));
+    REQUIRE(contains(base.out, "static destructor ran"));
+    // Exit races are rare by nature: many runs, with and without sampling every allocation.
+    for (const std::string& mode : kModes) {
+        for (const char* rate : {"", "1"}) {
+            for (int i = 0; i < 15; ++i) {
+                INFO("GPROF_ALLOCATOR=" << mode << " GPROF_MEM_PROFILE_RATE=" << rate << " run "
+                                        << i);
+                auto env = preload_env(mode);
+                if (*rate) env["GPROF_MEM_PROFILE_RATE"] = rate;
+                RunOptions o = with_env(env);
+                o.timeout_seconds = 30;
+                check_same(base, run({program("exit_survival")}, o));
+            }
+        }
+    }
+}
+
+TEST_CASE("GPROF_ALLOCATOR chooses the heap behind malloc", "[programs][allocator]") {
+    RunResult base = run({program("which_heap")});
+    INFO("baseline: " << base.describe());
+    REQUIRE(base.out == "heap: glibc\n");
+
+    RunResult je = run({program("which_heap")}, with_env(preload_env("jemalloc")));
+    RunResult libc = run({program("which_heap")}, with_env(preload_env("libc")));
+    RunResult dflt = run({program("which_heap")}, with_env(preload_env("")));
+    INFO("jemalloc: " << je.describe());
+    INFO("libc: " << libc.describe());
+    INFO("default: " << dflt.describe());
+    CHECK(je.out == "heap: other\n");
+    CHECK(libc.out == "heap: glibc\n");
+    CHECK(dflt.out == "heap: other\n");  // the default is the embedded jemalloc
+    CHECK(je.err.empty());
+    CHECK(libc.err.empty());
+    CHECK(dflt.err.empty());
+}

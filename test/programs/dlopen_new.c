@@ -1,0 +1,67 @@
+/* A plain C program (linked by gcc, no libstdc++) dlopens a C++ module and has it do `n` pairs of
+   `new int` / `delete`. Under gprof, gprof_read_memstats counts every allocation event of the
+   process, so the deltas around churn() show where the module's operator new and delete went:
+   both must be n (plus a little slack), in both allocator modes.
+
+   Usage: dlopen_new [module-path [n]]; the module defaults to libnewdelete.so next to this
+   program. Prints `mallocs_delta=<n> frees_delta=<n>`, or `gprof: absent` without gprof. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/gprof.h"
+
+int main(int argc, char** argv) {
+    char path[PATH_MAX];
+    if (argc > 1) {
+        snprintf(path, sizeof path, "%s", argv[1]);
+    } else {
+        char self[PATH_MAX];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len < 0) {
+            perror("readlink /proc/self/exe");
+            return 2;
+        }
+        self[len] = '\0';
+        snprintf(path, sizeof path, "%s/libnewdelete.so", dirname(self));
+    }
+    int n = argc > 2 ? atoi(argv[2]) : 100000;
+
+    void* module = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (module == NULL) {
+        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+        return 2;
+    }
+    void (*churn)(int) = (void (*)(int))dlsym(module, "churn");
+    if (churn == NULL) {
+        fprintf(stderr, "dlsym churn: %s\n", dlerror());
+        return 2;
+    }
+    churn(10); /* warm up: lazy binding, first-use allocations */
+
+    if (!gprof_read_memstats) {
+        churn(n);
+        printf("gprof: absent\n");
+        return 0;
+    }
+    struct gprof_memstats before, after;
+    if (gprof_read_memstats(&before, sizeof before) != 0) {
+        printf("gprof_read_memstats failed\n");
+        return 1;
+    }
+    churn(n);
+    if (gprof_read_memstats(&after, sizeof after) != 0) {
+        printf("gprof_read_memstats failed\n");
+        return 1;
+    }
+    printf("mallocs_delta=%llu frees_delta=%llu\n",
+           (unsigned long long)(after.mallocs - before.mallocs),
+           (unsigned long long)(after.frees - before.frees));
+    dlclose(module);
+    return 0;
+}

@@ -1,0 +1,75 @@
+#include "writer/heap_profile.h"
+
+#include <time.h>
+
+#include <cmath>
+#include <vector>
+
+#include "record/heap_profile.h"
+#include "record/heap_sampler.h"
+#include "record/stack_table.h"
+#include "writer/profile_builder.h"
+
+namespace gprof::writer {
+
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate) {
+    if (count == 0 || bytes == 0) return {0, 0};
+    if (rate <= 1) return {count, bytes};
+    double avg = static_cast<double>(bytes) / static_cast<double>(count);
+    double scale = 1 / (1 - std::exp(-avg / static_cast<double>(rate)));
+    return {static_cast<int64_t>(static_cast<double>(count) * scale),
+            static_cast<int64_t>(static_cast<double>(bytes) * scale)};
+}
+
+bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+                        std::string* error) {
+    record::HeapProfile& heap = record::heap_profile();
+    std::vector<record::HeapBucket> buckets(heap.bucket_count() + 1024);
+    size_t n = heap.snapshot(buckets.data(), buckets.size());
+    buckets.resize(n < buckets.size() ? n : buckets.size());
+
+    const int64_t rate = record::mem_profile_rate();
+    static constexpr ValueType kTypes[] = {{"alloc_objects", "count"},
+                                           {"alloc_space", "bytes"},
+                                           {"inuse_objects", "count"},
+                                           {"inuse_space", "bytes"}};
+    ProfileBuilder builder(kTypes, {"space", "bytes"}, rate, modules, symbols);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    builder.set_time_nanos(static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+
+    const record::StackTable& stacks = record::stack_table();
+    uint64_t without_stack = 0;
+    for (const record::HeapBucket& b : buckets) {
+        const uintptr_t* pcs;
+        int depth = stacks.frames(b.stack_id, &pcs);
+        if (depth == 0) {
+            without_stack += b.allocs;
+            continue;
+        }
+        ScaledPair alloc = scale_heap_sample(static_cast<int64_t>(b.allocs),
+                                             static_cast<int64_t>(b.alloc_bytes), rate);
+        ScaledPair inuse =
+            scale_heap_sample(static_cast<int64_t>(b.allocs - b.frees),
+                              static_cast<int64_t>(b.alloc_bytes - b.free_bytes), rate);
+        const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
+        const NumericLabel size[] = {{"bytes", static_cast<int64_t>(b.size), ""}};
+        builder.add_sample(pcs, static_cast<size_t>(depth), values, 4, SampleLabels{{}, size});
+    }
+    uint64_t dropped = heap.dropped() + stacks.dropped();
+    if (without_stack || dropped) {
+        char note[200];
+        snprintf(note, sizeof note,
+                 "gprof: %llu sampled allocations without a stack, %llu dropped (tables full)",
+                 static_cast<unsigned long long>(without_stack),
+                 static_cast<unsigned long long>(dropped));
+        builder.add_comment(note);
+    }
+    if (!builder.build(out)) {
+        *error = builder.error();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace gprof::writer

@@ -1,0 +1,28 @@
+// The heap profile (Go's runtime/pprof writeHeapProto, protomem.go): four sample types in Go's
+// order, period type space/bytes with the sample rate as period, values un-sampled, a numeric
+// label `bytes` with the object size.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "writer/modules.h"
+#include "writer/symbols.h"
+
+namespace gprof::writer {
+
+struct ScaledPair {
+    int64_t count;
+    int64_t bytes;
+};
+
+// Go's scaleHeapSample: a sampled object of average size avg = bytes/count stood for
+// 1 / (1 - exp(-avg/rate)) objects, since that is the probability the sampler picked it
+// (record/heap_sampler.h). Each (objects, bytes) pair is scaled by its own average.
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate);
+
+// Encodes the process's heap profile (uncompressed) into *out. False with *error on failure.
+bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+                        std::string* error);
+
+}  // namespace gprof::writer
