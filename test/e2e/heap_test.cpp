@@ -1,0 +1,266 @@
+// The heap profile end to end: programs whose allocations are known run under LD_PRELOAD, and the
+// files they write are decoded with libprotobuf and opened with `go tool pprof`.
+#include <dirent.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "test/e2e/e2e.h"
+#include "test/e2e/profile_reader.h"
+
+using namespace e2e;
+
+namespace {
+
+const std::string kHeapPrograms = HEAP_PROGRAMS_BUILD_DIR;
+
+struct SiteValues {
+    int64_t alloc_objects = 0, alloc_space = 0, inuse_objects = 0, inuse_space = 0;
+    bool operator==(const SiteValues&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const SiteValues& v) {
+    return os << "{" << v.alloc_objects << " " << v.alloc_space << " " << v.inuse_objects << " "
+              << v.inuse_space << "}";
+}
+
+// "<TAG> <site> a b c d" lines of a test program.
+std::map<std::string, SiteValues> parse_lines(const std::string& out, const std::string& tag) {
+    std::map<std::string, SiteValues> sites;
+    std::istringstream in(out);
+    std::string word, name;
+    while (in >> word) {
+        if (word != tag) continue;
+        SiteValues v;
+        in >> name >> v.alloc_objects >> v.alloc_space >> v.inuse_objects >> v.inuse_space;
+        sites[name] = v;
+    }
+    return sites;
+}
+
+// The heap files in dir, sorted by name (so by pid, then sequence).
+std::vector<std::string> heap_files(const std::string& dir) {
+    std::vector<std::string> files;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() > 11 && n.compare(n.size() - 11, 11, ".heap.pb.gz") == 0)
+                files.push_back(dir + "/" + n);
+        }
+        closedir(d);
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+// Sums the samples by their leaf when it is a test site, `...::<name>_fn(...)`, keyed by <name>.
+std::map<std::string, SiteValues> by_leaf_site(const std::vector<FlatSample>& samples) {
+    std::map<std::string, SiteValues> sites;
+    for (const FlatSample& s : samples) {
+        if (s.functions.empty()) continue;
+        const std::string& leaf = s.functions.front();
+        size_t end = leaf.find("_fn(");
+        if (end == std::string::npos) continue;
+        size_t colons = leaf.rfind("::", end);
+        size_t begin = colons == std::string::npos ? 0 : colons + 2;
+        SiteValues& v = sites[leaf.substr(begin, end - begin)];
+        v.alloc_objects += s.values[0];
+        v.alloc_space += s.values[1];
+        v.inuse_objects += s.values[2];
+        v.inuse_space += s.values[3];
+    }
+    return sites;
+}
+
+// Both checks every written profile gets: libprotobuf decoding with consistent references and the
+// heap layout of CONTRACT.md, and go tool pprof -top, -traces, -raw with no warning.
+perftools::profiles::Profile check_heap_file(const std::string& path, int64_t rate) {
+    INFO(path);
+    perftools::profiles::Profile p = read_profile(path);
+    CHECK(consistency_problems(p).empty());
+    REQUIRE(p.sample_type_size() == 4);
+    const char* types[][2] = {{"alloc_objects", "count"},
+                              {"alloc_space", "bytes"},
+                              {"inuse_objects", "count"},
+                              {"inuse_space", "bytes"}};
+    for (int i = 0; i < 4; ++i) {
+        CHECK(string_at(p, p.sample_type(i).type()) == types[i][0]);
+        CHECK(string_at(p, p.sample_type(i).unit()) == types[i][1]);
+    }
+    CHECK(string_at(p, p.period_type().type()) == "space");
+    CHECK(string_at(p, p.period_type().unit()) == "bytes");
+    CHECK(p.period() == rate);
+    CHECK(p.time_nanos() > 0);
+    REQUIRE(p.mapping_size() > 0);
+    CHECK(string_at(p, p.mapping(0).filename()).find(kHeapPrograms) == 0);  // main binary first
+    CHECK(!string_at(p, p.mapping(0).build_id()).empty());
+    for (const FlatSample& s : flatten(p)) {
+        REQUIRE(!s.functions.empty());
+        INFO("leaf " << s.functions.front() << " in " << s.mappings.front());
+        // The leaf is the program's call site or a library's caller of the allocator, never gprof.
+        CHECK(s.mappings.front().find("libgprof") == std::string::npos);
+        CHECK(s.functions.front().rfind("gprof::", 0) != 0);
+        CHECK(s.functions.front() != "malloc");
+        CHECK(s.functions.front().rfind("operator new", 0) != 0);
+        REQUIRE(s.numbers.count("bytes"));
+        CHECK(s.numbers.at("bytes") > 0);
+    }
+    for (const char* view : {"-top", "-traces", "-raw"}) {
+        INFO("go tool pprof " << view);
+        CHECK(pprof_stderr({view}, path) == "");
+    }
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("heap at rate 1: every site exact, mid-run (signal) and at exit", "[heap]") {
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-exact");
+        auto env = preload_env(mode, {{"GPROF_MEM_PROFILE_RATE", "1"}, {"GPROF_OUTPUT", dir + "/p"}});
+        RunResult r = run({kHeapPrograms + "/known_allocs", "--signal-dump", dir}, with_env(env));
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        CHECK(r.err.empty());
+        auto midrun = parse_lines(r.out, "MIDRUN");
+        auto truth = parse_lines(r.out, "TRUTH");
+        REQUIRE(midrun.size() == 7);
+        REQUIRE(truth.size() == 7);
+        std::vector<std::string> files = heap_files(dir);
+        REQUIRE(files.size() == 2);
+        CHECK(files[0].find(".0001.heap.pb.gz") != std::string::npos);
+        CHECK(files[1].find(".0002.heap.pb.gz") != std::string::npos);
+        for (int i = 0; i < 2; ++i) {
+            auto got = by_leaf_site(flatten(check_heap_file(files[i], 1)));
+            for (const auto& [site, want] : i == 0 ? midrun : truth) {
+                INFO((i == 0 ? "signal dump, " : "exit dump, ") << site);
+                CHECK(got[site] == want);
+            }
+        }
+    }
+}
+
+TEST_CASE("heap at sampling rates: estimates within the statistical bound", "[heap]") {
+    // For allocations of one size S in one thread, the sampler's intervals are exponential and
+    // drawn afresh after every sample, so the gap in allocations between samples, ceil(X/S), is
+    // geometric: each allocation is sampled independently with p = 1 - exp(-S/rate), and the
+    // number sampled out of N is Binomial(N, p). The writer reports k/p (truncated), whose
+    // standard deviation is sqrt(N (1 - p) / p). Six of them (plus one unit of rounding) bound
+    // the error for any seed with probability 1 - 2e-9 per check.
+    for (int64_t rate : {int64_t{512} * 1024, int64_t{64} * 1024}) {
+        for (const std::string& mode : kModes) {
+            INFO("rate " << rate << " GPROF_ALLOCATOR=" << mode);
+            std::string dir = make_dir("heap-sampled");
+            auto env = preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}});
+            if (rate != 512 * 1024) env["GPROF_MEM_PROFILE_RATE"] = std::to_string(rate);
+            RunResult r = run({kHeapPrograms + "/big_sites"}, with_env(env));
+            INFO(r.describe());
+            REQUIRE(r.status == 0);
+            auto truth = parse_lines(r.out, "TRUTH");
+            REQUIRE(truth.size() == 3);
+            std::vector<std::string> files = heap_files(dir);
+            REQUIRE(files.size() == 1);
+            auto got = by_leaf_site(flatten(check_heap_file(files[0], rate)));
+            for (const auto& [site, want] : truth) {
+                INFO(site << " truth " << want << " profile " << got[site]);
+                double size = static_cast<double>(want.alloc_space) / static_cast<double>(want.alloc_objects);
+                double p = 1 - std::exp(-size / static_cast<double>(rate));
+                auto bound = [p](int64_t n) {
+                    return 6 * std::sqrt(static_cast<double>(n) * (1 - p) / p) + 1 / p + 1;
+                };
+                CHECK(std::abs(static_cast<double>(got[site].alloc_objects - want.alloc_objects)) <=
+                      bound(want.alloc_objects));
+                CHECK(std::abs(static_cast<double>(got[site].alloc_space - want.alloc_space)) <=
+                      bound(want.alloc_objects) * size);
+                if (want.inuse_objects == 0) {
+                    CHECK(got[site].inuse_objects == 0);  // freed everything: exactly nothing in use
+                    CHECK(got[site].inuse_space == 0);
+                } else {
+                    CHECK(std::abs(static_cast<double>(got[site].inuse_objects - want.inuse_objects)) <=
+                          bound(want.inuse_objects));
+                    CHECK(std::abs(static_cast<double>(got[site].inuse_space - want.inuse_space)) <=
+                          bound(want.inuse_objects) * size);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("heap after fork: parent and child write under their own pids", "[heap]") {
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-fork");
+        auto env = preload_env(mode, {{"GPROF_MEM_PROFILE_RATE", "1"}, {"GPROF_OUTPUT", dir + "/p"}});
+        RunResult r = run({kHeapPrograms + "/fork_sites"}, with_env(env));
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        std::string parent, child;
+        std::istringstream in(r.out);
+        for (std::string tag, pid; in >> tag >> pid;) (tag == "PARENT" ? parent : child) = pid;
+        REQUIRE(!parent.empty());
+        REQUIRE(!child.empty());
+        std::string parent_file = dir + "/p." + parent + ".0001.heap.pb.gz";
+        std::string child_file = dir + "/p." + child + ".0001.heap.pb.gz";
+        CHECK(heap_files(dir) == std::vector<std::string>{std::min(parent_file, child_file),
+                                                           std::max(parent_file, child_file)});
+        auto in_parent = by_leaf_site(flatten(check_heap_file(parent_file, 1)));
+        auto in_child = by_leaf_site(flatten(check_heap_file(child_file, 1)));
+        CHECK(in_parent["parent_site"] == SiteValues{1000, 1000000, 1000, 1000000});
+        CHECK(in_parent.count("child_site") == 0);
+        CHECK(in_child["child_site"] == SiteValues{1000, 3000000, 1000, 3000000});
+        // The child's heap holds what it inherited: the parent's objects are live there too.
+        CHECK(in_child["parent_site"].inuse_objects == 1000);
+    }
+}
+
+TEST_CASE("heap of an exec'ed program: profiled from scratch under its own name", "[heap]") {
+    std::string dir = make_dir("heap-exec");
+    auto env = preload_env("", {{"GPROF_MEM_PROFILE_RATE", "1"}, {"GPROF_OUTPUT", dir + "/p"}});
+    RunResult r = run({"/bin/sh", "-c", "exec " + kHeapPrograms + "/known_allocs"}, with_env(env));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    std::vector<std::string> files = heap_files(dir);
+    REQUIRE(files.size() == 1);  // the shell exec'ed: it never exited, so it wrote nothing
+    CHECK(files[0].find(".0001.heap.pb.gz") != std::string::npos);
+    auto got = by_leaf_site(flatten(check_heap_file(files[0], 1)));
+    CHECK(got["site_keep"] == parse_lines(r.out, "TRUTH")["site_keep"]);
+}
+
+TEST_CASE("GPROF_AT_EXIT=0 writes nothing at exit; GPROF_MEM_PROFILE_RATE=0 samples nothing", "[heap]") {
+    std::string dir = make_dir("heap-off");
+    RunResult r = run({kHeapPrograms + "/known_allocs"},
+                      with_env(preload_env("", {{"GPROF_AT_EXIT", "0"}, {"GPROF_OUTPUT", dir + "/p"}})));
+    REQUIRE(r.status == 0);
+    CHECK(heap_files(dir).empty());
+    r = run({kHeapPrograms + "/known_allocs"},
+            with_env(preload_env("", {{"GPROF_MEM_PROFILE_RATE", "0"}, {"GPROF_OUTPUT", dir + "/q"}})));
+    REQUIRE(r.status == 0);
+    std::vector<std::string> files = heap_files(dir);
+    REQUIRE(files.size() == 1);
+    perftools::profiles::Profile p = read_profile(files[0]);
+    CHECK(p.sample_size() == 0);
+    CHECK(pprof_stderr({"-raw"}, files[0]) == "");
+}
+
+TEST_CASE("GPROF_LOG=1 names each file written; an unwritable output gives one problem line", "[heap]") {
+    std::string dir = make_dir("heap-log");
+    auto env = preload_env("", {{"GPROF_LOG", "1"}, {"GPROF_OUTPUT", dir + "/sub/dir/p"}});
+    RunResult r = run({kHeapPrograms + "/known_allocs"}, with_env(env));
+    REQUIRE(r.status == 0);
+    std::vector<std::string> files = heap_files(dir + "/sub/dir");  // missing directories created
+    REQUIRE(files.size() == 1);
+    CHECK(r.err == "gprof: wrote " + files[0] + "\n");
+
+    RunResult base = run({kHeapPrograms + "/known_allocs"});
+    env["GPROF_OUTPUT"] = "/proc/version/p";  // a "directory" that cannot exist
+    r = run({kHeapPrograms + "/known_allocs"}, with_env(env));
+    INFO(r.describe());
+    CHECK(r.status == 0);
+    CHECK(r.out == base.out);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.rfind("gprof: cannot write /proc/version/p.", 0) == 0);
+}

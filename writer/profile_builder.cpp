@@ -1,0 +1,202 @@
+#include "writer/profile_builder.h"
+
+#include <new>
+
+namespace gprof::writer {
+
+size_t ProfileBuilder::FunctionKeyHash::operator()(const FunctionKey& key) const {
+    // The fields are small string indexes and line numbers; mixing them with odd multipliers
+    // spreads them well enough for a hash table.
+    uint64_t h = static_cast<uint64_t>(key.name) * 0x9e3779b97f4a7c15ull;
+    h ^= static_cast<uint64_t>(key.system_name) * 0xc2b2ae3d27d4eb4full + (h >> 29);
+    h ^= static_cast<uint64_t>(key.filename) * 0x165667b19e3779f9ull + (h >> 31);
+    h ^= static_cast<uint64_t>(key.start_line) * 0x27d4eb2f165667c5ull + (h >> 27);
+    return static_cast<size_t>(h);
+}
+
+ProfileBuilder::ProfileBuilder(std::span<const ValueType> sample_types, ValueType period_type,
+                               int64_t period, const ModuleSnapshot* modules,
+                               SymbolCache* symbols) noexcept
+    : modules_(modules), symbols_(symbols), sample_type_count_(sample_types.size()) {
+    try {
+        intern("");  // pprof requires string_table[0] == ""
+        for (const ValueType& type : sample_types) {
+            profile_.sample_type.push_back({intern(type.type), intern(type.unit)});
+        }
+        profile_.period_type = {intern(period_type.type), intern(period_type.unit)};
+        profile_.period = period;
+        if (modules_ != nullptr) {
+            size_t count = modules_->modules().size();
+            module_used_.assign(count, 0);
+            module_has_names_.assign(count, 0);
+        }
+    } catch (...) {
+        fail("out of memory while starting a profile");
+    }
+}
+
+void ProfileBuilder::fail(const char* what) noexcept {
+    failed_ = true;
+    try {
+        error_ = what;
+    } catch (...) {
+    }
+}
+
+int64_t ProfileBuilder::intern(std::string_view text) {
+    auto [entry, inserted] =
+        string_index_.try_emplace(std::string(text), static_cast<int64_t>(string_index_.size()));
+    if (inserted) {
+        try {
+            profile_.string_table.push_back(entry->first);
+        } catch (...) {
+            string_index_.erase(entry);  // keep the table and the index in step
+            throw;
+        }
+    }
+    return entry->second;
+}
+
+void ProfileBuilder::set_default_sample_type(std::string_view type) noexcept {
+    if (failed_) return;
+    try {
+        profile_.default_sample_type = intern(type);
+    } catch (...) {
+        fail("out of memory while building a profile");
+    }
+}
+
+void ProfileBuilder::add_comment(std::string_view text) noexcept {
+    if (failed_) return;
+    try {
+        profile_.comment.push_back(intern(text));
+    } catch (...) {
+        fail("out of memory while building a profile");
+    }
+}
+
+uint64_t ProfileBuilder::function_for(const FunctionName& name) {
+    FunctionKey key{intern(name.name), intern(name.system_name), 0, 0};
+    auto found = function_by_key_.find(key);
+    if (found != function_by_key_.end()) return found->second;
+    FunctionMessage function;
+    function.id = profile_.function.size() + 1;
+    function.name = key.name;
+    function.system_name = key.system_name;
+    function.filename = key.filename;
+    function.start_line = key.start_line;
+    profile_.function.push_back(function);
+    function_by_key_.emplace(key, function.id);
+    return function.id;
+}
+
+uint64_t ProfileBuilder::location_for(uintptr_t return_address) {
+    const uint64_t address = return_address - 1;
+    auto found = location_by_address_.find(address);
+    if (found != location_by_address_.end()) return found->second;
+
+    LocationMessage location;
+    location.id = profile_.location.size() + 1;
+    location.address = address;
+    uint32_t module_index = kNoModule;
+    const Module* module = modules_ != nullptr ? modules_->find(address) : nullptr;
+    if (module != nullptr) {
+        module_index = static_cast<uint32_t>(module - modules_->modules().data());
+        FunctionName name;
+        if (symbols_ != nullptr && symbols_->lookup(*module, address, &name)) {
+            location.line.push_back({function_for(name), 0, 0});
+            module_has_names_[module_index] = 1;
+        }
+        if (!module_used_[module_index]) {
+            module_used_[module_index] = 1;
+            module_first_use_.push_back(module_index);
+        }
+    }
+    // mapping_id is set in emit_mappings, once the order of the mappings is known.
+    location_module_.push_back(module_index);
+    profile_.location.push_back(std::move(location));
+    location_by_address_.emplace(address, profile_.location.back().id);
+    return profile_.location.back().id;
+}
+
+bool ProfileBuilder::add_sample(const uintptr_t* stack, size_t depth, const int64_t* values,
+                                size_t value_count, const SampleLabels& labels) noexcept {
+    if (failed_) return false;
+    if (value_count != sample_type_count_) {
+        // pprof rejects a whole profile with one sample of the wrong width.
+        ++dropped_samples_;
+        return false;
+    }
+    try {
+        SampleMessage sample;
+        sample.location_id.reserve(depth);
+        for (size_t i = 0; i < depth; ++i) {
+            if (stack[i] != 0) sample.location_id.push_back(location_for(stack[i]));
+        }
+        sample.value.assign(values, values + value_count);
+        sample.label.reserve(labels.strings.size() + labels.numbers.size());
+        for (const StringLabel& label : labels.strings) {
+            sample.label.push_back({intern(label.key), intern(label.value), 0, 0});
+        }
+        for (const NumericLabel& label : labels.numbers) {
+            sample.label.push_back(
+                {intern(label.key), 0, label.value, label.unit.empty() ? 0 : intern(label.unit)});
+        }
+        profile_.sample.push_back(std::move(sample));
+        return true;
+    } catch (...) {
+        fail("out of memory while building a profile");
+        return false;
+    }
+}
+
+void ProfileBuilder::emit_mappings() {
+    profile_.mapping.clear();
+    if (modules_ == nullptr) return;
+    const std::vector<Module>& modules = modules_->modules();
+    // pprof takes mapping[0] as the main executable: its mappings go first (even unused, so that
+    // the profile names its program), then the others that some location uses, in order of use.
+    std::vector<uint32_t> order;
+    for (uint32_t i = 0; i < modules.size(); ++i) {
+        if (modules[i].is_main) order.push_back(i);
+    }
+    for (uint32_t i : module_first_use_) {
+        if (!modules[i].is_main) order.push_back(i);
+    }
+    std::vector<uint64_t> mapping_id_of_module(modules.size(), 0);
+    for (uint32_t i : order) {
+        const Module& module = modules[i];
+        MappingMessage mapping;
+        mapping.id = profile_.mapping.size() + 1;
+        mapping.memory_start = module.start;
+        mapping.memory_limit = module.limit;
+        mapping.file_offset = module.file_offset;
+        mapping.filename = intern(module.path);
+        mapping.build_id = intern(module.build_id);
+        // Set only where gprof found names: with it set, pprof keeps them rather than looking
+        // for the binary itself. There are no file names, lines or inline frames yet.
+        mapping.has_functions = module_has_names_[i] != 0;
+        mapping_id_of_module[i] = mapping.id;
+        profile_.mapping.push_back(mapping);
+    }
+    for (size_t l = 0; l < profile_.location.size(); ++l) {
+        uint32_t module = location_module_[l];
+        profile_.location[l].mapping_id = module == kNoModule ? 0 : mapping_id_of_module[module];
+    }
+}
+
+bool ProfileBuilder::build(std::string* out) noexcept {
+    if (failed_) return false;
+    const size_t original_size = out->size();
+    try {
+        emit_mappings();
+        encode_profile(profile_, out);
+        return true;
+    } catch (...) {
+        out->resize(original_size);
+        fail("out of memory while encoding a profile");
+        return false;
+    }
+}
+
+}  // namespace gprof::writer

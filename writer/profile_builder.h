@@ -1,0 +1,112 @@
+// Builds one pprof profile from stacks and values.
+//
+// Like Go's runtime/pprof profileBuilder: strings, locations (by address), functions (by name,
+// system name, file and start line) and mappings are each emitted once and referred to by index
+// or id. Locations get their function names from a SymbolCache and their mapping from a
+// ModuleSnapshot taken for this dump; either may be absent (then no names, or no mappings).
+//
+// Runs inside the host program (gprof's dumper thread, HTTP server): no method throws. A failure
+// (out of memory) is remembered; build() then reports it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "writer/modules.h"
+#include "writer/profile_message.h"
+#include "writer/symbols.h"
+
+namespace gprof::writer {
+
+struct ValueType {
+    std::string_view type;  // e.g. "alloc_space"
+    std::string_view unit;  // e.g. "bytes"
+};
+
+struct StringLabel {
+    std::string_view key;
+    std::string_view value;
+};
+
+struct NumericLabel {
+    std::string_view key;
+    int64_t value = 0;
+    std::string_view unit;  // "" for none (pprof then takes the key as the unit, e.g. "bytes")
+};
+
+struct SampleLabels {
+    std::span<const StringLabel> strings;
+    std::span<const NumericLabel> numbers;
+};
+
+class ProfileBuilder {
+  public:
+    // sample_types: what each value of a sample means, in order. modules and symbols may be null;
+    // both must outlive the builder, and modules must not change while it lives.
+    ProfileBuilder(std::span<const ValueType> sample_types, ValueType period_type, int64_t period,
+                   const ModuleSnapshot* modules, SymbolCache* symbols) noexcept;
+
+    void set_time_nanos(int64_t nanos) { profile_.time_nanos = nanos; }
+    void set_duration_nanos(int64_t nanos) { profile_.duration_nanos = nanos; }
+    // The type (e.g. "alloc_space") readers show by default; unset means the last sample type.
+    void set_default_sample_type(std::string_view type) noexcept;
+    void add_comment(std::string_view text) noexcept;
+
+    // Adds one sample. stack holds depth return addresses, leaf first, as an unwinder captures them
+    // (the caller passes the interrupted instruction's address + 1 for a signal-interrupted leaf,
+    // so every frame is a return address). Each is stored as address - 1, inside the call
+    // instruction, so it resolves to the call's line and inline scope (CONTRACT.md, "Profiles").
+    // Zero entries are skipped. values must hold one value per sample type; otherwise the sample
+    // is dropped and false returned.
+    bool add_sample(const uintptr_t* stack, size_t depth, const int64_t* values, size_t value_count,
+                    const SampleLabels& labels = {}) noexcept;
+
+    // Appends the encoded (uncompressed) profile to *out. False, with error(), if the builder or
+    // the encoding ran out of memory. May be called again after more samples are added.
+    bool build(std::string* out) noexcept;
+
+    const std::string& error() const { return error_; }
+    size_t dropped_samples() const { return dropped_samples_; }
+
+  private:
+    struct FunctionKey {
+        int64_t name, system_name, filename, start_line;
+        bool operator==(const FunctionKey&) const = default;
+    };
+    struct FunctionKeyHash {
+        size_t operator()(const FunctionKey& key) const;
+    };
+    static constexpr uint32_t kNoModule = UINT32_MAX;
+
+    int64_t intern(std::string_view text);
+    uint64_t location_for(uintptr_t return_address);
+    uint64_t function_for(const FunctionName& name);
+    void emit_mappings();
+    void fail(const char* what) noexcept;
+
+    const ModuleSnapshot* modules_;
+    SymbolCache* symbols_;
+    ProfileMessage profile_;
+    size_t sample_type_count_ = 0;
+
+    // string -> index in profile_.string_table, whose entries view these keys (node-based, so
+    // they never move).
+    std::unordered_map<std::string, int64_t> string_index_;
+    std::unordered_map<uint64_t, uint64_t> location_by_address_;  // address -> location id
+    std::vector<uint32_t> location_module_;  // per location: module index, or kNoModule
+    std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_by_key_;
+    std::vector<uint8_t> module_used_;        // per module index
+    std::vector<uint8_t> module_has_names_;   // per module index: some location got a name
+    std::vector<uint32_t> module_first_use_;  // module indexes in order of first use
+
+    bool failed_ = false;
+    std::string error_;
+    size_t dropped_samples_ = 0;
+};
+
+}  // namespace gprof::writer
