@@ -47,7 +47,7 @@ uint32_t StackTable::find_locked(uint64_t hash, const uintptr_t* pcs, int depth)
     for (uint32_t id = index_[hash % kIndexBuckets]; id != 0;) {
         const Entry* e = by_id_[id];
         if (e->hash == hash && e->depth == static_cast<uint32_t>(depth) &&
-            memcmp(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth)) == 0)
+            (depth == 0 || memcmp(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth)) == 0))
             return id;
         id = e->next;
     }
@@ -88,7 +88,7 @@ uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
     e->hash = hash;
     e->depth = static_cast<uint32_t>(depth);
     e->next = *head;
-    memcpy(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth));
+    if (depth > 0) memcpy(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth));
     by_id_[id] = e;
     *head = id;
     count_.store(id, std::memory_order_release);  // publishes the entry to lock-free readers
