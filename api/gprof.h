@@ -29,6 +29,8 @@ struct gprof_memstats {
     uint64_t heap_inuse;    /* bytes in pages that hold at least one live object */
     uint64_t heap_idle;     /* bytes in heap pages that hold none */
     uint64_t heap_released; /* bytes of idle pages returned to the OS */
+    uint64_t buck_hash_sys; /* bytes of gprof's own profiling tables (stacks, buckets, live
+                               samples), like Go's BuckHashSys */
 };
 
 /* Fills *stats (size = sizeof *stats, so the struct may grow). Returns 0, or -1 when size is too

@@ -7,6 +7,8 @@
 #include "api/gprof.h"
 #include "preload/backing.h"
 #include "record/alloc_counters.h"
+#include "record/heap_profile.h"
+#include "record/stack_table.h"
 
 namespace {
 
@@ -49,6 +51,7 @@ extern "C" int gprof_read_memstats(gprof_memstats* stats, size_t size) {
     m.frees = c.frees;
     m.total_alloc = c.alloc_bytes;
     m.heap_objects = c.mallocs >= c.frees ? c.mallocs - c.frees : 0;
+    m.buck_hash_sys = gprof::record::heap_profile().bytes_used() + gprof::record::stack_table().bytes_used();
     if (gprof::backing::jemalloc())
         fill_from_jemalloc(m);
     else

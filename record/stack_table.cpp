@@ -116,6 +116,10 @@ void start_stack_table() {
     if (g_table == nullptr) g_table = new (g_table_storage) StackTable(kStackTableBytes);
 }
 
-StackTable& stack_table() { return *g_table; }
+StackTable& stack_table() {
+    if (g_table == nullptr) [[unlikely]]
+        start_stack_table();  // a caller before gprof's constructor (another library's)
+    return *g_table;
+}
 
 }  // namespace gprof::record
