@@ -16,8 +16,10 @@
 extern "C" {
 #endif
 
-/* runtime.MemStats, for the fields that mean something outside Go. Counts are exact: every
-   allocation and free of the process passes through gprof. */
+/* runtime.MemStats, for the fields that mean something outside Go. mallocs, frees, total_alloc
+   and heap_objects are the heap profile's un-sampled estimates (what go tool pprof shows as
+   alloc_objects, alloc_space and inuse_objects), exact at GPROF_MEM_PROFILE_RATE=1; the byte
+   figures come from the backing allocator. */
 struct gprof_memstats {
     uint64_t alloc;         /* bytes of live heap objects, as the backing allocator counts them */
     uint64_t total_alloc;   /* cumulative bytes requested by allocations */

@@ -7,7 +7,6 @@
 
 #include "preload/config.h"
 #include "preload/dumper.h"
-#include "record/alloc_counters.h"
 #include "record/heap_profile.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
@@ -22,17 +21,14 @@ namespace {
 void prepare_fork() {
     record::heap_profile().lock_all();
     record::stack_table().lock().lock();
-    record::counters_prepare_fork();
 }
 
 void parent_after_fork() {
-    record::counters_parent_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
 }
 
 void child_after_fork() {
-    record::counters_child_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
     record::ReentryGuard guard;

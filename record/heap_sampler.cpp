@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "preload/config.h"
-#include "record/alloc_counters.h"
 
 namespace gprof::record {
 
@@ -64,7 +63,6 @@ bool sampler_slow_path(size_t size) {
         // A thread's first allocation: start its Poisson process here. The allocation is sampled
         // only if the first interval ends within it.
         s.started = true;
-        list_thread_counts();
         s.rng.state = seed_for_thread();
         s.rate = rate;
         s.bytes_left = next_sample_interval(rate, s.rng) - static_cast<int64_t>(size);

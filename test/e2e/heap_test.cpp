@@ -1,7 +1,5 @@
 // The heap profile end to end: programs whose allocations are known run under LD_PRELOAD, and the
 // files they write are decoded with libprotobuf and opened with `go tool pprof`.
-#include <dirent.h>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -42,19 +40,7 @@ std::map<std::string, SiteValues> parse_lines(const std::string& out, const std:
 }
 
 // The heap files in dir, sorted by name (so by pid, then sequence).
-std::vector<std::string> heap_files(const std::string& dir) {
-    std::vector<std::string> files;
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d)) {
-            std::string n = e->d_name;
-            if (n.size() > 11 && n.compare(n.size() - 11, 11, ".heap.pb.gz") == 0)
-                files.push_back(dir + "/" + n);
-        }
-        closedir(d);
-    }
-    std::sort(files.begin(), files.end());
-    return files;
-}
+std::vector<std::string> heap_files(const std::string& dir) { return list_files(dir, ".heap.pb.gz"); }
 
 // Sums the samples by their leaf when it is a test site, `...::<name>_fn(...)`, keyed by <name>.
 std::map<std::string, SiteValues> by_leaf_site(const std::vector<FlatSample>& samples) {

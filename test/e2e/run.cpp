@@ -1,3 +1,6 @@
+#include <dirent.h>
+
+#include <algorithm>
 #include "test/e2e/run.h"
 
 #include <fcntl.h>
@@ -215,6 +218,20 @@ void write_file(const std::string& path, const std::string& content) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << content;
     if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::vector<std::string> list_files(const std::string& dir, const std::string& suffix) {
+    std::vector<std::string> files;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+                files.push_back(dir + "/" + n);
+        }
+        closedir(d);
+    }
+    std::sort(files.begin(), files.end());
+    return files;
 }
 
 }  // namespace e2e

@@ -35,6 +35,8 @@ const std::string& scratch_dir();
 std::string make_dir(const std::string& name_prefix);
 
 std::vector<std::string> split_lines(const std::string& text);
+// The files in dir whose names end in `suffix`, sorted, as full paths.
+std::vector<std::string> list_files(const std::string& dir, const std::string& suffix);
 bool contains(const std::string& text, const std::string& part);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

@@ -1,7 +1,7 @@
 /* A plain C program (linked by gcc, no libstdc++) dlopens a C++ module and has it do `n` pairs of
-   `new int` / `delete`. Under gprof, gprof_read_memstats counts every allocation event of the
-   process, so the deltas around churn() show where the module's operator new and delete went:
-   both must be n (plus a little slack), in both allocator modes.
+   `new int` / `delete`. Under gprof with GPROF_MEM_PROFILE_RATE=1, gprof_read_memstats counts
+   every allocation and free that passed through gprof, so the deltas around churn() show where the
+   module's operator new and delete went: both must be n (plus a little slack), in both modes.
 
    Usage: dlopen_new [module-path [n]]; the module defaults to libnewdelete.so next to this
    program. Prints `mallocs_delta=<n> frees_delta=<n>`, or `gprof: absent` without gprof. */
