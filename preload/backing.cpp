@@ -16,6 +16,15 @@ Kind choose() {
     return k;
 }
 
+void* malloc_other(size_t size) noexcept { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
+
+void free_other(void* p) noexcept {
+    if (jemalloc())
+        gprof_je_free(p);
+    else
+        __libc_free(p);
+}
+
 namespace {
 
 bool power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

@@ -12,28 +12,28 @@
 
 extern "C" {
 // The embedded jemalloc (preload/embed_jemalloc.sh gives its names the gprof_je_ prefix).
-void* gprof_je_malloc(size_t size);
-void* gprof_je_calloc(size_t n, size_t size);
-void* gprof_je_realloc(void* p, size_t size);
-void gprof_je_free(void* p);
-int gprof_je_posix_memalign(void** out, size_t align, size_t size);
-void* gprof_je_memalign(size_t align, size_t size);
-size_t gprof_je_malloc_usable_size(void* p);
-void* gprof_je_mallocx(size_t size, int flags);
-void* gprof_je_rallocx(void* p, size_t size, int flags);
-size_t gprof_je_xallocx(void* p, size_t size, size_t extra, int flags);
-size_t gprof_je_sallocx(const void* p, int flags);
-void gprof_je_dallocx(void* p, int flags);
-void gprof_je_sdallocx(void* p, size_t size, int flags);
-size_t gprof_je_nallocx(size_t size, int flags);
-int gprof_je_mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
+void* gprof_je_malloc(size_t size) noexcept;
+void* gprof_je_calloc(size_t n, size_t size) noexcept;
+void* gprof_je_realloc(void* p, size_t size) noexcept;
+void gprof_je_free(void* p) noexcept;
+int gprof_je_posix_memalign(void** out, size_t align, size_t size) noexcept;
+void* gprof_je_memalign(size_t align, size_t size) noexcept;
+size_t gprof_je_malloc_usable_size(void* p) noexcept;
+void* gprof_je_mallocx(size_t size, int flags) noexcept;
+void* gprof_je_rallocx(void* p, size_t size, int flags) noexcept;
+size_t gprof_je_xallocx(void* p, size_t size, size_t extra, int flags) noexcept;
+size_t gprof_je_sallocx(const void* p, int flags) noexcept;
+void gprof_je_dallocx(void* p, int flags) noexcept;
+void gprof_je_sdallocx(void* p, size_t size, int flags) noexcept;
+size_t gprof_je_nallocx(size_t size, int flags) noexcept;
+int gprof_je_mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen) noexcept;
 
 // glibc's own allocator, exported by libc.so.6 for exactly this use.
-void* __libc_malloc(size_t size);
-void* __libc_calloc(size_t n, size_t size);
-void* __libc_realloc(void* p, size_t size);
-void __libc_free(void* p);
-void* __libc_memalign(size_t align, size_t size);
+void* __libc_malloc(size_t size) noexcept;
+void* __libc_calloc(size_t n, size_t size) noexcept;
+void* __libc_realloc(void* p, size_t size) noexcept;
+void __libc_free(void* p) noexcept;
+void* __libc_memalign(size_t align, size_t size) noexcept;
 }
 
 namespace gprof::backing {
@@ -55,15 +55,22 @@ inline bool jemalloc() {
 // that matter here): aligned requests up to it are plain mallocs.
 constexpr size_t kMallocAlign = 16;
 
-inline void* malloc(size_t size) { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
+// malloc and free are the hot pair: the jemalloc case is inline and ends in a tail call; the rest
+// (libc mode, and the process's very first call) is out of line.
+void* malloc_other(size_t size) noexcept;
+void free_other(void* p) noexcept;
+inline void* malloc(size_t size) {
+    if (g_kind == Kind::Jemalloc) [[likely]]
+        return gprof_je_malloc(size);
+    return malloc_other(size);
+}
+inline void free(void* p) {
+    if (g_kind == Kind::Jemalloc) [[likely]]
+        return gprof_je_free(p);
+    free_other(p);
+}
 void* calloc(size_t n, size_t size);
 void* realloc_nonnull(void* p, size_t size);  // p != nullptr, size != 0
-inline void free(void* p) {
-    if (jemalloc())
-        gprof_je_free(p);
-    else
-        __libc_free(p);
-}
 size_t usable_size(void* p);
 
 // glibc's memalign: a non-power-of-two alignment is rounded up, one above SIZE_MAX/2+1 is EINVAL.

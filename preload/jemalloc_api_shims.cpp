@@ -11,9 +11,8 @@ namespace r = gprof::record;
 extern "C" {
 
 void* mallocx(size_t size, int flags) noexcept {
-    void* p = b::mallocx(size, flags);
+    void* p = r::allocation(size, b::mallocx_align(flags), [=] { return b::mallocx(size, flags); });
     if (p == nullptr) errno = ENOMEM;  // jemalloc's mallocx leaves errno alone
-    r::allocated(p, size, b::mallocx_align(flags));
     return p;
 }
 
@@ -34,8 +33,7 @@ size_t xallocx(void* p, size_t size, size_t extra, int flags) noexcept {
 size_t sallocx(const void* p, int flags) noexcept { return b::sallocx(p, flags); }
 
 void dallocx(void* p, int flags) noexcept {
-    r::freed(p);
-    b::dallocx(p, flags);
+    r::release(p, [=] { b::dallocx(p, flags); });
 }
 
 // The size hint is not trusted (see new_shims.cpp): sdallocx frees like dallocx.

@@ -1,5 +1,6 @@
-// The C allocation surface (glibc's malloc family). Each shim asks the backing allocator, then
-// tells the recorder; the contract details (errno, zero sizes, alignment rules) live in backing.
+// The C allocation surface (glibc's malloc family). Each shim asks the backing allocator, around
+// the recorder's two steps (record/heap_events.h); the contract details (errno, zero sizes,
+// alignment rules) live in backing.
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,16 +24,11 @@ void release(void* p) {
     // free() must preserve errno (POSIX.1-2024; glibc's tst-free-errno). glibc's free does so
     // itself; gprof's jemalloc never unmaps (opt.retain) and makes no other failing system call
     // on this path, and the recorder makes none, so no save and restore is needed here.
-    r::freed(p);
-    b::free(p);
+    r::release(p, [=] { b::free(p); });
 }
 
 void* reallocate(void* p, size_t size) {
-    if (p == nullptr) {
-        void* q = b::malloc(size);
-        r::allocated(q, size, 0);
-        return q;
-    }
+    if (p == nullptr) return r::allocation(size, 0, [=] { return b::malloc(size); });
     if (size == 0) {  // glibc: frees p, returns NULL, errno untouched
         release(p);
         return nullptr;
@@ -44,9 +40,7 @@ void* reallocate(void* p, size_t size) {
 }
 
 void* aligned(size_t align, size_t size) {
-    void* p = b::memalign(align, size);
-    r::allocated(p, size, align);
-    return p;
+    return r::allocation(size, align, [=] { return b::memalign(align, size); });
 }
 
 }  // namespace
@@ -54,18 +48,16 @@ void* aligned(size_t align, size_t size) {
 extern "C" {
 
 void* malloc(size_t size) noexcept {
-    void* p = b::malloc(size);
-    r::allocated(p, size, 0);
-    return p;
+    return r::allocation(size, 0, [=] { return b::malloc(size); });
 }
 
 void free(void* p) noexcept { release(p); }
 void cfree(void* p) noexcept { release(p); }
 
 void* calloc(size_t n, size_t size) noexcept {
-    void* p = b::calloc(n, size);  // overflow of n * size: NULL with ENOMEM
-    r::allocated(p, n * size, 0);
-    return p;
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) return b::calloc(n, size);  // NULL with ENOMEM
+    return r::allocation(total, 0, [=] { return b::calloc(n, size); });
 }
 
 void* realloc(void* p, size_t size) noexcept { return reallocate(p, size); }
@@ -80,8 +72,10 @@ void* reallocarray(void* p, size_t n, size_t size) noexcept {
 }
 
 int posix_memalign(void** out, size_t align, size_t size) noexcept {
+    if (!r::sampling(size)) [[likely]]
+        return b::posix_memalign(out, align, size);
     int err = b::posix_memalign(out, align, size);
-    if (err == 0) r::allocated(*out, size, align);
+    if (err == 0) r::record_sampled(*out, size, align);
     return err;
 }
 

@@ -15,12 +15,11 @@ namespace {
 // [new.delete.single]: on failure call the new-handler until it makes memory available, and throw
 // bad_alloc when there is none.
 void* allocate(std::size_t size, std::size_t align) {
+    auto backing_call = [=] { return align ? b::memalign(align, size) : b::malloc(size); };
     for (;;) {
-        void* p = align ? b::memalign(align, size) : b::malloc(size);
-        if (p != nullptr) [[likely]] {
-            r::allocated(p, size, align);
+        void* p = r::allocation(size, align, backing_call);
+        if (p != nullptr) [[likely]]
             return p;
-        }
         std::new_handler handler = std::get_new_handler();
         if (handler == nullptr) throw std::bad_alloc();
         handler();
@@ -36,8 +35,7 @@ void* allocate_nothrow(std::size_t size, std::size_t align) noexcept {
 }
 
 void release(void* p) noexcept {
-    r::freed(p);  // errno: see release() in malloc_shims.cpp
-    b::free(p);
+    r::release(p, [=] { b::free(p); });  // errno: see release() in malloc_shims.cpp
 }
 
 std::size_t value(std::align_val_t a) { return static_cast<std::size_t>(a); }

@@ -20,14 +20,38 @@
 
 namespace gprof::record {
 
-// Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
-void sample_allocation(void* p, size_t size);
+// An allocation passes in two steps, so the common, unsampled case costs the shim nothing after
+// the backing call (which it can then make as a tail call):
+//   1. sampling(size), before the backing allocator runs: counts the bytes against the thread's
+//      sampling interval; true for the rare allocation that is to be sampled;
+//   2. for those only, record_sampled(p, size) with the result (null when it failed).
+inline bool sampling(size_t size) { return should_sample(size); }
 
-inline void allocated(void* p, size_t size, size_t align) {
-    if (p == nullptr) return;
-    (void)align;
-    if (should_sample(size)) [[unlikely]]
-        sample_allocation(p, size);
+// Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
+void record_sampled(void* p, size_t size, size_t align) noexcept;
+
+// The two steps around an allocating call, for the shims: `backing_call` runs once. Only the
+// countdown is inline, so the unsampled case ends in a tail call of the backing allocator.
+template <typename BackingCall>
+[[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align,
+                                             BackingCall backing_call) noexcept {
+    if (!sampler_slow_path(size)) return backing_call();
+    void* p = backing_call();
+    record_sampled(p, size, align);
+    return p;
+}
+
+template <typename BackingCall>
+inline void* allocation(size_t size, size_t align, BackingCall backing_call) noexcept {
+    if (!interval_ended(size)) [[likely]]
+        return backing_call();
+    return allocation_slow_path(size, align, backing_call);
+}
+
+// Both steps after the fact, for the paths that must call first (realloc, xallocx).
+inline void allocated(void* p, size_t size) {
+    if (sampling(size)) [[unlikely]]
+        record_sampled(p, size, 0);
 }
 
 // Returns a token for restoring the sample (realloc); 0 when `p` was not sampled. free(NULL) needs
@@ -36,6 +60,21 @@ inline uint32_t freed(void* p) {
     if (heap_profile().maybe_sampled(p)) [[unlikely]]
         return heap_profile().record_free(p);
     return 0;
+}
+
+// A free for the shims: `backing_free` runs after the recorder; in the common case (the bitmap
+// says "not sampled") it is a tail call.
+template <typename BackingFree>
+[[gnu::noinline]] void release_sampled(void* p, BackingFree backing_free) noexcept {
+    heap_profile().record_free(p);
+    backing_free();
+}
+
+template <typename BackingFree>
+inline void release(void* p, BackingFree backing_free) noexcept {
+    if (heap_profile().maybe_sampled(p)) [[unlikely]]
+        return release_sampled(p, backing_free);
+    backing_free();
 }
 
 // realloc, rallocx: the old life of `p` ends before the backing call (the address may be handed to
@@ -51,13 +90,13 @@ inline void realloc_end(ReallocTicket t, void* q, size_t size) {
         if (t.old != nullptr) heap_profile().restore(t.old, t.sample);
         return;
     }
-    allocated(q, size, 0);
+    allocated(q, size);
 }
 
 // xallocx resized `p` in place to `size` bytes; no other thread can hold the address meanwhile.
 inline void resized(void* p, size_t size) {
     freed(p);
-    allocated(p, size, 0);
+    allocated(p, size);
 }
 
 }  // namespace gprof::record

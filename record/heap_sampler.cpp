@@ -56,7 +56,7 @@ void set_mem_profile_rate(int64_t rate) {
     g_rate.store(rate < 0 ? 0 : rate, std::memory_order_relaxed);
 }
 
-bool sampler_slow_path(size_t size) {
+bool sampler_slow_path(size_t size) noexcept {
     SamplerState& s = t_sampler;
     int64_t rate = mem_profile_rate();
     if (!s.started) {

@@ -37,12 +37,17 @@ struct SamplerState {
 extern constinit thread_local SamplerState t_sampler [[gnu::tls_model("initial-exec")]];
 
 // The slow path: decides whether this allocation is sampled and draws the next interval.
-bool sampler_slow_path(size_t size);
+bool sampler_slow_path(size_t size) noexcept;
 
-inline bool should_sample(size_t size) {
+// Counts `size` down; true when the interval has run out and the slow path must decide.
+inline bool interval_ended(size_t size) {
     SamplerState& s = t_sampler;
     s.bytes_left -= static_cast<int64_t>(size);
-    if (s.bytes_left > 0) [[likely]]
+    return s.bytes_left <= 0;
+}
+
+inline bool should_sample(size_t size) {
+    if (!interval_ended(size)) [[likely]]
         return false;
     return sampler_slow_path(size);
 }
