@@ -2,7 +2,9 @@
 //   TRUTH <site> <alloc_objects> <alloc_space> <inuse_objects> <inuse_space>
 // counting what is live at exit (nothing here is freed by static destructors), and with
 // `--signal-dump DIR` it also asks for a dump mid-run (raise(SIGUSR2)) and waits for the file,
-// printing MIDRUN lines with what is live at that moment.
+// printing MIDRUN lines with what is live at that moment. With `--until FILE` it writes its pid
+// to FILE.pid after allocating, and waits (at most 60 s) for FILE to exist before it exits: a
+// long-running process for `scripts/gprof dump`.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -176,6 +178,15 @@ int main(int argc, char** argv) {
             free(kept[i]);
             site_keep.free(100);
         }
+    }
+    if (argc == 3 && strcmp(argv[1], "--until") == 0) {
+        std::string pid_file = std::string(argv[2]) + ".pid", tmp = pid_file + ".tmp";
+        FILE* f = fopen(tmp.c_str(), "w");
+        if (!f) return 4;
+        fprintf(f, "%d\n", getpid());
+        fclose(f);
+        rename(tmp.c_str(), pid_file.c_str());
+        for (int i = 0; i < 6000 && access(argv[2], F_OK) != 0; ++i) usleep(10000);
     }
     for (const Site* s : all_sites) print("TRUTH", *s);
     return 0;
