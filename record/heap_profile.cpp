@@ -15,31 +15,51 @@ void HeapProfile::start() {
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
-uint32_t HeapProfile::bucket_for_locked(uint32_t stack_id, uint64_t size) {
+uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size) const {
+    for (uint32_t i = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire); i != 0;
+         i = buckets_[i].next) {
+        if (buckets_[i].stack_id == stack_id && buckets_[i].size == size) return i;
+    }
+    return 0;
+}
+
+// Like the stack table: a lock-free look-up, and the lock only to add a bucket.
+uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
     if (buckets_ == nullptr || bucket_index_ == nullptr) return 0;
     uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL);
     uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
-    for (uint32_t i = *head; i != 0; i = buckets_[i].next) {
-        if (buckets_[i].stack_id == stack_id && buckets_[i].size == size) return i;
-    }
-    if (bucket_count_ + 1 >= kMaxBuckets) return 0;
-    uint32_t i = ++bucket_count_;
+    if (uint32_t i = find_bucket(head, stack_id, size)) return i;
+    SpinGuard guard(buckets_lock_);
+    if (uint32_t i = find_bucket(head, stack_id, size)) return i;
+    uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
+    if (i >= kMaxBuckets) return 0;
     HeapBucket& b = buckets_[i];
     b.stack_id = stack_id;
     b.size = size;
-    b.next = *head;
-    *head = i;
+    b.next = std::atomic_ref<uint32_t>(*head).load(std::memory_order_relaxed);
+    bucket_count_.store(i, std::memory_order_release);
+    std::atomic_ref<uint32_t>(*head).store(i, std::memory_order_release);
     return i;
+}
+
+void HeapProfile::count(uint32_t bucket, uint64_t HeapBucket::*objects,
+                        uint64_t HeapBucket::*bytes, int64_t n) {
+    HeapBucket& b = buckets_[bucket];
+    std::atomic_ref<uint64_t>(b.*objects).fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(b.*bytes).fetch_add(static_cast<uint64_t>(n) * b.size,
+                                                  std::memory_order_relaxed);
 }
 
 void HeapProfile::filter_add_locked(uint64_t h) {
     uint32_t bit = filter_index(h);
+    if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: the bit stays set
     if (filter_counts_[bit]++ == 0)
         filter_[bit >> 6].fetch_or(uint64_t{1} << (bit & 63), std::memory_order_release);
 }
 
 void HeapProfile::filter_remove_locked(uint64_t h) {
     uint32_t bit = filter_index(h);
+    if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: no longer counted
     if (--filter_counts_[bit] == 0)
         filter_[bit >> 6].fetch_and(~(uint64_t{1} << (bit & 63)), std::memory_order_release);
 }
@@ -85,24 +105,17 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
 }
 
 void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
-    uint32_t bucket;
-    {
-        SpinGuard guard(buckets_lock_);
-        bucket = bucket_for_locked(stack_id, size);
-        if (bucket == 0) {
-            dropped_.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        buckets_[bucket].allocs += 1;
-        buckets_[bucket].alloc_bytes += size;
+    uint32_t bucket = bucket_for(stack_id, size);
+    if (bucket == 0) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
     }
+    count(bucket, &HeapBucket::allocs, &HeapBucket::alloc_bytes, 1);
     Shard& s = shards_[shard_of(hash(p))];
     SpinGuard guard(s.lock);
     if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
-        SpinGuard bguard(buckets_lock_);
-        buckets_[bucket].frees += 1;
-        buckets_[bucket].free_bytes += size;
+        count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, 1);
         dropped_.fetch_add(1, std::memory_order_relaxed);
     }
 }
@@ -136,40 +149,38 @@ uint32_t HeapProfile::record_free(void* p) {
         --s.used;
         filter_remove_locked(h);
     }
-    SpinGuard guard(buckets_lock_);
-    buckets_[bucket].frees += 1;
-    buckets_[bucket].free_bytes += buckets_[bucket].size;
+    count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, 1);
     return bucket + 1;
 }
 
 void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
-    {
-        SpinGuard guard(buckets_lock_);
-        buckets_[bucket].frees -= 1;
-        buckets_[bucket].free_bytes -= buckets_[bucket].size;
-    }
+    count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, -1);
     Shard& s = shards_[shard_of(hash(p))];
     SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
 }
 
-size_t HeapProfile::bucket_count() {
-    SpinGuard guard(buckets_lock_);
-    return bucket_count_;
-}
+size_t HeapProfile::bucket_count() { return bucket_count_.load(std::memory_order_acquire); }
 
 size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
-    SpinGuard guard(buckets_lock_);
-    size_t n = bucket_count_;
-    for (size_t i = 0; i < n && i < max; ++i) out[i] = buckets_[i + 1];
+    size_t n = bucket_count_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < n && i < max; ++i) {
+        HeapBucket& b = buckets_[i + 1];
+        auto load = [](uint64_t& v) {
+            return std::atomic_ref<uint64_t>(v).load(std::memory_order_relaxed);
+        };
+        out[i] = HeapBucket{b.stack_id, 0, b.size, load(b.allocs), load(b.alloc_bytes),
+                            load(b.frees), load(b.free_bytes)};
+    }
     return n;
 }
 
 size_t HeapProfile::bytes_used() const {
     return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
-           sizeof(HeapBucket) * (bucket_count_ + 1) + sizeof(uint32_t) * kBucketIndex;
+           sizeof(HeapBucket) * (bucket_count_.load(std::memory_order_relaxed) + 1) +
+           sizeof(uint32_t) * kBucketIndex;
 }
 
 void HeapProfile::lock_all() {

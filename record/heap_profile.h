@@ -13,7 +13,9 @@
 //     mapping pointer -> bucket. The shard is chosen by the top 6 of the same 19 hash bits, so all
 //     bits of one 64-bit bitmap word belong to one shard, and a per-bit count of live pointers
 //     (changed only under that shard's lock) decides when a bit is set or cleared. That makes the
-//     bitmap exact about "no live sampled pointer here": no false negatives.
+//     bitmap exact about "no live sampled pointer here": no false negatives. The counts are bytes
+//     (512 KiB, so they mostly stay in cache at high sampling rates); one that reaches 255 stays
+//     there and keeps its bit set: a false positive at worst, never a false negative.
 //   * Visibility: the allocating thread sets the bit (release) before malloc returns; any thread
 //     that later frees the pointer received it through the program's own synchronisation, so it
 //     sees the bit.
@@ -27,6 +29,8 @@
 
 namespace gprof::record {
 
+// A bucket's key never changes once published; its four counters are updated atomically, without
+// the buckets' lock (which only adding a bucket takes).
 struct HeapBucket {
     uint32_t stack_id;
     uint32_t next;  // index chain
@@ -86,20 +90,23 @@ private:
     static uint32_t filter_index(uint64_t h) { return static_cast<uint32_t>(h >> (64 - kFilterBits)); }
     static uint32_t shard_of(uint64_t h) { return static_cast<uint32_t>(h >> (64 - kShardBits)); }
 
-    uint32_t bucket_for_locked(uint32_t stack_id, uint64_t size);
+    uint32_t find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size) const;
+    uint32_t bucket_for(uint32_t stack_id, uint64_t size);
+    void count(uint32_t bucket, uint64_t HeapBucket::*objects, uint64_t HeapBucket::*bytes,
+               int64_t n);
     bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket);
     bool grow_locked(Shard& s);
     void filter_add_locked(uint64_t h);
     void filter_remove_locked(uint64_t h);
 
     std::atomic<uint64_t> filter_[(1u << kFilterBits) / 64] = {};
-    uint32_t filter_counts_[1u << kFilterBits] = {};  // guarded by the shard of each bit
+    uint8_t filter_counts_[1u << kFilterBits] = {};  // guarded by the shard of each bit
     Shard shards_[kShards];
 
     SpinLock buckets_lock_;
     HeapBucket* buckets_ = nullptr;  // [kMaxBuckets]; index 0 unused
     uint32_t* bucket_index_ = nullptr;
-    uint32_t bucket_count_ = 0;  // guarded by buckets_lock_
+    std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};
     std::atomic<size_t> live_bytes_{0};
 };

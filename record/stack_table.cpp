@@ -1,5 +1,6 @@
 #include "record/stack_table.h"
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -43,8 +44,11 @@ StackTable::~StackTable() {
     os_release(index_, sizeof(uint32_t) * kIndexBuckets);
 }
 
-uint32_t StackTable::find_locked(uint64_t hash, const uintptr_t* pcs, int depth) const {
-    for (uint32_t id = index_[hash % kIndexBuckets]; id != 0;) {
+// Lock-free: an index head is published (release) only after its entry and by_id_ slot are
+// complete, and entries never change afterwards.
+uint32_t StackTable::find(uint64_t hash, const uintptr_t* pcs, int depth) const {
+    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
+    for (uint32_t id = head.load(std::memory_order_acquire); id != 0;) {
         const Entry* e = by_id_[id];
         if (e->hash == hash && e->depth == static_cast<uint32_t>(depth) &&
             (depth == 0 || memcmp(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth)) == 0))
@@ -76,9 +80,10 @@ StackTable::Entry* StackTable::allocate_entry_locked(int depth) {
 uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
     if (by_id_ == nullptr || index_ == nullptr) return 0;
     uint64_t hash = hash_stack(pcs, depth);
+    if (uint32_t found = find(hash, pcs, depth)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
-    if (uint32_t found = find_locked(hash, pcs, depth)) return found;
-    uint32_t* head = &index_[hash % kIndexBuckets];
+    if (uint32_t found = find(hash, pcs, depth)) return found;  // added meanwhile
+    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
     Entry* e = id < kMaxStacks ? allocate_entry_locked(depth) : nullptr;
     if (e == nullptr) {
@@ -87,11 +92,11 @@ uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
     }
     e->hash = hash;
     e->depth = static_cast<uint32_t>(depth);
-    e->next = *head;
+    e->next = head.load(std::memory_order_relaxed);
     if (depth > 0) memcpy(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth));
     by_id_[id] = e;
-    *head = id;
-    count_.store(id, std::memory_order_release);  // publishes the entry to lock-free readers
+    count_.store(id, std::memory_order_release);  // publishes the entry to readers by id
+    head.store(id, std::memory_order_release);    // and to readers by content
     return id;
 }
 

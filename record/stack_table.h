@@ -2,8 +2,8 @@
 //
 // Stacks live in an append-only arena (memory from os_memory.h) under a memory cap; a stack that
 // would pass the cap is dropped, counted, and its sample goes to id 0, the empty stack that the
-// writer shows as "[gprof: stack table full]". Interning takes the table's lock; reading an id
-// already handed out needs none, because an entry never changes after it is published.
+// writer notes in a comment. Finding a known stack takes no lock (the common case: stacks repeat);
+// adding one takes the table's lock. An entry never changes after it is published.
 #pragma once
 
 #include <atomic>
@@ -37,7 +37,7 @@ public:
 
 private:
     struct Entry;
-    uint32_t find_locked(uint64_t hash, const uintptr_t* pcs, int depth) const;
+    uint32_t find(uint64_t hash, const uintptr_t* pcs, int depth) const;
     Entry* allocate_entry_locked(int depth);
 
     static constexpr uint32_t kMaxStacks = 1u << 22;
