@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
 #include "test/e2e/run.h"
 
 namespace e2e {
@@ -46,6 +48,17 @@ inline std::map<std::string, std::string> preload_env(
 inline RunOptions with_env(std::map<std::string, std::string> env, RunOptions base = {}) {
     base.env = std::move(env);
     return base;
+}
+
+// A program under gprof behaves as without it: the same exit status, stdout and stderr (so a
+// program that prints nothing on stderr must not get a line from gprof either).
+inline void check_same(const RunResult& baseline, const RunResult& r) {
+    INFO("baseline: " << baseline.describe());
+    INFO("under gprof: " << r.describe());
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.status == baseline.status);
+    CHECK(r.out == baseline.out);
+    CHECK(r.err == baseline.err);
 }
 
 }  // namespace e2e

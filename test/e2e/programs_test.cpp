@@ -20,16 +20,6 @@ void check_contract(const RunResult& r) {
     CHECK(r.err.empty());
 }
 
-// A plain program under gprof: the same exit status and stdout as without it, stderr empty.
-void check_same(const RunResult& baseline, const RunResult& r) {
-    INFO("baseline: " << baseline.describe());
-    INFO("under gprof: " << r.describe());
-    CHECK_FALSE(r.timed_out);
-    CHECK(r.status == baseline.status);
-    CHECK(r.out == baseline.out);
-    CHECK(r.err.empty());
-}
-
 }  // namespace
 
 TEST_CASE("malloc contract: glibc baseline and both gprof modes", "[programs][contract]") {

@@ -16,15 +16,6 @@ void require_tool(const std::string& path, const char* package) {
     REQUIRE_FALSE(path.empty());
 }
 
-void check_same(const RunResult& baseline, const RunResult& r) {
-    INFO("baseline: " << baseline.describe());
-    INFO("under gprof: " << r.describe());
-    CHECK_FALSE(r.timed_out);
-    CHECK(r.status == baseline.status);
-    CHECK(r.out == baseline.out);
-    CHECK(r.err == baseline.err);
-}
-
 }  // namespace
 
 TEST_CASE("python3 allocation-heavy script", "[real][python]") {
