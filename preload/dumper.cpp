@@ -3,13 +3,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
+#include <semaphore.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstdint>
 
 #include "preload/config.h"
 #include "preload/log.h"
@@ -19,7 +17,11 @@
 namespace gprof::dumper {
 namespace {
 
-std::atomic<int> g_wake_fd{-1};
+// The signal handler wakes the dumper with sem_post (async-signal-safe). A semaphore rather than a
+// pipe or eventfd: no descriptor that a program's closefrom(3) could close and hand to one of its
+// own files, and nothing to inherit across exec.
+sem_t g_wake;
+std::atomic<bool> g_running{false};
 std::atomic<bool> g_dumping{false};
 std::atomic<unsigned> g_seq{0};
 
@@ -45,26 +47,17 @@ bool dump_exclusive(int wait_ms) {
 
 void* dumper_main(void*) {
     record::ReentryGuard guard;  // everything this thread does is gprof's own work
-    int fd = g_wake_fd.load(std::memory_order_relaxed);
     for (;;) {
-        uint64_t n;
-        ssize_t got = read(fd, &n, sizeof n);
-        if (got == static_cast<ssize_t>(sizeof n)) {
-            dump_exclusive(60 * 1000);
-        } else if (got < 0 && errno != EINTR && errno != EAGAIN) {
-            return nullptr;  // the descriptor is gone (closed behind our back): stop quietly
+        if (sem_wait(&g_wake) != 0) continue;  // EINTR
+        while (sem_trywait(&g_wake) == 0) {
+            // Signals that arrived during the wait ask for the same dump.
         }
+        dump_exclusive(60 * 1000);
     }
 }
 
 bool start_thread() {
-    int fd = eventfd(0, EFD_CLOEXEC);
-    if (fd < 0) {
-        log::problem("cannot create the dump wake-up descriptor: errno %d; signal dumps are off",
-                     errno);
-        return false;
-    }
-    g_wake_fd.store(fd, std::memory_order_relaxed);
+    sem_init(&g_wake, 0, 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -78,10 +71,9 @@ bool start_thread() {
     pthread_attr_destroy(&attr);
     if (err != 0) {
         log::problem("cannot start the dumper thread: error %d; signal dumps are off", err);
-        close(fd);
-        g_wake_fd.store(-1, std::memory_order_relaxed);
         return false;
     }
+    g_running.store(true, std::memory_order_release);
     pthread_setname_np(thread, "gprof-dumper");
     return true;
 }
@@ -115,12 +107,7 @@ void at_exit() {
 
 void request() {
     int saved = errno;
-    int fd = g_wake_fd.load(std::memory_order_relaxed);
-    if (fd >= 0) {
-        uint64_t one = 1;
-        ssize_t ignored = write(fd, &one, sizeof one);
-        (void)ignored;
-    }
+    if (g_running.load(std::memory_order_acquire)) sem_post(&g_wake);
     errno = saved;
 }
 
@@ -133,15 +120,11 @@ void start() {
 }
 
 void child_after_fork() {
-    // Only the forking thread exists in the child: the parent's dumper is gone, its descriptor is
-    // shared with the parent, and the child numbers its own files from 0001.
+    // Only the forking thread exists in the child: the parent's dumper is gone (its semaphore
+    // may be in any state), and the child numbers its own files from 0001.
     g_dumping.store(false, std::memory_order_relaxed);
     g_seq.store(0, std::memory_order_relaxed);
-    int old = g_wake_fd.exchange(-1, std::memory_order_relaxed);
-    if (old >= 0) {
-        close(old);
-        start_thread();
-    }
+    if (g_running.exchange(false, std::memory_order_acq_rel)) start_thread();
 }
 
 }  // namespace gprof::dumper
