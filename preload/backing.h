@@ -55,18 +55,22 @@ inline bool jemalloc() {
 // that matter here): aligned requests up to it are plain mallocs.
 constexpr size_t kMallocAlign = 16;
 
-// malloc and free are the hot pair: the jemalloc case is inline and ends in a tail call; the rest
-// (libc mode, and the process's very first call) is out of line.
+// malloc and free are the hot pair: both modes are inline and end in a tail call; only the
+// process's very first call (the mode not chosen yet) is out of line.
 void* malloc_other(size_t size) noexcept;
 void free_other(void* p) noexcept;
 inline void* malloc(size_t size) {
-    if (g_kind == Kind::Jemalloc) [[likely]]
+    Kind k = g_kind;
+    if (k == Kind::Jemalloc) [[likely]]
         return gprof_je_malloc(size);
+    if (k == Kind::Libc) return __libc_malloc(size);
     return malloc_other(size);
 }
 inline void free(void* p) {
-    if (g_kind == Kind::Jemalloc) [[likely]]
+    Kind k = g_kind;
+    if (k == Kind::Jemalloc) [[likely]]
         return gprof_je_free(p);
+    if (k == Kind::Libc) return __libc_free(p);
     free_other(p);
 }
 void* calloc(size_t n, size_t size);
