@@ -263,3 +263,25 @@ TEST_CASE("after closefrom(3) a dump never writes into the program's own files",
         CHECK(r.err.empty());
     }
 }
+
+TEST_CASE("a storm of dump signals during allocation: no deadlock, every dump well formed", "[heap]") {
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-storm");
+        RunOptions options = with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}}));
+        options.timeout_seconds = 60;
+        RunResult r = run({kHeapPrograms + "/signal_storm"}, options);
+        INFO(r.describe());
+        REQUIRE_FALSE(r.timed_out);
+        CHECK(r.status == 0);
+        CHECK(r.out == "sent at least 1000 signals; threads done: 4\n");
+        CHECK(r.err.empty());
+        std::vector<std::string> files = heap_files(dir);
+        CHECK(files.size() >= 2);  // requests are coalesced, but several dumps happened
+        for (const std::string& f : files) {
+            INFO(f);
+            CHECK(consistency_problems(read_profile(f)).empty());
+        }
+        CHECK(pprof_stderr({"-raw"}, files.back()) == "");
+    }
+}
