@@ -285,3 +285,22 @@ TEST_CASE("a storm of dump signals during allocation: no deadlock, every dump we
         CHECK(pprof_stderr({"-raw"}, files.back()) == "");
     }
 }
+
+TEST_CASE("the program's own signal use is unchanged: restarted read, its own SIGUSR2 handler", "[heap]") {
+    for (const char* what : {"read", "own"}) {
+        INFO(what);
+        std::string dir = make_dir("heap-signals");
+        RunResult r = run({kHeapPrograms + "/signal_host", what},
+                          with_env(preload_env("", {{"GPROF_OUTPUT", dir + "/p"}})));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.err.empty());
+        if (what == std::string("read")) {
+            CHECK(r.out == "read 5 bytes: hello\n");
+            CHECK(!heap_files(dir).empty());  // the dumps did happen meanwhile
+        } else {
+            CHECK(r.out == "own handler ran: yes\n");
+            CHECK(r.out == run({kHeapPrograms + "/signal_host", what}).out);  // as without gprof
+        }
+    }
+}
