@@ -251,19 +251,6 @@ TEST_CASE("GPROF_LOG=1 names each file written; an unwritable output gives one p
     CHECK(r.err.rfind("gprof: cannot write /proc/version/p.", 0) == 0);
 }
 
-TEST_CASE("after closefrom(3) a dump never writes into the program's own files", "[heap]") {
-    for (const std::string& mode : kModes) {
-        INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("heap-closefrom");
-        RunResult r = run({kHeapPrograms + "/closefrom_dump", dir},
-                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
-        INFO(r.describe());
-        CHECK(r.status == 0);
-        CHECK(r.out == "fd 3: hello (5 bytes)\n");
-        CHECK(r.err.empty());
-    }
-}
-
 TEST_CASE("a storm of dump signals during allocation: no deadlock, every dump well formed", "[heap]") {
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
