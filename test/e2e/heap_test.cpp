@@ -291,3 +291,17 @@ TEST_CASE("the program's own signal use is unchanged: restarted read, its own SI
         }
     }
 }
+
+TEST_CASE("the dumper thread exists only when a dump signal is configured", "[heap]") {
+    // The shell counts its own threads: its main thread, plus gprof's dumper unless
+    // GPROF_SIGNAL=none (programs that must stay single-threaded can ask for that).
+    const std::vector<std::string> count = {"/bin/sh", "-c", "ls /proc/$$/task | wc -l"};
+    RunResult base = run(count);
+    REQUIRE(base.status == 0);
+    CHECK(base.out == "1\n");
+    RunResult with_signal = run(count, with_env(preload_env("")));
+    CHECK(with_signal.out == "2\n");
+    RunResult without = run(count, with_env(preload_env("", {{"GPROF_SIGNAL", "none"}})));
+    CHECK(without.out == "1\n");
+    CHECK(without.err.empty());
+}
