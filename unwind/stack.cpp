@@ -1,6 +1,12 @@
 #include "unwind/stack.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 
 #include <atomic>
 
@@ -26,6 +32,58 @@ constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
 BacktraceFn g_backtrace = nullptr;
 std::atomic<bool> g_ready{false};
 
+// Memory reads during unwinding. libunwind's own reader validates doubtful addresses by writing
+// them into a pipe it keeps open; after a program's closefrom(3) it "re-opens" that pipe by
+// closing its old descriptor numbers, which by then may be the program's files (libunwind#291).
+// gprof's reader needs no descriptor: reads inside the calling thread's own stack (nearly all of
+// them) are plain loads; any other page is checked once per captured stack with
+// process_vm_readv on ourselves, which fails cleanly on unmapped or unreadable memory.
+using AccessMemFn = int (*)(unw_addr_space_t, unw_word_t, unw_word_t*, int, void*);
+AccessMemFn g_libunwind_access_mem = nullptr;
+
+struct ThreadStack {
+    uintptr_t lo, hi;  // [lo, hi); hi == 0: not known yet
+};
+constinit thread_local ThreadStack t_stack [[gnu::tls_model("initial-exec")]] = {0, 0};
+constexpr int kPageCacheSize = 16;
+constinit thread_local uintptr_t t_pages[kPageCacheSize]
+    [[gnu::tls_model("initial-exec")]] = {};  // readable pages (page number + 1), this capture
+
+void learn_thread_stack() {
+    pthread_attr_t attr;
+    void* base = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &base, &size);
+        pthread_attr_destroy(&attr);
+    }
+    t_stack.lo = reinterpret_cast<uintptr_t>(base);
+    t_stack.hi = t_stack.lo + size;
+    if (t_stack.hi == 0) t_stack.hi = 1;  // unknown: every read takes the checked path
+}
+
+bool readable(uintptr_t addr) {
+    uintptr_t page = addr >> 12;
+    uintptr_t& slot = t_pages[page % kPageCacheSize];
+    if (slot == page + 1) return true;
+    char byte;
+    struct iovec local = {&byte, 1};
+    struct iovec remote = {reinterpret_cast<void*>(page << 12), 1};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 1) return false;
+    slot = page + 1;
+    return true;
+}
+
+int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write, void* arg) {
+    if (write) return g_libunwind_access_mem(as, addr, val, write, arg);
+    if (t_stack.hi == 0) learn_thread_stack();
+    bool in_stack = addr >= t_stack.lo && addr + sizeof(unw_word_t) <= t_stack.hi;
+    if (!in_stack && (!readable(addr) || !readable(addr + sizeof(unw_word_t) - 1)))
+        return -UNW_EINVAL;
+    *val = *reinterpret_cast<const unw_word_t*>(addr);
+    return 0;
+}
+
 }  // namespace
 
 bool in_gprof(uintptr_t pc) {
@@ -48,6 +106,16 @@ void warm_up() {
     // Per-thread caches keep libunwind from blocking signals (two sigprocmask calls) around every
     // look-up in its global cache.
     set_policy(*static_cast<void**>(local_space), kCachePerThread);
+    using GetAccessorsFn = unw_accessors_t* (*)(unw_addr_space_t);
+    auto get_accessors = reinterpret_cast<GetAccessorsFn>(dlsym(lib, "_Ux86_64_get_accessors"));
+    unw_accessors_t* accessors =
+        get_accessors ? get_accessors(*static_cast<unw_addr_space_t*>(local_space)) : nullptr;
+    if (accessors == nullptr || accessors->access_mem == nullptr) {
+        log::problem("libunwind.so.8 lacks unw_get_accessors; no heap samples");
+        return;
+    }
+    g_libunwind_access_mem = accessors->access_mem;
+    accessors->access_mem = access_mem;
     void* pcs[kMaxFrames];
     backtrace(pcs, kMaxFrames);  // warms the caches for the start-up path
     g_backtrace = backtrace;
@@ -63,6 +131,7 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     void* raw[kMaxFrames + kOwnFrames];
     int limit = max + kOwnFrames;
     if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
+    for (uintptr_t& page : t_pages) page = 0;  // pages seen readable before may be gone now
     int n = g_backtrace(raw, limit);
     int first = 0;
     while (first < n && in_gprof(reinterpret_cast<uintptr_t>(raw[first]))) ++first;

@@ -305,3 +305,17 @@ TEST_CASE("the dumper thread exists only when a dump signal is configured", "[he
     CHECK(without.out == "1\n");
     CHECK(without.err.empty());
 }
+
+TEST_CASE("after closefrom(3) a dump never writes into the program's own files", "[heap]") {
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-closefrom");
+        RunResult r = run({kHeapPrograms + "/closefrom_dump", dir},
+                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"},
+                                                      {"GPROF_MEM_PROFILE_RATE", "1"}})));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.out == "fd 3: hello (5 bytes)\n");
+        CHECK(r.err.empty());
+    }
+}
