@@ -82,13 +82,19 @@ void on_dump_signal(int) {
     request();
 }
 
-void install_signal_handler(int sig) {
+// A handler the program installed before gprof's constructor stays: dumps by signal are then off,
+// and no dumper thread is started for them.
+bool signal_is_free(int sig) {
     struct sigaction old;
     if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_DFL &&
         old.sa_handler != SIG_IGN) {
         log::problem("signal %d already has a handler; GPROF_SIGNAL dumps are off", sig);
-        return;
+        return false;
     }
+    return true;
+}
+
+void install_signal_handler(int sig) {
     struct sigaction sa = {};
     sa.sa_handler = on_dump_signal;
     sa.sa_flags = SA_RESTART | SA_ONSTACK;
@@ -115,7 +121,8 @@ bool dump_now(int wait_ms) { return dump_exclusive(wait_ms); }
 
 void start() {
     const Config& c = config();
-    if (c.dump_signal != 0 && start_thread()) install_signal_handler(c.dump_signal);
+    if (c.dump_signal != 0 && signal_is_free(c.dump_signal) && start_thread())
+        install_signal_handler(c.dump_signal);
     if (c.at_exit) atexit(at_exit);
 }
 

@@ -24,7 +24,7 @@ namespace gprof::record {
 // the backing call (which it can then make as a tail call):
 //   1. sampling(size), before the backing allocator runs: counts the bytes against the thread's
 //      sampling interval; true for the rare allocation that is to be sampled;
-//   2. for those only, record_sampled(p, size) with the result (null when it failed).
+//   2. for those only, record_sampled(p, size, align) with the result (null when it failed).
 inline bool sampling(size_t size) { return should_sample(size); }
 
 // Out of line: capture the stack and remember the sampled object (about once per 512 KiB).

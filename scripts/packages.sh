@@ -23,11 +23,12 @@ ensure_packages() {
         "${missing[@]}" >&2
 }
 
-# Configures (first time) and builds the library in build/.
+# Configures (first time) and builds the library in build/; on failure shows the end of the log.
 build_gprof() {
-    local root=$1
+    local root=$1 log
     if [ ! -f "$root/build/build.ninja" ]; then
-        meson setup "$root/build" "$root" >/dev/null
+        log=$(meson setup "$root/build" "$root" 2>&1) || { echo "$log" >&2; return 1; }
     fi
-    meson compile -C "$root/build" >/dev/null
+    log=$root/build/compile.log
+    meson compile -C "$root/build" >"$log" 2>&1 || { tail -n 40 "$log" >&2; return 1; }
 }
