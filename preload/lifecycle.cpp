@@ -7,6 +7,8 @@
 
 #include "preload/config.h"
 #include "preload/dumper.h"
+#include "preload/originals.h"
+#include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
@@ -40,7 +42,12 @@ __attribute__((constructor)) void start() {
     config();  // report bad GPROF_* values now, even in a program that never allocates
     record::heap_profile().start();
     record::start_stack_table();
-    unwind::warm_up();  // from here on, allocations are sampled
+    originals::functions();  // before the program can have a second thread
+    unwind::warm_up();       // from here on, allocations are sampled
+    record::start_contention();
+    const Config& c = config();
+    record::set_block_profile_rate((c.profiles & kProfileBlock) ? c.block_profile_rate : 0);
+    record::set_mutex_profile_fraction((c.profiles & kProfileMutex) ? c.mutex_profile_fraction : 0);
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
 }

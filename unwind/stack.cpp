@@ -27,9 +27,15 @@ namespace {
 // cannot be linked into a shared library either. Only the three entry points below are used.
 using BacktraceFn = int (*)(void**, int);
 using CachingPolicyFn = int (*)(void*, int);
+using InitLocal2Fn = int (*)(unw_cursor_t*, unw_context_t*, int);
+using StepFn = int (*)(unw_cursor_t*);
+using GetRegFn = int (*)(unw_cursor_t*, int, unw_word_t*);
 constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
 
 BacktraceFn g_backtrace = nullptr;
+InitLocal2Fn g_init_local2 = nullptr;
+StepFn g_step = nullptr;
+GetRegFn g_get_reg = nullptr;
 std::atomic<bool> g_ready{false};
 
 // Memory reads during unwinding. libunwind's own reader validates doubtful addresses by writing
@@ -116,6 +122,9 @@ void warm_up() {
     }
     g_libunwind_access_mem = accessors->access_mem;
     accessors->access_mem = access_mem;
+    g_init_local2 = reinterpret_cast<InitLocal2Fn>(dlsym(lib, "_ULx86_64_init_local2"));
+    g_step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
+    g_get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
     void* pcs[kMaxFrames];
     backtrace(pcs, kMaxFrames);  // warms the caches for the start-up path
     g_backtrace = backtrace;
@@ -133,10 +142,37 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
     for (uintptr_t& page : t_pages) page = 0;  // pages seen readable before may be gone now
     int n = g_backtrace(raw, limit);
-    int first = 0;
-    while (first < n && in_gprof(reinterpret_cast<uintptr_t>(raw[first]))) ++first;
     int depth = 0;
-    for (int i = first; i < n && depth < max; ++i) pcs[depth++] = reinterpret_cast<uintptr_t>(raw[i]);
+    for (int i = 0; i < n && depth < max; ++i) {
+        auto pc = reinterpret_cast<uintptr_t>(raw[i]);
+        if (!in_gprof(pc)) pcs[depth++] = pc;
+    }
+    return depth;
+}
+
+int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
+                    WalkEnd* end) {
+    if (!ready() || g_init_local2 == nullptr || g_step == nullptr || g_get_reg == nullptr) return 0;
+    for (uintptr_t& page : t_pages) page = 0;
+    unw_cursor_t cursor;
+    if (g_init_local2(&cursor, context, interrupted ? UNW_INIT_SIGNAL_FRAME : 0) != 0) return 0;
+    int depth = 0;
+    for (int frame = 0; depth < max && frame < kMaxFrames + 16; ++frame) {
+        unw_word_t ip = 0;
+        if (g_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+        uintptr_t pc = frame == 0 && interrupted ? ip + 1 : ip;
+        if (!in_gprof(ip)) pcs[depth++] = pc;
+        if (end != nullptr) {
+            unw_word_t sp = 0;
+            g_get_reg(&cursor, UNW_REG_SP, &sp);
+            end->sp = sp;
+        }
+        int step = g_step(&cursor);
+        if (step <= 0) {
+            if (end != nullptr) end->complete = step == 0;
+            break;
+        }
+    }
     return depth;
 }
 

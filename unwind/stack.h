@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <ucontext.h>
+
 namespace gprof::unwind {
 
 // Go keeps 128 frames since Go 1.23; deeper stacks are cut at the root end.
@@ -19,8 +21,24 @@ bool ready();
 // Fills `pcs` with return addresses, leaf first, starting at the first frame outside libgprof.so
 // (the program's call site, or the library function that called the allocator). Returns the
 // number of frames. No system call, no lock of gprof's; libunwind may allocate (the caller holds
-// the re-entry guard).
+// the re-entry guard). Frames of libgprof.so deeper in the stack (the start routine it wraps around
+// every thread) are left out too.
 int capture(uintptr_t* pcs, int max);
+
+// Walks the stack that a register context describes: a signal handler's context (`interrupted`:
+// its instruction pointer is the interrupted instruction, stored + 1 so that every frame reads as a
+// return address) or registers known for a thread parked in a system call (its instruction pointer
+// follows the syscall instruction: already a return address). Frames inside libgprof.so are left
+// out, as in capture(). Memory is read with the same checks, so a stack that changes under the walk
+// gives a short or wrong stack, never a fault.
+// If `end` is given, it tells where the walk stopped: the last frame's stack pointer, and whether
+// the walk reached the outermost frame (libunwind's step returned 0) rather than failing.
+struct WalkEnd {
+    uintptr_t sp = 0;
+    bool complete = false;
+};
+int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
+                    WalkEnd* end = nullptr);
 
 // Whether `pc` lies inside libgprof.so.
 bool in_gprof(uintptr_t pc);

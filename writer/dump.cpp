@@ -7,11 +7,13 @@
 
 #include "preload/config.h"
 #include "preload/log.h"
+#include "writer/contention_profiles.h"
 #include "writer/gzip.h"
 #include "writer/heap_profile.h"
 #include "writer/modules.h"
 #include "writer/sink.h"
 #include "writer/symbols.h"
+#include "writer/thread_profiles.h"
 
 namespace gprof::writer {
 namespace {
@@ -23,17 +25,35 @@ SymbolCache& symbol_cache() {
     return *cache;
 }
 
-void write_profile(const char* name, const std::string& raw, unsigned seq) {
+// Writes one profile's file. A problem is reported unless *reported: an unwritable output
+// directory gives one line per dump, not one per profile.
+void write_profile(const char* name, const std::string& raw, unsigned seq, bool* reported) {
     const Config& c = config();
     std::string path = profile_file_path(c.output, getpid(), seq, name);
     std::string compressed, error;
     if (!gzip_compress(raw, &compressed, &error) ||
         !write_file_atomically(path, compressed, &error)) {
-        log::problem("cannot write %s: %s", path.c_str(), error.c_str());
+        if (!*reported) log::problem("cannot write %s: %s", path.c_str(), error.c_str());
+        *reported = true;
         return;
     }
     log::info("wrote %s", path.c_str());
 }
+
+// Every profile kind a dump can write, in CONTRACT.md's order.
+using BuildFn = bool (*)(const ModuleSnapshot*, SymbolCache*, std::string*, std::string*);
+struct ProfileKindEntry {
+    uint32_t bit;
+    const char* name;
+    BuildFn build;
+};
+constexpr ProfileKindEntry kProfileKinds[] = {
+    {kProfileHeap, "heap", build_heap_profile},
+    {kProfileThreads, "threads", build_threads_profile},
+    {kProfileThreadCreate, "threadcreate", build_threadcreate_profile},
+    {kProfileBlock, "block", build_block_profile},
+    {kProfileMutex, "mutex", build_mutex_profile},
+};
 
 }  // namespace
 
@@ -45,12 +65,14 @@ void write_dump(unsigned seq) {
         if (!modules.capture(&error))
             log::problem("cannot read the module list (%s); profiles have no mappings",
                          error.c_str());
-        if (c.profiles & kProfileHeap) {
+        bool reported = false;
+        for (const ProfileKindEntry& kind : kProfileKinds) {
+            if (!(c.profiles & kind.bit)) continue;
             std::string raw;
-            if (build_heap_profile(&modules, &symbol_cache(), &raw, &error))
-                write_profile("heap", raw, seq);
+            if (kind.build(&modules, &symbol_cache(), &raw, &error))
+                write_profile(kind.name, raw, seq, &reported);
             else
-                log::problem("cannot build the heap profile: %s", error.c_str());
+                log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
         }
     } catch (const std::bad_alloc&) {
         log::problem("out of memory while writing profiles; dump %u skipped", seq);

@@ -1,7 +1,5 @@
 #include "writer/heap_profile.h"
 
-#include <time.h>
-
 #include <cmath>
 #include <vector>
 
@@ -34,9 +32,7 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
                                            {"inuse_objects", "count"},
                                            {"inuse_space", "bytes"}};
     ProfileBuilder builder(kTypes, {"space", "bytes"}, rate, modules, symbols);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    builder.set_time_nanos(static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+    builder.set_time_now();
 
     const record::StackTable& stacks = record::stack_table();
     uint64_t without_stack = 0;
@@ -65,11 +61,7 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
                  static_cast<unsigned long long>(dropped));
         builder.add_comment(note);
     }
-    if (!builder.build(out)) {
-        *error = builder.error();
-        return false;
-    }
-    return true;
+    return builder.build(out, error);
 }
 
 }  // namespace gprof::writer

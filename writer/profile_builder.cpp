@@ -1,5 +1,7 @@
 #include "writer/profile_builder.h"
 
+#include <time.h>
+
 #include <new>
 
 namespace gprof::writer {
@@ -33,6 +35,12 @@ ProfileBuilder::ProfileBuilder(std::span<const ValueType> sample_types, ValueTyp
     } catch (...) {
         fail("out of memory while starting a profile");
     }
+}
+
+void ProfileBuilder::set_time_now() {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    profile_.time_nanos = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
 void ProfileBuilder::fail(const char* what) noexcept {
@@ -197,6 +205,15 @@ bool ProfileBuilder::build(std::string* out) noexcept {
         fail("out of memory while encoding a profile");
         return false;
     }
+}
+
+bool ProfileBuilder::build(std::string* out, std::string* error) noexcept {
+    if (build(out)) return true;
+    try {
+        *error = error_;
+    } catch (...) {
+    }
+    return false;
 }
 
 }  // namespace gprof::writer

@@ -52,6 +52,7 @@ class ProfileBuilder {
                    const ModuleSnapshot* modules, SymbolCache* symbols) noexcept;
 
     void set_time_nanos(int64_t nanos) { profile_.time_nanos = nanos; }
+    void set_time_now();  // time_nanos = the wall clock now
     void set_duration_nanos(int64_t nanos) { profile_.duration_nanos = nanos; }
     // The type (e.g. "alloc_space") readers show by default; unset means the last sample type.
     void set_default_sample_type(std::string_view type) noexcept;
@@ -69,6 +70,8 @@ class ProfileBuilder {
     // Appends the encoded (uncompressed) profile to *out. False, with error(), if the builder or
     // the encoding ran out of memory. May be called again after more samples are added.
     bool build(std::string* out) noexcept;
+    // The same, copying error() into *error on failure.
+    bool build(std::string* out, std::string* error) noexcept;
 
     const std::string& error() const { return error_; }
     size_t dropped_samples() const { return dropped_samples_; }

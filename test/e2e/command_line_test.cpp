@@ -27,7 +27,8 @@ TEST_CASE("gprof run -- PROGRAM names the files and prints the top of the heap p
     std::vector<std::string> files = list_files(dir, ".heap.pb.gz");      // default prefix ./gprof
     REQUIRE(files.size() == 1);
     CHECK(files[0].rfind(dir + "/gprof.", 0) == 0);
-    CHECK(contains(r.out, "gprof: profiles written:\n  " + files[0] + "\n"));
+    CHECK(contains(r.out, "gprof: profiles written:\n"));
+    CHECK(contains(r.out, "\n  " + files[0] + "\n"));
     CHECK(contains(r.out, "site_keep_fn"));  // the top lists the sites
     CHECK(contains(r.out, "site_churn_fn"));
 
@@ -51,7 +52,7 @@ TEST_CASE("gprof run with no program profiles the bundled demo", "[cli]") {
     CHECK(contains(r.out, "leak_buffers"));
 }
 
-TEST_CASE("gprof dump PID signals a running program and prints the new file", "[cli]") {
+TEST_CASE("gprof dump PID signals a running program and prints the new files", "[cli]") {
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
         std::string dir = make_dir("cli-dump");
@@ -77,7 +78,10 @@ TEST_CASE("gprof dump PID signals a running program and prints the new file", "[
         INFO(program.describe());
         CHECK(d.status == 0);
         std::string expected = dir + "/p." + pid + ".0001.heap.pb.gz";
-        CHECK(d.out == expected + "\n");
+        std::string listing;  // every profile of the dump, as ls sorts them
+        for (const char* kind : {"block", "heap", "mutex", "threadcreate", "threads"})
+            listing += dir + "/p." + pid + ".0001." + kind + ".pb.gz\n";
+        CHECK(d.out == listing);
         CHECK(program.status == 0);
         CHECK(program.err.empty());
         perftools::profiles::Profile p = read_profile(expected);

@@ -24,13 +24,21 @@ const std::set<std::string> kInterposed = {
     "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t",
     "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
     "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+    // threads and locks
+    "pthread_create",
+    "pthread_mutex_lock", "pthread_mutex_timedlock", "pthread_mutex_clocklock",
+    "pthread_mutex_unlock", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
+    "pthread_rwlock_timedrdlock", "pthread_rwlock_timedwrlock", "pthread_rwlock_clockrdlock",
+    "pthread_rwlock_clockwrlock", "pthread_rwlock_unlock", "pthread_cond_wait",
+    "pthread_cond_timedwait", "pthread_cond_clockwait", "sem_wait", "sem_timedwait",
+    "sem_clockwait",
 };
 // clang-format on
 
 }  // namespace
 
-TEST_CASE("libgprof.so exports exactly the heap surface and gprof_* names", "[exports]") {
-    REQUIRE(kInterposed.size() == 12 + 7 + 20);
+TEST_CASE("libgprof.so exports exactly the heap, thread and lock surface and gprof_* names", "[exports]") {
+    REQUIRE(kInterposed.size() == 12 + 7 + 20 + 1 + 17);
     REQUIRE_FALSE(kNm.empty());
     RunResult r = run({kNm, "-D", "--defined-only", kGprofLib});
     INFO(r.describe());

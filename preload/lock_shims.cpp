@@ -1,0 +1,234 @@
+// The lock surface: mutexes, rwlocks, condition variables and semaphores, for the block and mutex
+// profiles (record/contention.h has the rules and what gprof can see).
+//
+// An uncontended lock costs one load of a global switch and a try-lock in place of the lock: only
+// when the try fails (a real wait) does gprof read the clock, register the waiter and, if the wait
+// is sampled, unwind. An unlock costs one load of a global count of registered waiters and, only
+// when some thread somewhere is waiting, one load of this lock's slot. The try-first order keeps
+// every mutex kind's results: a try that fails with anything but EBUSY (EOWNERDEAD, which also
+// acquires a robust mutex; ENOTRECOVERABLE; EAGAIN; EINVAL) is what the lock would have returned
+// at once, and EBUSY leads to glibc's own lock, which then returns what it always does (EDEADLK
+// for an error-checking mutex its caller holds). errno is never touched.
+//
+// Waits inside gprof (its own threads, its jemalloc's locks, libunwind's) are not recorded: they
+// are not the program's, and recording them could recurse into the lock being waited for.
+#include <pthread.h>
+#include <semaphore.h>
+
+#include <cerrno>
+
+#include "preload/originals.h"
+#include "record/contention.h"
+#include "record/reentry_guard.h"
+#include "record/stack_table.h"
+#include "unwind/stack.h"
+
+namespace o = gprof::originals;
+namespace r = gprof::record;
+
+namespace {
+
+bool programs_wait(void* caller) {
+    return !r::inside_gprof() && !gprof::unwind::in_gprof(reinterpret_cast<uintptr_t>(caller));
+}
+
+uint32_t capture_stack() {
+    uintptr_t pcs[gprof::unwind::kMaxFrames];
+    int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
+    return depth > 0 ? r::stack_table().intern(pcs, depth) : 0;
+}
+
+__attribute__((noinline)) void record_block(int64_t delay) {
+    int64_t total = 0;
+    int64_t count = r::block_sample(delay, r::block_profile_rate(), r::contention_random(), &total);
+    if (count == 0) return;
+    int saved = errno;
+    {
+        r::ReentryGuard guard;
+        r::block_counters().add(capture_stack(), count, total);
+    }
+    errno = saved;
+}
+
+__attribute__((noinline)) void record_release(int64_t delay) {
+    int64_t fraction = r::mutex_profile_fraction();
+    if (fraction <= 0 || r::contention_random() % static_cast<uint64_t>(fraction) != 0) return;
+    int saved = errno;
+    {
+        r::ReentryGuard guard;
+        r::mutex_counters().add(capture_stack(), fraction * r::StackCounters::kCountUnit,
+                                fraction * delay);
+    }
+    errno = saved;
+}
+
+// A wait for `lock` that the try could not avoid: timed, registered for the releaser, recorded.
+// `ok` tells which results mean the thread really waited for the lock (not an immediate error).
+template <typename Wait>
+__attribute__((noinline)) int contended(const void* lock, void* caller, Wait wait) {
+    if (!programs_wait(caller)) return wait();
+    int64_t start = r::now_ns();
+    uint32_t ticket = r::mutex_profile_fraction() > 0 ? r::wait_registry().arrive(lock, start) : 0;
+    int result = wait();
+    int64_t end = r::now_ns();
+    r::wait_registry().leave(ticket, lock);
+    if (result == 0 || result == EOWNERDEAD || result == ETIMEDOUT) record_block(end - start);
+    return result;
+}
+
+// A wait that has no try (condition variables): timed and recorded only.
+template <typename Wait>
+__attribute__((noinline)) int timed(void* caller, Wait wait) {
+    if (!programs_wait(caller)) return wait();
+    int64_t start = r::now_ns();
+    int result = wait();
+    record_block(r::now_ns() - start);
+    return result;
+}
+
+template <typename Unlock>
+__attribute__((noinline)) int contended_unlock(const void* lock, void* caller, Unlock unlock) {
+    int64_t delay = r::wait_registry().release(lock, r::now_ns());
+    int result = unlock();
+    if (delay > 0 && programs_wait(caller)) record_release(delay);
+    return result;
+}
+
+inline bool profiling() { return r::g_lock_profiling.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+extern "C" {
+
+int pthread_mutex_lock(pthread_mutex_t* m) {
+    if (!profiling()) return o::real_mutex_lock(m);
+    int result = o::real_mutex_trylock(m);
+    if (result != EBUSY) [[likely]]
+        return result;
+    return contended(m, __builtin_return_address(0), [=] { return o::real_mutex_lock(m); });
+}
+
+int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().mutex_timedlock(m, abstime);
+    int result = o::real_mutex_trylock(m);
+    if (result != EBUSY) return result;
+    return contended(m, __builtin_return_address(0),
+                     [=] { return o::functions().mutex_timedlock(m, abstime); });
+}
+
+int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().mutex_clocklock(m, clock, abstime);
+    int result = o::real_mutex_trylock(m);
+    if (result != EBUSY) return result;
+    return contended(m, __builtin_return_address(0),
+                     [=] { return o::functions().mutex_clocklock(m, clock, abstime); });
+}
+
+int pthread_mutex_unlock(pthread_mutex_t* m) {
+    if (!r::wait_registry().maybe_waiting(m)) [[likely]]
+        return o::real_mutex_unlock(m);
+    return contended_unlock(m, __builtin_return_address(0), [=] { return o::real_mutex_unlock(m); });
+}
+
+int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+    if (!profiling()) return o::real_rwlock_rdlock(l);
+    int result = o::real_rwlock_tryrdlock(l);
+    if (result != EBUSY) [[likely]]
+        return result;
+    return contended(l, __builtin_return_address(0), [=] { return o::real_rwlock_rdlock(l); });
+}
+
+int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+    if (!profiling()) return o::real_rwlock_wrlock(l);
+    int result = o::real_rwlock_trywrlock(l);
+    if (result != EBUSY) [[likely]]
+        return result;
+    return contended(l, __builtin_return_address(0), [=] { return o::real_rwlock_wrlock(l); });
+}
+
+int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().rwlock_timedrdlock(l, abstime);
+    int result = o::real_rwlock_tryrdlock(l);
+    if (result != EBUSY) return result;
+    return contended(l, __builtin_return_address(0),
+                     [=] { return o::functions().rwlock_timedrdlock(l, abstime); });
+}
+
+int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().rwlock_timedwrlock(l, abstime);
+    int result = o::real_rwlock_trywrlock(l);
+    if (result != EBUSY) return result;
+    return contended(l, __builtin_return_address(0),
+                     [=] { return o::functions().rwlock_timedwrlock(l, abstime); });
+}
+
+int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().rwlock_clockrdlock(l, clock, abstime);
+    int result = o::real_rwlock_tryrdlock(l);
+    if (result != EBUSY) return result;
+    return contended(l, __builtin_return_address(0),
+                     [=] { return o::functions().rwlock_clockrdlock(l, clock, abstime); });
+}
+
+int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().rwlock_clockwrlock(l, clock, abstime);
+    int result = o::real_rwlock_trywrlock(l);
+    if (result != EBUSY) return result;
+    return contended(l, __builtin_return_address(0),
+                     [=] { return o::functions().rwlock_clockwrlock(l, clock, abstime); });
+}
+
+int pthread_rwlock_unlock(pthread_rwlock_t* l) {
+    if (!r::wait_registry().maybe_waiting(l)) [[likely]]
+        return o::real_rwlock_unlock(l);
+    return contended_unlock(l, __builtin_return_address(0), [=] { return o::real_rwlock_unlock(l); });
+}
+
+int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+    if (!profiling()) return o::functions().cond_wait(c, m);
+    return timed(__builtin_return_address(0), [=] { return o::functions().cond_wait(c, m); });
+}
+
+int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().cond_timedwait(c, m, abstime);
+    return timed(__builtin_return_address(0),
+                 [=] { return o::functions().cond_timedwait(c, m, abstime); });
+}
+
+int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                           const struct timespec* abstime) {
+    if (!profiling()) return o::functions().cond_clockwait(c, m, clock, abstime);
+    return timed(__builtin_return_address(0),
+                 [=] { return o::functions().cond_clockwait(c, m, clock, abstime); });
+}
+
+// Semaphores report through errno: the try's EAGAIN is undone before the real wait.
+int sem_wait(sem_t* s) {
+    if (!profiling()) return o::functions().sem_wait(s);
+    int saved = errno;
+    if (sem_trywait(s) == 0) return 0;
+    if (errno != EAGAIN) return -1;
+    errno = saved;
+    return timed(__builtin_return_address(0), [=] { return o::functions().sem_wait(s); });
+}
+
+int sem_timedwait(sem_t* s, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().sem_timedwait(s, abstime);
+    int saved = errno;
+    if (sem_trywait(s) == 0) return 0;
+    if (errno != EAGAIN) return -1;
+    errno = saved;
+    return timed(__builtin_return_address(0), [=] { return o::functions().sem_timedwait(s, abstime); });
+}
+
+int sem_clockwait(sem_t* s, clockid_t clock, const struct timespec* abstime) {
+    if (!profiling()) return o::functions().sem_clockwait(s, clock, abstime);
+    int saved = errno;
+    if (sem_trywait(s) == 0) return 0;
+    if (errno != EAGAIN) return -1;
+    errno = saved;
+    return timed(__builtin_return_address(0),
+                 [=] { return o::functions().sem_clockwait(s, clock, abstime); });
+}
+
+}  // extern "C"

@@ -1,0 +1,88 @@
+// pthread_create: the creator's stack for the threadcreate profile, and the registry of live
+// threads (record/threads.h).
+//
+// Defined without a symbol version, the one definition serves both pthread_create@@GLIBC_2.34
+// (what programs built on Debian 12 bind to) and the older pthread_create@GLIBC_2.2.5; both are
+// the same function in glibc 2.34 and later, called here through dlvsym.
+//
+// The new thread starts in a small trampoline that registers it and then calls the program's
+// start routine. Its registration is undone by a destructor, so pthread_exit and cancellation
+// (which unwind the thread with abi::__forced_unwind) pass through unchanged and still
+// unregister it; nothing here catches. Threads created while gprof is working for itself (its
+// dumper) are marked as gprof's own and left out of the profiles.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "preload/backing.h"
+#include "preload/config.h"
+#include "preload/originals.h"
+#include "record/reentry_guard.h"
+#include "record/stack_table.h"
+#include "record/threads.h"
+#include "unwind/stack.h"
+
+namespace r = gprof::record;
+
+namespace {
+
+struct Start {
+    void* (*routine)(void*);
+    void* arg;
+    uint32_t creation_stack;
+    bool own;
+};
+
+class Registration {
+public:
+    Registration(uint32_t stack, bool own) : tid_(gettid()) { r::thread_registry().add(tid_, stack, own); }
+    ~Registration() { r::thread_registry().remove(tid_); }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+private:
+    pid_t tid_;
+};
+
+void* trampoline(void* raw) {
+    Start start = *static_cast<Start*>(raw);
+    {
+        r::ReentryGuard guard;
+        gprof::backing::free(raw);
+    }
+    Registration registration(start.creation_stack, start.own);
+    return start.routine(start.arg);
+}
+
+}  // namespace
+
+extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
+                              void* (*routine)(void*), void* arg) {
+    auto real = gprof::originals::functions().pthread_create;
+    bool own = r::inside_gprof();
+    uint32_t stack = 0;
+    Start* start;
+    {
+        int saved = errno;  // unwinding may set it; pthread_create's caller sees it unchanged
+        r::ReentryGuard guard;
+        if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate)) {
+            uintptr_t pcs[gprof::unwind::kMaxFrames];
+            int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
+            if (depth > 0) stack = r::stack_table().intern(pcs, depth);
+        }
+        start = static_cast<Start*>(gprof::backing::malloc(sizeof(Start)));
+        errno = saved;
+    }
+    if (start == nullptr) return real(thread, attr, routine, arg);  // unprofiled, but honoured
+    *start = Start{routine, arg, stack, own};
+    int err = real(thread, attr, trampoline, start);
+    if (err != 0) {
+        r::ReentryGuard guard;
+        gprof::backing::free(start);
+        return err;
+    }
+    if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate))
+        r::thread_creations().add(stack, r::StackCounters::kCountUnit, 0);
+    return 0;
+}

@@ -1,0 +1,102 @@
+// The block and mutex profiles' state and Go's rules for them.
+//
+// block (Go's SetBlockProfileRate, rate in nanoseconds): every wait of a lock, condition variable
+// or semaphore is offered with its delay. A wait of at least `rate` is always kept; a shorter one
+// is kept with probability delay/rate and then counted as rate/delay waits of `rate` ns each, which
+// removes the sampling bias (Go 1.17's saveBlockEventStack). The stack is the waiter's.
+//
+// mutex (Go's SetMutexProfileFraction): a release of a lock that others were waiting for is kept
+// with probability 1/fraction and counted as `fraction` events of fraction x delay (Go 1.20). The
+// delay is the time the waiters spent waiting during the releaser's critical section, computed as
+// Go 1.22 does (golang/go#61015): the head waiter's wait, plus the mean of the head's and the
+// tail's waits for each further waiter. The stack is the releaser's.
+//
+// What gprof can see of glibc's locks: only the calls that go through the interposed functions.
+// Waiters register here (WaitRegistry) when their try-lock fails, so a release finds them with one
+// load of a slot keyed by the lock's address, for every mutex kind, without reading glibc's
+// private lock words. Not seen: glibc's own internal locks, the mutex re-acquisition inside
+// pthread_cond_wait (it bypasses the PLT), and locks taken by code linked statically against libc.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "record/spin_lock.h"
+#include "record/stack_counters.h"
+
+namespace gprof::record {
+
+// The current settings (GPROF_* at start; the C API may change them).
+int64_t block_profile_rate();
+void set_block_profile_rate(int64_t rate_ns);
+int64_t mutex_profile_fraction();
+void set_mutex_profile_fraction(int64_t fraction);
+
+// Whether any lock bookkeeping is on: the hooks' first test.
+extern std::atomic<bool> g_lock_profiling;
+
+StackCounters& block_counters();
+StackCounters& mutex_counters();
+
+// Go's block sampling decision for a wait of `delay_ns` at `rate`: 0 when the wait is not kept,
+// otherwise the count in thousandths and, in *delay_total, the delay to add.
+int64_t block_sample(int64_t delay_ns, int64_t rate, uint64_t random, int64_t* delay_total);
+
+// Go 1.22's charge for one release: head waited dt0, tail dtail, `waiters` in all.
+int64_t mutex_release_delay(int64_t dt0, int64_t dtail, uint32_t waiters);
+
+// A thread-local random number (xorshift64*) for the sampling decisions.
+uint64_t contention_random();
+
+// Monotonic nanoseconds.
+int64_t now_ns();
+
+// Waiters per lock address, for charging releasers. A fixed table of slots; a lock whose slot is
+// taken by another lock is not tracked for the mutex profile (counted in collisions()).
+class WaitRegistry {
+public:
+    // A waiter arrives at `lock` at time `now`. Returns its slot + 1, or 0 when not tracked.
+    uint32_t arrive(const void* lock, int64_t now);
+    // The waiter got the lock (or gave up).
+    void leave(uint32_t ticket, const void* lock);
+
+    // The fast test a release makes: may waiters be registered for `lock`?
+    // A global count of waiters first: a program with no contention anywhere reads one shared,
+    // unchanging word; then a compact array of the tracked locks' addresses.
+    bool maybe_waiting(const void* lock) const {
+        return waiting_.load(std::memory_order_relaxed) != 0 &&
+               keys_[index(lock)].load(std::memory_order_relaxed) ==
+                   reinterpret_cast<uintptr_t>(lock);
+    }
+    // A release of `lock` at `now`: the delay to charge it with (0 if nobody waits). The remaining
+    // waiters' clocks restart at `now`, so the next release is charged only its own share.
+    int64_t release(const void* lock, int64_t now);
+
+    uint64_t collisions() const { return collisions_.load(std::memory_order_relaxed); }
+
+private:
+    static constexpr uint32_t kSlots = 4096;
+    struct Slot {
+        SpinLock guard;
+        uint32_t waiters = 0;
+        int64_t head_since = 0;  // when the longest-waiting waiter's current wait began
+        int64_t tail_since = 0;  // when the latest waiter arrived
+    };
+    static uint32_t index(const void* lock) {
+        return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(lock) >> 3) * 0x9E3779B97F4A7C15ULL >>
+                                     52);
+    }
+    std::atomic<uint64_t> waiting_{0};
+    std::atomic<uintptr_t> keys_[kSlots] = {};  // the lock each slot tracks; 0: free
+    Slot slots_[kSlots];
+    std::atomic<uint64_t> collisions_{0};
+};
+
+// Constant-initialised: valid before any constructor.
+extern WaitRegistry g_wait_registry;
+inline WaitRegistry& wait_registry() { return g_wait_registry; }
+
+// Starts the state from the configuration; called from gprof's constructor.
+void start_contention();
+
+}  // namespace gprof::record

@@ -1,0 +1,389 @@
+#include "unwind/thread_stacks.h"
+
+#include <dirent.h>
+#include <link.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "preload/config.h"
+#include "record/reentry_guard.h"
+
+namespace gprof::unwind {
+namespace {
+
+// One request at a time (dumps are exclusive). The handler claims it (Requested -> Walking), walks
+// its own stack into g_pcs and publishes Done; the dumper gives up on it by Requested -> Abandoned.
+enum State : int { kIdle, kRequested, kWalking, kDone, kBusy, kAbandoned };
+std::atomic<int> g_state{kIdle};
+std::atomic<pid_t> g_target{0};
+uintptr_t g_pcs[kMaxFrames];
+int g_depth = 0;
+std::atomic<int> g_signal{0};
+
+void futex_wake(std::atomic<int>* word) {
+    syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void on_capture_signal(int, siginfo_t* info, void* context) {
+    int saved_errno = errno;
+    // Only gprof's own request for this very thread; a stale or foreign signal is ignored.
+    if (info->si_code == SI_TKILL && info->si_pid == getpid() &&
+        g_target.load(std::memory_order_acquire) == gettid()) {
+        int expected = kRequested;
+        if (g_state.compare_exchange_strong(expected, kWalking, std::memory_order_acq_rel)) {
+            if (record::inside_gprof()) {
+                // Interrupted inside gprof (maybe inside libunwind, whose per-thread cache a nested
+                // walk could corrupt): the dumper asks again a little later.
+                g_state.store(kBusy, std::memory_order_release);
+            } else {
+                record::ReentryGuard guard;
+                g_depth = capture_context(static_cast<ucontext_t*>(context), true, g_pcs, kMaxFrames);
+                g_state.store(kDone, std::memory_order_release);
+            }
+            futex_wake(&g_state);
+        }
+    }
+    errno = saved_errno;
+}
+
+bool handler_installed(int sig) {
+    struct sigaction now;
+    return sigaction(sig, nullptr, &now) == 0 && (now.sa_flags & SA_SIGINFO) &&
+           now.sa_sigaction == on_capture_signal;
+}
+
+// A real-time signal that nobody handles, from the top down (programs that use real-time signals
+// mostly take the lowest ones), never the dump signal. Re-chosen if the program took it over.
+int capture_signal() {
+    int sig = g_signal.load(std::memory_order_relaxed);
+    if (sig != 0 && handler_installed(sig)) return sig;
+    for (int candidate = SIGRTMAX - 1; candidate > SIGRTMIN + 4; --candidate) {
+        if (candidate == config().dump_signal) continue;
+        struct sigaction old;
+        if (sigaction(candidate, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+            old.sa_handler != SIG_DFL)
+            continue;
+        struct sigaction sa = {};
+        sa.sa_sigaction = on_capture_signal;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(candidate, &sa, nullptr) != 0) continue;
+        g_signal.store(candidate, std::memory_order_relaxed);
+        return candidate;
+    }
+    return 0;
+}
+
+// Reads a small /proc file into buf (NUL-terminated). False if it cannot be read.
+bool read_proc(pid_t tid, const char* leaf, char* buf, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), leaf);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n;
+    do {
+        n = read(fd, buf, size - 1);
+    } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0) return false;
+    buf[n] = '\0';
+    return true;
+}
+
+struct Parked {
+    bool in_syscall = false;
+    bool restarts = false;  // the call resumes after an SA_RESTART handler: a signal is harmless
+    uintptr_t sp = 0, pc = 0;
+};
+
+// Whether system call `nr` with these arguments is restarted after a handler installed with
+// SA_RESTART, rather than failing with EINTR (signal(7) and the kernel's -ERESTARTSYS returns).
+// Only the common, certain cases: anything else is walked from outside.
+bool restarts_after_handler(unsigned long long nr, const unsigned long long* arg) {
+    switch (nr) {
+        case SYS_read:
+        case SYS_write:
+        case SYS_readv:
+        case SYS_writev:
+        case SYS_pread64:
+        case SYS_pwrite64: {
+            // Not on a socket: one with SO_RCVTIMEO or SO_SNDTIMEO fails with EINTR.
+            struct stat st;
+            return fstat(static_cast<int>(arg[0]), &st) == 0 && !S_ISSOCK(st.st_mode);
+        }
+        case SYS_wait4:
+        case SYS_waitid:
+        case SYS_flock:
+            return true;
+        case SYS_futex: {
+            // A wait without a timeout (a mutex, a condition variable or a join waiting for
+            // good); with one, the kernel's restart block is cancelled by any handler.
+            unsigned long long op = arg[1] & ~static_cast<unsigned long long>(FUTEX_PRIVATE_FLAG |
+                                                                              FUTEX_CLOCK_REALTIME);
+            return (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET) && arg[3] == 0;
+        }
+        default:
+            return false;
+    }
+}
+
+// /proc/<tid>/syscall: "running", or "-1 sp pc" (blocked outside a system call), or
+// "nr arg1 ... arg6 sp pc".
+Parked parked_state(pid_t tid) {
+    Parked p;
+    char buf[256];
+    if (!read_proc(tid, "syscall", buf, sizeof buf)) return p;
+    if (buf[0] < '0' || buf[0] > '9') return p;  // "running" or "-1 ...": not in a system call
+    unsigned long long field[9];
+    char* cursor = buf;
+    int n = 0;
+    for (; n < 9; ++n) {
+        char* end;
+        field[n] = strtoull(cursor, &end, n == 0 ? 10 : 16);
+        if (end == cursor) break;
+        cursor = end;
+    }
+    if (n != 9) return p;
+    p.in_syscall = true;
+    p.restarts = restarts_after_handler(field[0], field + 1);
+    p.sp = static_cast<uintptr_t>(field[7]);
+    p.pc = static_cast<uintptr_t>(field[8]);
+    return p;
+}
+
+bool signal_blocked(pid_t tid, int sig) {
+    char buf[2048];
+    if (!read_proc(tid, "status", buf, sizeof buf)) return false;
+    const char* line = strstr(buf, "\nSigBlk:");
+    if (line == nullptr) return false;
+    unsigned long long mask = strtoull(line + 8, nullptr, 16);
+    return (mask >> (sig - 1)) & 1;
+}
+
+void read_name(pid_t tid, char* name) {
+    char buf[32];
+    if (!read_proc(tid, "comm", buf, sizeof buf)) return;
+    size_t len = strcspn(buf, "\n");
+    if (len > 15) len = 15;
+    memcpy(name, buf, len);
+    name[len] = '\0';
+}
+
+// The executable segments of the loaded modules, to tell a return address from other data.
+struct CodeRanges {
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+    bool contains(uintptr_t pc) const {
+        for (const auto& [lo, hi] : ranges)
+            if (pc >= lo && pc < hi) return true;
+        return false;
+    }
+};
+
+CodeRanges code_ranges() {
+    CodeRanges code;
+    dl_iterate_phdr(
+        [](struct dl_phdr_info* info, size_t, void* data) {
+            auto* ranges = static_cast<CodeRanges*>(data);
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+                    ranges->ranges.emplace_back(info->dlpi_addr + ph.p_vaddr,
+                                                info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+            }
+            return 0;
+        },
+        &code);
+    return code;
+}
+
+// A frame pointer for a parked thread, whose registers other than the stack and instruction
+// pointers are unknown. A walk that stops at a frame built with a frame pointer (-O0 code, or
+// distributions built with -fno-omit-frame-pointer) needs it. Candidates: stack slots at or above
+// that frame's stack pointer that start a chain of two frame records (a saved frame pointer
+// further up the stack, or 0, then a return address into code).
+bool frame_record_at(const uintptr_t* words, size_t n, size_t i, uintptr_t base, const CodeRanges& code,
+                     int levels) {
+    if (i + 1 >= n) return false;
+    uintptr_t here = base + i * sizeof(uintptr_t);
+    uintptr_t saved = words[i];
+    if (!code.contains(words[i + 1])) return false;
+    if (saved == 0) return true;  // the outermost frame
+    if (saved <= here || saved > here + (1u << 20) || (saved & 7) != 0) return false;
+    if (levels == 1) return true;
+    return frame_record_at(words, n, (saved - base) / sizeof(uintptr_t), base, code, levels - 1);
+}
+
+// Candidates for the frame pointer, lowest first, up to `max`.
+int frame_pointer_candidates(uintptr_t sp, const CodeRanges& code, uintptr_t* out, int max) {
+    constexpr size_t kWords = 2048;
+    static uintptr_t words[kWords];  // only the dumper thread walks parked threads
+    struct iovec local = {words, sizeof words};
+    struct iovec remote = {reinterpret_cast<void*>(sp), sizeof words};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got <= 16) return 0;
+    size_t n = static_cast<size_t>(got) / sizeof(uintptr_t);
+    int found = 0;
+    for (size_t i = 0; i + 1 < n && i < 512 && found < max; ++i) {
+        if (frame_record_at(words, n, i, sp, code, 2)) out[found++] = sp + i * sizeof(uintptr_t);
+    }
+    return found;
+}
+
+int walk_from(uintptr_t sp, uintptr_t pc, uintptr_t fp, uintptr_t* pcs, WalkEnd* end) {
+    ucontext_t context;
+    memset(&context, 0, sizeof context);
+    context.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(sp);
+    context.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(pc);
+    context.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(fp);
+    return capture_context(&context, false, pcs, kMaxFrames, end);
+}
+
+// The walk of a parked thread: plain, or, when that stops short, the deepest walk among the
+// frame-pointer guesses that reach the thread's outermost frame. A stale frame record left in an
+// uninitialised local usually points into the real chain further up, so its walk also ends well
+// but skips the frames in between: the deepest complete walk is the real one.
+int walk_parked_once(const Parked& p, const CodeRanges& code, uintptr_t* pcs) {
+    WalkEnd end;
+    int depth = walk_from(p.sp, p.pc, 0, pcs, &end);
+    if (end.complete) return depth;
+    uintptr_t candidates[8];
+    int n = frame_pointer_candidates(end.sp, code, candidates, 8);
+    for (int i = 0; i < n; ++i) {
+        uintptr_t guessed[kMaxFrames];
+        WalkEnd guessed_end;
+        int guessed_depth = walk_from(p.sp, p.pc, candidates[i], guessed, &guessed_end);
+        if (guessed_end.complete && guessed_depth > depth) {
+            memcpy(pcs, guessed, sizeof(uintptr_t) * static_cast<size_t>(guessed_depth));
+            depth = guessed_depth;
+        }
+    }
+    return depth;
+}
+
+// Walks a parked thread's stack from the dumper. The thread may leave its system call meanwhile;
+// then the registers read before and after differ and the walk is repeated.
+bool walk_parked(pid_t tid, Parked first, const CodeRanges& code, ThreadSnapshot* out) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        out->depth = walk_parked_once(first, code, out->pcs);
+        Parked again = parked_state(tid);
+        if (again.in_syscall && again.sp == first.sp && again.pc == first.pc) return true;
+        if (!again.in_syscall) return false;
+        first = again;
+    }
+    out->depth = 0;
+    return false;
+}
+
+void wait_for_answer(int deadline_ms) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int state = g_state.load(std::memory_order_acquire);
+        if (state != kRequested && state != kWalking) return;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed_ms >= deadline_ms) {
+            int expected = kRequested;
+            if (g_state.compare_exchange_strong(expected, kAbandoned, std::memory_order_acq_rel))
+                return;
+            // The handler is walking: it finishes without waiting for anything.
+            continue;
+        }
+        struct timespec slice = {0, 2000000};
+        syscall(SYS_futex, reinterpret_cast<int*>(&g_state), FUTEX_WAIT_PRIVATE, state, &slice,
+                nullptr, 0);
+    }
+}
+
+// Asks a running thread to walk its own stack. Returns true with out->depth set, or false.
+bool walk_by_signal(pid_t tid, int sig, const CodeRanges& code, ThreadCensus* census,
+                    ThreadSnapshot* out) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        if (signal_blocked(tid, sig)) {
+            ++census->signal_blocked;
+            return false;
+        }
+        g_depth = 0;
+        g_target.store(tid, std::memory_order_release);
+        g_state.store(kRequested, std::memory_order_release);
+        if (syscall(SYS_tgkill, getpid(), tid, sig) != 0) {
+            g_state.store(kIdle, std::memory_order_release);
+            return false;  // the thread has exited
+        }
+        wait_for_answer(200);
+        int state = g_state.load(std::memory_order_acquire);
+        g_target.store(0, std::memory_order_release);
+        if (state == kDone) {
+            out->depth = g_depth;
+            memcpy(out->pcs, g_pcs, sizeof(uintptr_t) * static_cast<size_t>(g_depth));
+            g_state.store(kIdle, std::memory_order_release);
+            ++census->signalled;
+            return true;
+        }
+        g_state.store(kIdle, std::memory_order_release);
+        if (state != kBusy) {
+            ++census->no_answer;
+            return false;
+        }
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, nullptr);
+        Parked parked = parked_state(tid);
+        if (parked.in_syscall && !parked.restarts)
+            return walk_parked(tid, parked, code, out) && ++census->parked;
+    }
+    ++census->no_answer;
+    return false;
+}
+
+}  // namespace
+
+std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), ThreadCensus* census) {
+    std::vector<ThreadSnapshot> threads;
+    *census = ThreadCensus{};
+    DIR* dir = opendir("/proc/self/task");
+    if (dir == nullptr) return threads;
+    std::vector<pid_t> tids;
+    while (struct dirent* entry = readdir(dir)) {
+        pid_t tid = static_cast<pid_t>(atoi(entry->d_name));
+        if (tid > 0 && tid != gettid() && !(skip && skip(tid))) tids.push_back(tid);
+    }
+    closedir(dir);
+
+    int sig = capture_signal();
+    const CodeRanges code = code_ranges();
+    census->signal = sig;
+    threads.reserve(tids.size());
+    for (pid_t tid : tids) {
+        ThreadSnapshot snap;
+        snap.tid = tid;
+        read_name(tid, snap.name);
+        if (snap.name[0] == '\0') continue;  // gone already
+        ++census->threads;
+        // A signal where it is harmless (the thread runs, or its call restarts): the thread's own
+        // walk sees every register. A walk from outside where a handler would cause EINTR.
+        Parked parked = parked_state(tid);
+        if (parked.in_syscall && !parked.restarts && walk_parked(tid, parked, code, &snap)) {
+            ++census->parked;
+        } else if (sig != 0) {
+            walk_by_signal(tid, sig, code, census, &snap);
+        } else {
+            ++census->no_answer;
+        }
+        threads.push_back(snap);
+    }
+    return threads;
+}
+
+}  // namespace gprof::unwind

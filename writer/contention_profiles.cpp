@@ -1,0 +1,55 @@
+#include "writer/contention_profiles.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "record/contention.h"
+#include "record/stack_table.h"
+#include "writer/profile_builder.h"
+
+namespace gprof::writer {
+namespace {
+
+bool build_contention_profile(const record::StackCounters& counters, const char* what,
+                              const ModuleSnapshot* modules, SymbolCache* symbols,
+                              std::string* out, std::string* error) {
+    std::vector<record::StackCounts> counts(counters.size() + 256);
+    size_t n = counters.snapshot(counts.data(), counts.size());
+    if (n < counts.size()) counts.resize(n);
+
+    static constexpr ValueType kTypes[] = {{"contentions", "count"}, {"delay", "nanoseconds"}};
+    ProfileBuilder builder(kTypes, {"contentions", "count"}, 1, modules, symbols);
+    builder.set_time_now();
+    const record::StackTable& stacks = record::stack_table();
+    for (const record::StackCounts& c : counts) {
+        const uintptr_t* pcs;
+        int depth = stacks.frames(c.stack_id, &pcs);
+        if (depth == 0) continue;
+        // Un-biased counts are fractional; like Go's BlockProfile, a kept event counts at least 1.
+        int64_t count = (c.count + record::StackCounters::kCountUnit / 2) /
+                        record::StackCounters::kCountUnit;
+        const int64_t values[] = {count > 0 ? count : 1, c.value};
+        builder.add_sample(pcs, static_cast<size_t>(depth), values, 2);
+    }
+    if (counters.dropped() != 0) {
+        char note[160];
+        snprintf(note, sizeof note, "gprof: %llu %s events without a stack",
+                 static_cast<unsigned long long>(counters.dropped()), what);
+        builder.add_comment(note);
+    }
+    return builder.build(out, error);
+}
+
+}  // namespace
+
+bool build_block_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+                         std::string* error) {
+    return build_contention_profile(record::block_counters(), "block", modules, symbols, out, error);
+}
+
+bool build_mutex_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+                         std::string* error) {
+    return build_contention_profile(record::mutex_counters(), "mutex", modules, symbols, out, error);
+}
+
+}  // namespace gprof::writer
