@@ -3,7 +3,7 @@
 //
 // An uncontended lock costs one load of a global switch and a try-lock in place of the lock: only
 // when the try fails (a real wait) does gprof read the clock, register the waiter and, if the wait
-// is sampled, unwind. An unlock costs one load of a global count of registered waiters and, only
+// is sampled, unwind (robust mutexes: see try_first). An unlock costs one load of a global count of registered waiters and, only
 // when some thread somewhere is waiting, one load of this lock's slot. The try-first order keeps
 // every mutex kind's results: a try that fails with anything but EBUSY (EOWNERDEAD, which also
 // acquires a robust mutex; ENOTRECOVERABLE; EAGAIN; EINVAL) is what the lock would have returned
@@ -96,13 +96,28 @@ __attribute__((noinline)) int contended_unlock(const void* lock, void* caller, U
 
 inline bool profiling() { return r::g_lock_profiling.load(std::memory_order_relaxed); }
 
+// glibc's pthread_mutex_trylock on a robust mutex made unrecoverable takes the lock and returns
+// ENOTRECOVERABLE without releasing it (nptl/pthread_mutex_trylock.c tests the wrong variable), so
+// a later lock would change result. Robust mutexes are never tried: gprof peeks at the lock word
+// (glibc's public struct layout), and times the lock when it is held.
+constexpr int kRobustKind = 16;  // PTHREAD_MUTEX_ROBUST_NORMAL_NP
+inline bool robust(const pthread_mutex_t* m) { return (m->__data.__kind & kRobustKind) != 0; }
+
+// The try that decides whether a lock call is a wait: EBUSY means held by another (or, for an
+// error-checking mutex, by the caller: the real lock then returns EDEADLK at once).
+inline int try_first(pthread_mutex_t* m) {
+    if (robust(m)) return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0 ? -1 : EBUSY;
+    return o::real_mutex_trylock(m);
+}
+
 }  // namespace
 
 extern "C" {
 
 int pthread_mutex_lock(pthread_mutex_t* m) {
     if (!profiling()) return o::real_mutex_lock(m);
-    int result = o::real_mutex_trylock(m);
+    int result = try_first(m);
+    if (result == -1) return o::real_mutex_lock(m);
     if (result != EBUSY) [[likely]]
         return result;
     return contended(m, __builtin_return_address(0), [=] { return o::real_mutex_lock(m); });
@@ -110,7 +125,8 @@ int pthread_mutex_lock(pthread_mutex_t* m) {
 
 int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abstime) {
     if (!profiling()) return o::functions().mutex_timedlock(m, abstime);
-    int result = o::real_mutex_trylock(m);
+    int result = try_first(m);
+    if (result == -1) return o::functions().mutex_timedlock(m, abstime);
     if (result != EBUSY) return result;
     return contended(m, __builtin_return_address(0),
                      [=] { return o::functions().mutex_timedlock(m, abstime); });
@@ -118,7 +134,8 @@ int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abstime) 
 
 int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const struct timespec* abstime) {
     if (!profiling()) return o::functions().mutex_clocklock(m, clock, abstime);
-    int result = o::real_mutex_trylock(m);
+    int result = try_first(m);
+    if (result == -1) return o::functions().mutex_clocklock(m, clock, abstime);
     if (result != EBUSY) return result;
     return contended(m, __builtin_return_address(0),
                      [=] { return o::functions().mutex_clocklock(m, clock, abstime); });
