@@ -104,7 +104,7 @@ const ConfigOption kOptions[] = {
     {"GPROF_PROFILES", "heap,threads,threadcreate,block,mutex",
      "a comma-separated list of heap, threads, threadcreate, block, mutex, cpu",
      [](const char* t, Config& c) { return parse_profiles(t, &c.profiles); }},
-    {"GPROF_BLOCK_PROFILE_RATE", "10000", "nanoseconds >= 0 (0 turns it off)",
+    {"GPROF_BLOCK_PROFILE_RATE", "100000", "nanoseconds >= 0 (0 turns it off)",
      [](const char* t, Config& c) { return parse_nonnegative(t, &c.block_profile_rate); }},
     {"GPROF_MUTEX_PROFILE_FRACTION", "100", "an integer >= 0 (0 turns it off)",
      [](const char* t, Config& c) { return parse_nonnegative(t, &c.mutex_profile_fraction); }},

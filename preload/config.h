@@ -38,7 +38,7 @@ struct Config {
     bool at_exit = true;
     uint32_t profiles = kProfileHeap | kProfileThreads | kProfileThreadCreate | kProfileBlock |
                         kProfileMutex;
-    int64_t block_profile_rate = 10000;     // ns; see README "Defaults"
+    int64_t block_profile_rate = 100000;    // ns; see README "Defaults"
     int64_t mutex_profile_fraction = 100;   // 1 in N contention events
     int64_t cpu_hz = 0;
     HttpAddress http;

@@ -2,6 +2,10 @@
 
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
+
+#include <cstdio>
+#include <cstring>
 
 namespace gprof::record {
 namespace {
@@ -15,6 +19,41 @@ void update_switch() {
     g_lock_profiling.store(g_block_rate.load(std::memory_order_relaxed) > 0 ||
                                g_mutex_fraction.load(std::memory_order_relaxed) > 0,
                            std::memory_order_relaxed);
+}
+
+int64_t monotonic_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Waits are timed with the TSC (12 ns to read on a KVM guest, against 29 ns for clock_gettime
+// through the vDSO; three reads per contended lock). It is calibrated against CLOCK_MONOTONIC
+// without spending any start-up time: the first waits are timed with clock_gettime while a
+// reference pair (TSC, ns) is kept, and once 20 ms have passed the ratio is fixed. Both give
+// nanoseconds on the same base, so a wait that straddles the switch is still measured right.
+// Without an invariant TSC (start_contention() reads the CPU flags) clock_gettime is kept.
+struct TscClock {
+    std::atomic<bool> usable{false};
+    std::atomic<double> ns_per_tick{0};
+    std::atomic<uint64_t> ref_ticks{0};
+    std::atomic<int64_t> ref_ns{0};
+};
+TscClock g_tsc;
+
+bool cpu_has_invariant_tsc() {
+    FILE* f = fopen("/proc/cpuinfo", "re");
+    if (f == nullptr) return false;
+    char line[4096];
+    bool constant = false, nonstop = false;
+    while (fgets(line, sizeof line, f) != nullptr) {
+        if (strncmp(line, "flags", 5) != 0) continue;
+        constant = strstr(line, " constant_tsc") != nullptr;
+        nonstop = strstr(line, " nonstop_tsc") != nullptr;
+        break;
+    }
+    fclose(f);
+    return constant && nonstop;
 }
 
 }  // namespace
@@ -49,6 +88,7 @@ StackCounters& mutex_counters() {
 void start_contention() {
     block_counters();
     mutex_counters();
+    g_tsc.usable.store(cpu_has_invariant_tsc(), std::memory_order_relaxed);
 }
 
 int64_t block_sample(int64_t delay_ns, int64_t rate, uint64_t random, int64_t* delay_total) {
@@ -88,9 +128,27 @@ uint64_t contention_random() {
 }
 
 int64_t now_ns() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    double ratio = g_tsc.ns_per_tick.load(std::memory_order_relaxed);
+    if (ratio > 0) [[likely]] {
+        uint64_t ticks = __rdtsc() - g_tsc.ref_ticks.load(std::memory_order_relaxed);
+        return g_tsc.ref_ns.load(std::memory_order_relaxed) +
+               static_cast<int64_t>(static_cast<double>(ticks) * ratio);
+    }
+    int64_t ns = monotonic_ns();
+    if (!g_tsc.usable.load(std::memory_order_relaxed)) return ns;
+    uint64_t ticks = __rdtsc();
+    uint64_t ref_ticks = g_tsc.ref_ticks.load(std::memory_order_acquire);
+    if (ref_ticks == 0) {
+        g_tsc.ref_ns.store(ns, std::memory_order_relaxed);
+        uint64_t expected = 0;
+        g_tsc.ref_ticks.compare_exchange_strong(expected, ticks, std::memory_order_release);
+    } else if (ns - g_tsc.ref_ns.load(std::memory_order_relaxed) > 20 * 1000 * 1000 &&
+               ticks > ref_ticks) {
+        double r = static_cast<double>(ns - g_tsc.ref_ns.load(std::memory_order_relaxed)) /
+                   static_cast<double>(ticks - ref_ticks);
+        g_tsc.ns_per_tick.store(r, std::memory_order_relaxed);
+    }
+    return ns;
 }
 
 uint32_t WaitRegistry::arrive(const void* lock, int64_t now) {
@@ -109,8 +167,6 @@ uint32_t WaitRegistry::arrive(const void* lock, int64_t now) {
     }
     s.tail_since = now;
     ++s.waiters;
-    // Before the waiter waits: the holder's unlock, which comes later, then sees it.
-    waiting_.fetch_add(1, std::memory_order_seq_cst);
     return i + 1;
 }
 
@@ -121,7 +177,6 @@ void WaitRegistry::leave(uint32_t ticket, const void* lock) {
     if (keys_[ticket - 1].load(std::memory_order_relaxed) != reinterpret_cast<uintptr_t>(lock) ||
         s.waiters == 0)
         return;
-    waiting_.fetch_sub(1, std::memory_order_relaxed);
     if (--s.waiters == 0) keys_[ticket - 1].store(0, std::memory_order_relaxed);
 }
 

@@ -61,12 +61,11 @@ public:
     void leave(uint32_t ticket, const void* lock);
 
     // The fast test a release makes: may waiters be registered for `lock`?
-    // A global count of waiters first: a program with no contention anywhere reads one shared,
-    // unchanging word; then a compact array of the tracked locks' addresses.
+    // One load from a compact array of the tracked locks' addresses (32 KiB, all zero in a
+    // program without contention), not from a global count that every waiter would write.
     bool maybe_waiting(const void* lock) const {
-        return waiting_.load(std::memory_order_relaxed) != 0 &&
-               keys_[index(lock)].load(std::memory_order_relaxed) ==
-                   reinterpret_cast<uintptr_t>(lock);
+        return keys_[index(lock)].load(std::memory_order_relaxed) ==
+               reinterpret_cast<uintptr_t>(lock);
     }
     // A release of `lock` at `now`: the delay to charge it with (0 if nobody waits). The remaining
     // waiters' clocks restart at `now`, so the next release is charged only its own share.
@@ -86,7 +85,6 @@ private:
         return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(lock) >> 3) * 0x9E3779B97F4A7C15ULL >>
                                      52);
     }
-    std::atomic<uint64_t> waiting_{0};
     std::atomic<uintptr_t> keys_[kSlots] = {};  // the lock each slot tracks; 0: free
     Slot slots_[kSlots];
     std::atomic<uint64_t> collisions_{0};
