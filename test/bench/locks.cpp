@@ -1,8 +1,13 @@
 // Lock workloads for the lock profiler's overhead, driven by scripts/bench.
 // Usage: bench_locks contended THREADS [scale=1.0]   short critical sections on one mutex
-//        bench_locks uncontended [scale=1.0]         one thread, lock+unlock of its own mutex
+//        bench_locks uncontended [scale=1.0]         lock+unlock of a mutex no one else takes,
+//                                                    in a process with a second (idle) thread
+//        bench_locks uncontended-single [scale=1.0]  the same in a single-threaded process
+// glibc takes a cheaper, non-atomic path for mutexes while a process has one thread; any process
+// with a reason to profile its locks has more, and gprof's dumper thread makes one of them.
 // Plain C++ over pthreads, no dependency on gprof. Prints one deterministic result line.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -36,8 +41,17 @@ void contend(uint64_t iterations, uint64_t seed) {
 
 int main(int argc, char** argv) {
     if (argc < 2) return 2;
-    if (strcmp(argv[1], "uncontended") == 0) {
+    if (strcmp(argv[1], "uncontended") == 0 || strcmp(argv[1], "uncontended-single") == 0) {
         double scale = argc > 2 ? atof(argv[2]) : 1.0;
+        int idle_pipe[2];
+        std::thread idle;
+        if (strcmp(argv[1], "uncontended") == 0) {
+            if (pipe(idle_pipe) != 0) return 2;
+            idle = std::thread([&] {
+                char c;
+                if (read(idle_pipe[0], &c, 1) < 0) perror("read");
+            });
+        }
         auto pairs = static_cast<uint64_t>(100'000'000 * scale);
         pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER;
         volatile uint64_t count = 0;
@@ -45,6 +59,10 @@ int main(int argc, char** argv) {
             pthread_mutex_lock(&own);
             count = count + 1;
             pthread_mutex_unlock(&own);
+        }
+        if (idle.joinable()) {
+            if (write(idle_pipe[1], "x", 1) != 1) return 2;
+            idle.join();
         }
         printf("locks uncontended %llu\n", static_cast<unsigned long long>(count));
         return 0;
