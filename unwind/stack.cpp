@@ -51,6 +51,9 @@ struct ThreadStack {
     uintptr_t lo, hi;  // [lo, hi); hi == 0: not known yet
 };
 constinit thread_local ThreadStack t_stack [[gnu::tls_model("initial-exec")]] = {0, 0};
+// Set while a walk runs inside a signal handler: the thread may have been interrupted inside the
+// allocator, so nothing may allocate (pthread_getattr_np does); reads then take the checked path.
+constinit thread_local bool t_in_handler [[gnu::tls_model("initial-exec")]] = false;
 constexpr int kPageCacheSize = 16;
 constinit thread_local uintptr_t t_pages[kPageCacheSize]
     [[gnu::tls_model("initial-exec")]] = {};  // readable pages (page number + 1), this capture
@@ -82,7 +85,7 @@ bool readable(uintptr_t addr) {
 
 int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write, void* arg) {
     if (write) return g_libunwind_access_mem(as, addr, val, write, arg);
-    if (t_stack.hi == 0) learn_thread_stack();
+    if (t_stack.hi == 0 && !t_in_handler) learn_thread_stack();
     bool in_stack = addr >= t_stack.lo && addr + sizeof(unw_word_t) <= t_stack.hi;
     if (!in_stack && (!readable(addr) || !readable(addr + sizeof(unw_word_t) - 1)))
         return -UNW_EINVAL;
@@ -154,6 +157,11 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
                     WalkEnd* end) {
     if (!ready() || g_init_local2 == nullptr || g_step == nullptr || g_get_reg == nullptr) return 0;
     for (uintptr_t& page : t_pages) page = 0;
+    struct HandlerMark {
+        bool saved = t_in_handler;
+        explicit HandlerMark(bool on) { t_in_handler = t_in_handler || on; }
+        ~HandlerMark() { t_in_handler = saved; }
+    } mark(interrupted);
     unw_cursor_t cursor;
     if (g_init_local2(&cursor, context, interrupted ? UNW_INIT_SIGNAL_FRAME : 0) != 0) return 0;
     int depth = 0;

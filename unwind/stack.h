@@ -30,7 +30,8 @@ int capture(uintptr_t* pcs, int max);
 // return address) or registers known for a thread parked in a system call (its instruction pointer
 // follows the syscall instruction: already a return address). Frames inside libgprof.so are left
 // out, as in capture(). Memory is read with the same checks, so a stack that changes under the walk
-// gives a short or wrong stack, never a fault.
+// gives a short or wrong stack, never a fault. An interrupted context's walk allocates nothing (the
+// thread may have been stopped inside the allocator, holding its lock).
 // If `end` is given, it tells where the walk stopped: the last frame's stack pointer, and whether
 // the walk reached the outermost frame (libunwind's step returned 0) rather than failing.
 struct WalkEnd {

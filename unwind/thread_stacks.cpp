@@ -17,22 +17,43 @@
 #include <cstring>
 
 #include "preload/config.h"
-#include "record/reentry_guard.h"
 
 namespace gprof::unwind {
 namespace {
 
-// One request at a time (dumps are exclusive). The handler claims it (Requested -> Walking), walks
-// its own stack into g_pcs and publishes Done; the dumper gives up on it by Requested -> Abandoned.
-enum State : int { kIdle, kRequested, kWalking, kDone, kBusy, kAbandoned };
+// One request at a time (dumps are exclusive). The signalled thread claims it (Requested ->
+// Claimed), copies its interrupted registers into g_context, publishes Parked and waits, its stack
+// frozen, while the dumper walks that stack; the dumper then sets Released, and the thread Left. The handler itself never unwinds,
+// allocates or takes a lock: the thread may have been interrupted inside the allocator or the
+// loader, holding a lock the unwinder needs. Its wait is bounded (kParkMs): if the dumper is held
+// up (say, by a lock the parked thread holds), the thread leaves (Parked -> Left), the program
+// goes on, and the dumper discards its walk. The dumper gives up on a thread that never answers
+// with Requested -> Abandoned; a late signal finds no request for it and returns at once.
+enum State : int { kIdle, kRequested, kClaimed, kParked, kReleased, kLeft, kAbandoned };
+constexpr int kParkMs = 100;
+constexpr int kAnswerMs = 200;
 std::atomic<int> g_state{kIdle};
 std::atomic<pid_t> g_target{0};
-uintptr_t g_pcs[kMaxFrames];
-int g_depth = 0;
+ucontext_t g_context;
 std::atomic<int> g_signal{0};
 
 void futex_wake(std::atomic<int>* word) {
     syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+// Waits while *word == value, for at most `ms` in all. Async-signal-safe.
+void futex_wait_while(std::atomic<int>* word, int value, int ms) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (word->load(std::memory_order_acquire) == value) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ns = ms * 1000000L - ((now.tv_sec - start.tv_sec) * 1000000000L +
+                                        (now.tv_nsec - start.tv_nsec));
+        if (left_ns <= 0) return;
+        struct timespec slice = {0, left_ns < 2000000 ? left_ns : 2000000};
+        syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAIT_PRIVATE, value, &slice,
+                nullptr, 0);
+    }
 }
 
 void on_capture_signal(int, siginfo_t* info, void* context) {
@@ -41,16 +62,17 @@ void on_capture_signal(int, siginfo_t* info, void* context) {
     if (info->si_code == SI_TKILL && info->si_pid == getpid() &&
         g_target.load(std::memory_order_acquire) == gettid()) {
         int expected = kRequested;
-        if (g_state.compare_exchange_strong(expected, kWalking, std::memory_order_acq_rel)) {
-            if (record::inside_gprof()) {
-                // Interrupted inside gprof (maybe inside libunwind, whose per-thread cache a nested
-                // walk could corrupt): the dumper asks again a little later.
-                g_state.store(kBusy, std::memory_order_release);
-            } else {
-                record::ReentryGuard guard;
-                g_depth = capture_context(static_cast<ucontext_t*>(context), true, g_pcs, kMaxFrames);
-                g_state.store(kDone, std::memory_order_release);
-            }
+        if (g_state.compare_exchange_strong(expected, kClaimed, std::memory_order_acq_rel)) {
+            memcpy(&g_context, context, sizeof g_context);
+            g_state.store(kParked, std::memory_order_release);
+            futex_wake(&g_state);
+            futex_wait_while(&g_state, kParked, kParkMs);
+            // Released, or not within kParkMs: either way this request ends here. Only this
+            // request's states are replaced, never a later request's.
+            expected = kParked;
+            if (!g_state.compare_exchange_strong(expected, kLeft, std::memory_order_acq_rel) &&
+                expected == kReleased)
+                g_state.compare_exchange_strong(expected, kLeft, std::memory_order_acq_rel);
             futex_wake(&g_state);
         }
     }
@@ -285,66 +307,44 @@ bool walk_parked(pid_t tid, Parked first, const CodeRanges& code, ThreadSnapshot
     return false;
 }
 
-void wait_for_answer(int deadline_ms) {
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        int state = g_state.load(std::memory_order_acquire);
-        if (state != kRequested && state != kWalking) return;
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (elapsed_ms >= deadline_ms) {
-            int expected = kRequested;
-            if (g_state.compare_exchange_strong(expected, kAbandoned, std::memory_order_acq_rel))
-                return;
-            // The handler is walking: it finishes without waiting for anything.
-            continue;
-        }
-        struct timespec slice = {0, 2000000};
-        syscall(SYS_futex, reinterpret_cast<int*>(&g_state), FUTEX_WAIT_PRIVATE, state, &slice,
-                nullptr, 0);
+// Asks a running thread to park in the capture handler, walks its frozen stack, and lets it go.
+// Returns true with out->depth set, or false.
+bool walk_by_signal(pid_t tid, int sig, ThreadCensus* census, ThreadSnapshot* out) {
+    if (signal_blocked(tid, sig)) {
+        ++census->signal_blocked;
+        return false;
     }
-}
-
-// Asks a running thread to walk its own stack. Returns true with out->depth set, or false.
-bool walk_by_signal(pid_t tid, int sig, const CodeRanges& code, ThreadCensus* census,
-                    ThreadSnapshot* out) {
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        if (signal_blocked(tid, sig)) {
-            ++census->signal_blocked;
-            return false;
-        }
-        g_depth = 0;
-        g_target.store(tid, std::memory_order_release);
-        g_state.store(kRequested, std::memory_order_release);
-        if (syscall(SYS_tgkill, getpid(), tid, sig) != 0) {
-            g_state.store(kIdle, std::memory_order_release);
-            return false;  // the thread has exited
-        }
-        wait_for_answer(200);
-        int state = g_state.load(std::memory_order_acquire);
+    g_target.store(tid, std::memory_order_release);
+    g_state.store(kRequested, std::memory_order_release);
+    if (syscall(SYS_tgkill, getpid(), tid, sig) != 0) {
         g_target.store(0, std::memory_order_release);
-        if (state == kDone) {
-            out->depth = g_depth;
-            memcpy(out->pcs, g_pcs, sizeof(uintptr_t) * static_cast<size_t>(g_depth));
-            g_state.store(kIdle, std::memory_order_release);
-            ++census->signalled;
-            return true;
-        }
         g_state.store(kIdle, std::memory_order_release);
-        if (state != kBusy) {
-            ++census->no_answer;
-            return false;
-        }
-        struct timespec pause = {0, 1000000};
-        nanosleep(&pause, nullptr);
-        Parked parked = parked_state(tid);
-        if (parked.in_syscall && !parked.restarts)
-            return walk_parked(tid, parked, code, out) && ++census->parked;
+        return false;  // the thread has exited
     }
-    ++census->no_answer;
-    return false;
+    futex_wait_while(&g_state, kRequested, kAnswerMs);
+    int expected = kRequested;
+    bool answered = !g_state.compare_exchange_strong(expected, kAbandoned, std::memory_order_acq_rel);
+    futex_wait_while(&g_state, kClaimed, kParkMs);  // a copy of a few hundred bytes
+    bool walked = false;
+    if (answered && g_state.load(std::memory_order_acquire) == kParked) {
+        ucontext_t context;
+        memcpy(&context, &g_context, sizeof context);
+        out->depth = capture_context(&context, true, out->pcs, kMaxFrames);
+        // Still parked after the walk: the stack did not move under it.
+        expected = kParked;
+        walked = g_state.compare_exchange_strong(expected, kReleased, std::memory_order_acq_rel);
+        futex_wake(&g_state);
+        futex_wait_while(&g_state, kReleased, kParkMs);  // it leaves the handler: Left
+    }
+    g_target.store(0, std::memory_order_release);
+    g_state.store(kIdle, std::memory_order_release);
+    if (!walked) {
+        out->depth = 0;
+        ++census->no_answer;
+        return false;
+    }
+    ++census->signalled;
+    return true;
 }
 
 }  // namespace
@@ -377,7 +377,7 @@ std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), ThreadC
         if (parked.in_syscall && !parked.restarts && walk_parked(tid, parked, code, &snap)) {
             ++census->parked;
         } else if (sig != 0) {
-            walk_by_signal(tid, sig, code, census, &snap);
+            walk_by_signal(tid, sig, census, &snap);
         } else {
             ++census->no_answer;
         }

@@ -6,10 +6,12 @@
 // itself, without disturbing the thread. That matters because a signal handler run during poll(),
 // nanosleep(), epoll_wait(), sigtimedwait() or a futex wait with a timeout makes the call fail
 // with EINTR whatever SA_RESTART says (signal(7)), and because threads that block every signal
-// mostly wait in such calls. Only a thread running in user space is sent a signal: a real-time
-// signal no one else handles, whose handler walks the thread's own stack from the interrupted
-// context and hands it to the dumper. A thread that blocks that signal, or does not answer within
-// a bounded time, is counted and reported, never waited for; a late answer is ignored.
+// mostly wait in such calls. A thread running in user space (or parked in a call that SA_RESTART
+// resumes) is sent a real-time signal no one else handles; its handler copies the interrupted
+// registers and parks for at most 100 ms while the dumper walks the frozen stack. The handler
+// never unwinds, allocates or locks (the thread may hold the allocator's or the loader's lock). A
+// thread that blocks that signal, or does not answer within 200 ms, is counted and reported,
+// never waited for; a late answer is ignored.
 //
 // The dumper's walk of a parked thread starts with only the stack and instruction pointers known.
 // Frames whose unwind rules need another register (a frame pointer that no inner frame saved)

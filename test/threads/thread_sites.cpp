@@ -7,6 +7,7 @@
 // SIGUSR2 and waits (up to 30 s) for the dump's last file, then releases them.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -41,8 +42,12 @@ __attribute__((noinline)) void wait_here() {
 
 void* waiter(void* arg) {
     char name[16];
-    snprintf(name, sizeof name, "waiter-%d", static_cast<int>(reinterpret_cast<long>(arg)));
-    pthread_setname_np(pthread_self(), name);
+    int n = static_cast<int>(reinterpret_cast<long>(arg));
+    snprintf(name, sizeof name, "waiter-%d", n);
+    if (n % 2 == 0)
+        pthread_setname_np(pthread_self(), name);
+    else
+        prctl(PR_SET_NAME, name);  // the other way programs name threads
     wait_here();
     return nullptr;
 }
