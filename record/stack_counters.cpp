@@ -53,4 +53,11 @@ size_t StackCounters::snapshot(StackCounts* out, size_t max) const {
     return n;
 }
 
+std::vector<StackCounts> StackCounters::snapshot() const {
+    std::vector<StackCounts> counts(size() + 256);  // room for stacks added meanwhile
+    size_t n = snapshot(counts.data(), counts.size());
+    if (n < counts.size()) counts.resize(n);
+    return counts;
+}
+
 }  // namespace gprof::record

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace gprof::record {
 
@@ -34,6 +35,8 @@ public:
 
     // Copies the stacks seen so far into `out` (capacity `max`); returns how many there are.
     size_t snapshot(StackCounts* out, size_t max) const;
+    // The same into a vector (for the writer, which may allocate).
+    std::vector<StackCounts> snapshot() const;
     size_t size() const { return used_.load(std::memory_order_relaxed); }
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 

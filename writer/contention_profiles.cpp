@@ -13,9 +13,7 @@ namespace {
 bool build_contention_profile(const record::StackCounters& counters, const char* what,
                               const ModuleSnapshot* modules, SymbolCache* symbols,
                               std::string* out, std::string* error) {
-    std::vector<record::StackCounts> counts(counters.size() + 256);
-    size_t n = counters.snapshot(counts.data(), counts.size());
-    if (n < counts.size()) counts.resize(n);
+    const std::vector<record::StackCounts> counts = counters.snapshot();
 
     static constexpr ValueType kTypes[] = {{"contentions", "count"}, {"delay", "nanoseconds"}};
     ProfileBuilder builder(kTypes, {"contentions", "count"}, 1, modules, symbols);

@@ -74,9 +74,7 @@ bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, 
 bool build_threadcreate_profile(const ModuleSnapshot* modules, SymbolCache* symbols,
                                 std::string* out, std::string* error) {
     record::StackCounters& creations = record::thread_creations();
-    std::vector<record::StackCounts> counts(creations.size() + 256);
-    size_t n = creations.snapshot(counts.data(), counts.size());
-    if (n < counts.size()) counts.resize(n);
+    const std::vector<record::StackCounts> counts = creations.snapshot();
 
     static constexpr ValueType kTypes[] = {{"threadcreate", "count"}};
     ProfileBuilder builder(kTypes, {"threadcreate", "count"}, 1, modules, symbols);
