@@ -52,6 +52,7 @@ void write_dump(unsigned seq) {
             else
                 log::problem("cannot build the heap profile: %s", error.c_str());
         }
+        symbol_cache().end_dump();
     } catch (const std::bad_alloc&) {
         log::problem("out of memory while writing profiles; dump %u skipped", seq);
     }

@@ -1,0 +1,90 @@
+// A program for the symbol tests: allocations reached through templates, inlined helpers, lambdas,
+// std::function, libc's qsort (a libc frame in the stack) and std::thread (libstdc++'s thread
+// entry in the stack). Built -O2 without frame pointers, with DWARF. The lines marked "LINE:<tag>"
+// are where a test expects samples; the test finds them by the tag, not by number.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#define NOINLINE __attribute__((noinline))
+
+namespace {
+
+void* volatile kept[200000];
+int nkept;
+
+inline __attribute__((always_inline)) void keep(void* p) { kept[nkept++ % 200000] = p; }
+
+// Inlined into its callers: the allocation's line is here, the call's line in the caller.
+inline __attribute__((always_inline)) void* grab(size_t n) {
+    return malloc(n);  // LINE:grab
+}
+
+template <typename T>
+struct Pool {
+    NOINLINE T* make(int n) {
+        T* p = new T[n];  // LINE:pool_make
+        keep(p);
+        return p;
+    }
+    inline __attribute__((always_inline)) void fill(int times) {
+        for (int i = 0; i < times; ++i) keep(grab(sizeof(T) * 16));  // LINE:pool_fill
+    }
+};
+
+NOINLINE void big_site(int times) {
+    for (int i = 0; i < times; ++i) {
+        keep(malloc(256 * 1024));  // LINE:big_site
+    }
+}
+
+NOINLINE void nested(int times) {
+    Pool<double> pool;
+    pool.fill(times);  // LINE:nested_fill
+    Pool<std::string> strings;
+    for (int i = 0; i < times / 10 + 1; ++i) strings.make(4);
+}
+
+NOINLINE void with_lambda(int times) {
+    auto allocate = [](size_t n) { keep(grab(n)); };  // LINE:lambda
+    for (int i = 0; i < times; ++i) allocate(100 + i % 7);
+    std::function<void(int)> f = [](int n) { keep(malloc(static_cast<size_t>(n))); };  // LINE:function
+    for (int i = 0; i < times; ++i) f(64);
+}
+
+int compare_and_allocate(const void* a, const void* b) {
+    keep(malloc(48));  // LINE:compare
+    return *static_cast<const int*>(a) - *static_cast<const int*>(b);
+}
+
+NOINLINE void through_libc() {
+    std::vector<int> values(2000);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int>((i * 7919) % 2003);
+    qsort(values.data(), values.size(), sizeof(int), compare_and_allocate);
+}
+
+NOINLINE void in_thread(int times) {
+    std::thread t([times] {
+        std::vector<std::string> words;
+        for (int i = 0; i < times; ++i) words.push_back(std::string(100, 'x'));  // LINE:thread
+        for (auto& w : words) keep(strdup(w.c_str()));
+    });
+    t.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int times = argc > 1 ? atoi(argv[1]) : 2000;
+    big_site(40);
+    nested(times);
+    with_lambda(times);
+    through_libc();
+    in_thread(times);
+    printf("allocated %d\n", nkept);
+    return 0;
+}
