@@ -71,8 +71,9 @@ bool has_build_id(const std::string& path, const std::string& build_id) {
 struct OpenContext {
     std::string build_id;
     std::string search_dir;
+    std::string found;  // the separate debug file, once found
 };
-thread_local const OpenContext* t_open_context = nullptr;
+thread_local OpenContext* t_open_context = nullptr;
 
 int no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) { return -1; }
 
@@ -88,7 +89,7 @@ int candidate(const std::string& path, const std::string& build_id, char** found
 // for a dwz file (debuglink_file is the .gnu_debugaltlink path, crc 0).
 int find_debug_file(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*,
                     const char* debuglink_file, GElf_Word debuglink_crc, char** found_name) {
-    const OpenContext* context = t_open_context;
+    OpenContext* context = t_open_context;
     if (context == nullptr) return -1;
     try {
         if (debuglink_file != nullptr && debuglink_crc == 0 && debuglink_file[0] == '/') {
@@ -97,10 +98,13 @@ int find_debug_file(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*,
         }
         const std::string& id = context->build_id;
         if (id.size() > 2) {
-            int fd = candidate("/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) +
-                                   ".debug",
-                               id, found_name);
-            if (fd != -1) return fd;
+            std::string path =
+                "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
+            int fd = candidate(path, id, found_name);
+            if (fd != -1) {
+                context->found = path;
+                return fd;
+            }
         }
         if (debuglink_file != nullptr && debuglink_file[0] != '\0' &&
             std::strchr(debuglink_file, '/') == nullptr) {
@@ -111,7 +115,10 @@ int find_debug_file(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*,
                 // Without a build ID to compare, a debuglink file is trusted by name, as GDB does
                 // when it skips the CRC.
                 int fd = candidate(path, id, found_name);
-                if (fd != -1) return fd;
+                if (fd != -1) {
+                    context->found = path;
+                    return fd;
+                }
             }
         }
     } catch (...) {
@@ -182,7 +189,7 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         if (state->dwfl == nullptr) return nullptr;
         int fd = open_read_only(path);
         if (fd == -1) return nullptr;
-        OpenContext context{build_id, search_dir};
+        OpenContext context{build_id, search_dir, {}};
         t_open_context = &context;
         struct Reset {
             ~Reset() { t_open_context = nullptr; }
@@ -200,7 +207,9 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         Dwarf_Addr bias = 0;
         // Finds the DWARF now, while the callbacks know the module.
         if (g_libdw.dwfl_module_getdwarf(state->module, &bias) == nullptr) return nullptr;
-        return std::unique_ptr<DebugInfo>(new DebugInfo(std::move(state)));
+        std::unique_ptr<DebugInfo> info(new DebugInfo(std::move(state)));
+        info->separate_file_ = std::move(context.found);
+        return info;
     } catch (...) {
         return nullptr;
     }

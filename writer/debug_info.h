@@ -61,10 +61,15 @@ class DebugInfo {
     // from the line table with an empty function name (code without a DW_TAG_subprogram).
     bool lookup(uint64_t link_address, std::vector<DebugFrame>* frames) noexcept;
 
+    // The separate debug file the DWARF came from ("" when the module had its own). Its .symtab
+    // names what a stripped module's .dynsym does not (static functions, assembly entry points).
+    const std::string& separate_file() const { return separate_file_; }
+
   private:
     struct State;
     explicit DebugInfo(std::unique_ptr<State> state);
     std::unique_ptr<State> state_;
+    std::string separate_file_;
 };
 
 }  // namespace gprof::writer

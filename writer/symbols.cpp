@@ -81,6 +81,9 @@ class SymbolTable {
     bool to_link_address(const Module& module, uintptr_t address, uint64_t* link_address) const;
     const Symbol* find(uint64_t link_address) const;
     void read_symbols(const ElfImage& image, uint32_t section_type);
+    // A stripped module keeps only .dynsym; its separate debug file has the whole .symtab (at the
+    // same link addresses).
+    void load_separate_symtab(const std::string& path);
 
     std::vector<LoadSegment> segments_;
     std::vector<Symbol> symbols_;                          // sorted by start, one per start address
@@ -90,6 +93,8 @@ class SymbolTable {
     std::string origin_path_, build_id_, search_dir_;
     std::unique_ptr<DebugInfo> debug_;  // this dump's libdw state
     bool debug_missing_ = false;        // no DWARF anywhere: not looked for again
+    bool full_symtab_ = false;          // symbols_ came from a .symtab, not only .dynsym
+    bool separate_symtab_tried_ = false;
     std::unordered_map<uint64_t, Resolved> resolved_;  // by link address
     std::vector<CompactFrame> frames_;
     std::deque<std::string> pool_;  // a deque: growing it never moves the strings viewed below
@@ -185,7 +190,23 @@ void SymbolTable::load(const ElfImage& image) {
     // .symtab has every function, .dynsym only the exported ones; stripped files keep only
     // .dynsym.
     read_symbols(image, SHT_SYMTAB);
+    full_symtab_ = !symbols_.empty();
     if (symbols_.empty()) read_symbols(image, SHT_DYNSYM);
+}
+
+void SymbolTable::load_separate_symtab(const std::string& path) {
+    MappedFile file;
+    std::string ignored;
+    if (!file.open(path, &ignored)) return;
+    ElfImage image(file.data(), file.size());
+    if (!image.valid()) return;
+    SymbolTable other;
+    other.read_symbols(image, SHT_SYMTAB);
+    if (other.symbols_.empty()) return;
+    symbols_ = std::move(other.symbols_);
+    names_ = std::move(other.names_);
+    demangled_.clear();
+    full_symtab_ = true;
 }
 
 void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
@@ -211,6 +232,10 @@ void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
                 continue;
             std::string_view name = string_table.substr(symbol.st_name);
             name = name.substr(0, std::min(name.find('\0'), name.size()));
+            // A .symtab of a versioned library names "pthread_create@@GLIBC_2.34"; the version is
+            // not part of the function's name (llvm-symbolizer drops it too). No mangled C++
+            // name contains '@'.
+            name = name.substr(0, std::min(name.find('@'), name.size()));
             if (name.empty()) continue;
             uint64_t end = symbol.st_value + symbol.st_size;
             if (symbol.st_size == 0) {
@@ -342,6 +367,11 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
         // Without libdw.so.1 nothing is found either; it is not looked for again in this table.
         if (debug_ == nullptr) debug_missing_ = true;
     }
+    if (debug_ != nullptr && !full_symtab_ && !separate_symtab_tried_ &&
+        !debug_->separate_file().empty()) {
+        separate_symtab_tried_ = true;
+        load_separate_symtab(debug_->separate_file());
+    }
     std::vector<DebugFrame> debug_frames;
     bool dwarf = debug_ != nullptr && debug_->lookup(link_address, &debug_frames);
     FunctionName symbol;
@@ -361,6 +391,10 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
             frame.start_line = d.start_line;
             frames->push_back(std::move(frame));
         }
+        // The outermost frame, the function really called, is named from the symbol table
+        // wherever it has a symbol, as llvm-symbolizer does: the symbol has the full mangled name
+        // (DWARF may hold only "site<3>") and tells a function's .cold part by its name.
+        if (have_symbol && !frames->empty()) frames->back().function = std::move(symbol);
         return true;
     }
     if (!have_symbol) return false;

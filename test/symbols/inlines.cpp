@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #define NOINLINE __attribute__((noinline))
@@ -76,6 +77,18 @@ NOINLINE void in_thread(int times) {
     t.join();
 }
 
+// 200 instantiations of one template, each an allocation site of its own with an inlined chain.
+template <int N>
+NOINLINE void site() {
+    Pool<char[N + 1]> pool;
+    pool.fill(1);
+}
+
+template <int... N>
+void all_sites(std::integer_sequence<int, N...>) {
+    (site<N>(), ...);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +98,7 @@ int main(int argc, char** argv) {
     with_lambda(times);
     through_libc();
     in_thread(times);
+    all_sites(std::make_integer_sequence<int, 200>());
     printf("allocated %d\n", nkept);
     return 0;
 }
