@@ -342,3 +342,180 @@ TEST_CASE("every location's inlined frames, files and lines equal llvm-symbolize
     CHECK(differing == 0);
     CHECK(clone_names <= compared / 20);
 }
+
+namespace {
+
+// The line of test/symbols/<file> that carries the marker "LINE:<tag>".
+int64_t marked_line(const std::string& file, const std::string& tag) {
+    std::vector<std::string> lines = split_lines(read_file(SOURCE_ROOT "/test/symbols/" + file));
+    for (size_t i = 0; i < lines.size(); ++i) {
+        std::string marker = "LINE:" + tag;
+        size_t at = lines[i].find(marker);
+        if (at != std::string::npos &&
+            (at + marker.size() == lines[i].size() || lines[i][at + marker.size()] == ' '))
+            return static_cast<int64_t>(i + 1);
+    }
+    FAIL("no LINE:" << tag << " in " << file);
+    return 0;
+}
+
+// A program run under gprof at rate 1 in a directory of its own; the one heap profile it wrote,
+// checked with libprotobuf and go tool pprof (no warnings).
+std::string run_for_profile(const std::vector<std::string>& argv, const std::string& dir) {
+    auto env = preload_env("");
+    env["GPROF_MEM_PROFILE_RATE"] = "1";
+    env["GPROF_OUTPUT"] = dir + "/gprof";
+    RunResult r = run(argv, with_env(env));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+    REQUIRE(files.size() == 1);
+    perftools::profiles::Profile p = read_profile(files[0]);
+    CHECK(consistency_problems(p).empty());
+    std::string out;
+    CHECK(pprof_stderr({"-raw"}, files[0], &out) == "");
+    return files[0];
+}
+
+// Does some location of p have a frame of function `name` (a substring of the name) at file:line?
+bool has_frame(const perftools::profiles::Profile& p, const std::string& name,
+               const std::string& file_suffix, int64_t line) {
+    std::map<uint64_t, const perftools::profiles::Function*> functions;
+    for (const auto& f : p.function()) functions[f.id()] = &f;
+    for (const auto& location : p.location()) {
+        for (const auto& l : location.line()) {
+            const auto* f = functions.at(l.function_id());
+            if (contains(string_at(p, f->name()), name) &&
+                string_at(p, f->filename()).ends_with(file_suffix) && l.line() == line)
+                return true;
+        }
+    }
+    return false;
+}
+
+const perftools::profiles::Mapping* mapping_named(const perftools::profiles::Profile& p,
+                                                  const std::string& suffix) {
+    for (const auto& m : p.mapping())
+        if (string_at(p, m.filename()).ends_with(suffix)) return &m;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("go tool pprof -list and -lines show the sampled source lines", "[symbols][pprof]") {
+    std::string dir = make_dir("symbols-pprof");
+    std::string file = run_for_profile({kSymbolPrograms + "/inlines"}, dir);
+    const int64_t big = marked_line("inlines.cpp", "big_site");
+    const int64_t fill = marked_line("inlines.cpp", "nested_fill");
+    const int64_t grab = marked_line("inlines.cpp", "grab");
+
+    std::string out;
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-list", "big_site"}, file, &out) == "");
+    INFO(out);
+    // "  flat  cum  <line>: <source>": the 40 x 256 KiB are on the marked line, and only there.
+    std::regex big_line("\\s(\\S+)\\s+(\\S+)\\s+" + std::to_string(big) + ":.*LINE:big_site");
+    std::smatch m;
+    REQUIRE(std::regex_search(out, m, big_line));
+    CHECK(m[1].str() == "10MB");
+    CHECK(m[2].str() == "10MB");
+
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-list", "nested"}, file, &out) == "");
+    INFO(out);
+    std::regex fill_line("\\s(\\S+)\\s+(\\S+)\\s+" + std::to_string(fill) + ":.*LINE:nested_fill");
+    REQUIRE(std::regex_search(out, m, fill_line));
+    CHECK(m[1].str() == ".");   // nothing allocated by nested itself on that line
+    CHECK(m[2].str() != ".");   // but through the inlined fill and grab
+
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-lines", "-top", "-nodecount=100"}, file,
+                       &out) == "");
+    INFO(out);
+    CHECK(contains(out, "inlines.cpp:" + std::to_string(big)));
+    CHECK(std::regex_search(out, std::regex("grab .*inlines.cpp:" + std::to_string(grab) +
+                                            " \\(inline\\)")));
+
+    CHECK(pprof_stderr({"-symbolize=none", "-top"}, file, &out) == "");
+    INFO(out);
+    CHECK(contains(out, "big_site"));
+    CHECK(contains(out, "compare_and_allocate"));
+}
+
+TEST_CASE("a deleted or replaced executable keeps its names and lines, and the profile reads "
+          "well where the binary is gone", "[symbols][moving]") {
+    for (const char* how : {"--delete-self", "--replace-self"}) {
+        INFO(how);
+        std::string dir = make_dir("symbols-deleted");
+        std::string copy = dir + "/inlines-copy";
+        fs::copy_file(kSymbolPrograms + "/inlines", copy);
+        fs::permissions(copy, fs::perms::owner_all);
+        std::string file = run_for_profile({copy, how}, dir);
+        if (std::string(how) == "--delete-self") CHECK_FALSE(fs::exists(copy));
+        perftools::profiles::Profile p = read_profile(file);
+        const int64_t big = marked_line("inlines.cpp", "big_site");
+        CHECK(has_frame(p, "big_site", "test/symbols/inlines.cpp", big));
+        CHECK(has_frame(p, "grab", "test/symbols/inlines.cpp", marked_line("inlines.cpp", "grab")));
+        const auto* main_mapping = mapping_named(p, "inlines-copy");
+        REQUIRE(main_mapping != nullptr);
+        CHECK(main_mapping->has_functions());
+        CHECK(main_mapping->has_filenames());
+        CHECK(main_mapping->has_line_numbers());
+        CHECK(main_mapping->has_inline_frames());
+        // The profile moved to a directory of its own: go tool pprof still shows names and lines.
+        std::string elsewhere = make_dir("symbols-elsewhere") + "/heap.pb.gz";
+        fs::copy_file(file, elsewhere);
+        std::string out;
+        CHECK(pprof_stderr({"-lines", "-top"}, elsewhere, &out) == "");
+        INFO(out);
+        CHECK(contains(out, "inlines.cpp:" + std::to_string(big)));
+    }
+}
+
+TEST_CASE("a dlclose'd library's samples keep their names, files and lines", "[symbols][moving]") {
+    for (bool close_it : {false, true}) {
+        INFO("dlclose: " << close_it);
+        std::string dir = make_dir("symbols-dlclose");
+        std::vector<std::string> argv = {kSymbolPrograms + "/loader",
+                                         kSymbolPrograms + "/libsymplugin.so"};
+        if (close_it) argv.push_back("--dlclose");
+        perftools::profiles::Profile p = read_profile(run_for_profile(argv, dir));
+        const auto* plugin = mapping_named(p, "libsymplugin.so");
+        REQUIRE(plugin != nullptr);
+        CHECK(plugin->has_functions());
+        CHECK(plugin->has_line_numbers());
+        CHECK(has_frame(p, "plugin_grab", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_grab")));
+        CHECK(has_frame(p, "plugin_internal", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_internal")));
+        CHECK(has_frame(p, "plugin_allocate", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_allocate")));
+    }
+}
+
+TEST_CASE("a stripped library is named from .dynsym; code without a file keeps its address",
+          "[symbols][moving]") {
+    std::string dir = make_dir("symbols-stripped");
+    perftools::profiles::Profile p = read_profile(run_for_profile(
+        {kSymbolPrograms + "/loader", kSymbolPrograms + "/libsymplugin_stripped.so", "--jit"},
+        dir));
+    const auto* plugin = mapping_named(p, "libsymplugin_stripped.so");
+    REQUIRE(plugin != nullptr);
+    CHECK(plugin->has_functions());
+    CHECK_FALSE(plugin->has_filenames());
+    CHECK_FALSE(plugin->has_line_numbers());
+    CHECK_FALSE(plugin->has_inline_frames());
+    std::vector<FlatSample> samples = flatten(p);
+    bool exported_named = false, jit_seen = false;
+    for (const FlatSample& s : samples) {
+        for (size_t i = 0; i < s.functions.size(); ++i)
+            if (s.functions[i] == "plugin_allocate") exported_named = true;
+        // loader_called_from_jit's caller is the anonymous executable page: an address with a
+        // mapping of its own and no name.
+        if (!s.functions.empty() && s.functions[0] == "loader_called_from_jit" &&
+            s.mappings.size() > 1 && s.mappings[1] == "[anon]")
+            jit_seen = true;
+    }
+    CHECK(exported_named);
+#if defined(__x86_64__)
+    CHECK(jit_seen);
+#endif
+}
