@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "writer/elf_file.h"
@@ -20,13 +22,12 @@ namespace {
 // The entry points of libdw.so.1 gprof uses, found with dlsym. The headers give only their types:
 // nothing here refers to libdw's symbols, so linking adds no NEEDED entry.
 struct Libdw {
-#define GPROF_LIBDW_FUNCTIONS(X)                                                               \
-    X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin) X(dwfl_report_elf) X(dwfl_report_end)        \
-        X(dwfl_module_build_id) X(dwfl_module_getdwarf) X(dwfl_module_addrdie)                 \
-            X(dwfl_module_getsrc) X(dwfl_lineinfo) X(dwarf_getscopes) X(dwarf_getscopes_die)   \
-                X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring)         \
-                    X(dwarf_formudata) X(dwarf_diecu) X(dwarf_getsrcfiles) X(dwarf_filesrc)     \
-                        X(dwarf_offdie) X(dwarf_dieoffset)
+#define GPROF_LIBDW_FUNCTIONS(X)                                                                   \
+    X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin) X(dwfl_report_elf) X(dwfl_report_end)           \
+    X(dwfl_module_getdwarf) X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo)           \
+    X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring) X(dwarf_formudata)       \
+    X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_dieoffset) X(dwarf_child) X(dwarf_siblingof)      \
+    X(dwarf_ranges)
 #define GPROF_LIBDW_MEMBER(name) decltype(&::name) name = nullptr;
     GPROF_LIBDW_FUNCTIONS(GPROF_LIBDW_MEMBER)
 #undef GPROF_LIBDW_MEMBER
@@ -168,9 +169,84 @@ bool debug_info_library_available() {
     return g_libdw_ok;
 }
 
+// The functions of one compilation unit by address: every DW_TAG_subprogram and
+// DW_TAG_inlined_subroutine with its address ranges and the function DIE around it. Built by one
+// walk of the unit's DIEs the first time an address falls in it. (libdw's dwarf_getscopes walks the
+// unit from its start at every look-up: two orders of magnitude slower on libc's big units.)
+struct FunctionIndex {
+    struct Function {
+        Dwarf_Die die;
+        int parent;  // index of the enclosing function, -1 for an outermost one
+        int depth;   // 0 for an outermost one
+    };
+    struct Range {
+        uint64_t low, high;  // [low, high)
+        int function;
+    };
+    std::vector<Function> functions;
+    std::vector<Range> ranges;  // sorted by low, then by depth (outer first)
+
+    void build(Dwarf_Die* cu) {
+        Dwarf_Die child;
+        if (g_libdw.dwarf_child(cu, &child) == 0) walk(&child, -1, 0);
+        std::stable_sort(ranges.begin(), ranges.end(), [this](const Range& a, const Range& b) {
+            if (a.low != b.low) return a.low < b.low;
+            return functions[a.function].depth < functions[b.function].depth;
+        });
+    }
+
+    // The DIEs from *die on and their siblings, with their children. Bounded depth: DWARF from a
+    // hostile file must not overflow the stack.
+    void walk(Dwarf_Die* die, int parent, int nesting) {
+        if (nesting > 256) return;
+        Dwarf_Die current = *die;
+        do {
+            int tag = g_libdw.dwarf_tag(&current);
+            int inner_parent = parent;
+            if (is_function(tag)) {
+                int index = static_cast<int>(functions.size());
+                int depth = parent < 0 ? 0 : functions[parent].depth + 1;
+                bool has_range = false;
+                Dwarf_Addr base = 0, low = 0, high = 0;
+                ptrdiff_t offset = 0;
+                while ((offset = g_libdw.dwarf_ranges(&current, offset, &base, &low, &high)) > 0) {
+                    if (high > low) {
+                        ranges.push_back({low, high, index});
+                        has_range = true;
+                    }
+                }
+                if (has_range) {
+                    functions.push_back({current, parent, depth});
+                    inner_parent = index;
+                }
+            }
+            Dwarf_Die child;
+            if (g_libdw.dwarf_child(&current, &child) == 0) walk(&child, inner_parent, nesting + 1);
+        } while (g_libdw.dwarf_siblingof(&current, &current) == 0);
+    }
+
+    // The innermost function whose ranges hold address, or -1.
+    int innermost(uint64_t address) const {
+        auto after = std::upper_bound(ranges.begin(), ranges.end(), address,
+                                      [](uint64_t a, const Range& r) { return a < r.low; });
+        // Ranges of inlined calls lie inside a range of their outermost function, which starts at
+        // or before them: look back until an outermost function's range.
+        int best = -1;
+        while (after != ranges.begin()) {
+            --after;
+            const Function& function = functions[after->function];
+            if (address < after->high && (best < 0 || function.depth > functions[best].depth))
+                best = after->function;
+            if (function.depth == 0) break;
+        }
+        return best;
+    }
+};
+
 struct DebugInfo::State {
     Dwfl* dwfl = nullptr;
     Dwfl_Module* module = nullptr;
+    std::map<Dwarf_Off, FunctionIndex> units;  // by the unit DIE's offset
     ~State() {
         if (dwfl != nullptr) g_libdw.dwfl_end(dwfl);
     }
@@ -234,34 +310,27 @@ bool DebugInfo::lookup(uint64_t link_address, std::vector<DebugFrame>* frames) n
             innermost.filename = absolute_file(file, comp_dir);
             innermost.line = line_number;
         }
-        Dwarf_Die* scopes = nullptr;
-        int count = cu != nullptr ? g_libdw.dwarf_getscopes(cu, link_address - bias, &scopes) : 0;
-        if (count > 0) {
-            // dwarf_getscopes also lists the scopes of an inlined function's abstract origin; the
-            // chain of concrete scopes around the innermost one is what says who inlined whom.
-            Dwarf_Die innermost_scope = scopes[0];
-            std::free(scopes);
-            scopes = nullptr;
-            count = g_libdw.dwarf_getscopes_die(&innermost_scope, &scopes);
+        int function = -1;
+        FunctionIndex* index = nullptr;
+        if (cu != nullptr) {
+            auto [entry, inserted] = state_->units.try_emplace(g_libdw.dwarf_dieoffset(cu));
+            if (inserted) entry->second.build(cu);
+            index = &entry->second;
+            function = index->innermost(link_address - bias);
         }
-        if (count <= 0) {
-            std::free(scopes);
+        if (function < 0) {
             if (innermost.line == 0 && innermost.filename.empty()) return false;
             frames->push_back(std::move(innermost));  // a line, but no function
             return false;
         }
         Dwarf_Files* files = nullptr;
-        Dwarf_Die cu_die;
-        if (g_libdw.dwarf_diecu(&scopes[0], &cu_die, nullptr, nullptr) == nullptr ||
-            g_libdw.dwarf_getsrcfiles(&cu_die, &files, nullptr) != 0)
-            files = nullptr;
+        if (g_libdw.dwarf_getsrcfiles(cu, &files, nullptr) != 0) files = nullptr;
 
         DebugFrame frame = std::move(innermost);
         bool have_function = false;
-        for (int i = 0; i < count; ++i) {
-            Dwarf_Die* die = &scopes[i];
+        for (int i = function; i >= 0; i = index->functions[i].parent) {
+            Dwarf_Die* die = &index->functions[i].die;
             int tag = g_libdw.dwarf_tag(die);
-            if (!is_function(tag)) continue;
             const char* name = die_name(die);
             frame.linkage_name = name != nullptr ? name : "";
             frame.start_line = decl_line(die);
@@ -283,7 +352,6 @@ bool DebugInfo::lookup(uint64_t link_address, std::vector<DebugFrame>* frames) n
                 caller.line = static_cast<int64_t>(value);
             frame = std::move(caller);
         }
-        std::free(scopes);
         if (!have_function) {
             frames->push_back(std::move(frame));
             return false;
