@@ -438,7 +438,7 @@ bool SymbolTable::symbolize(const Module& module, uintptr_t address,
     return !out->empty();
 }
 
-SymbolCache::SymbolCache() = default;
+SymbolCache::SymbolCache(size_t max_resolved_bytes) : max_resolved_bytes_(max_resolved_bytes) {}
 SymbolCache::~SymbolCache() = default;
 
 SymbolTable* SymbolCache::table_for(const Module& module) {
@@ -488,13 +488,16 @@ bool SymbolCache::symbolize(const Module& module, uintptr_t address, std::vector
     *from_dwarf = false;
     try {
         out->clear();
+        // libdw is opened (dlopen, once) before the cache's lock is taken: no call into the loader
+        // under a lock of gprof's, where another thread holding the loader's lock could wait on it.
+        debug_info_library_available();
         std::lock_guard<std::mutex> lock(mutex_);
         SymbolTable* table = table_for(module);
         if (table == nullptr) return false;
         size_t before = table->resolved_bytes();
         bool found = table->symbolize(module, address, out, from_dwarf);
         resolved_total_ += table->resolved_bytes() - before;
-        if (resolved_total_ > kMaxResolvedBytes) {
+        if (resolved_total_ > max_resolved_bytes_) {
             for (const auto& [key, t] : tables_) t->forget_resolved();
             resolved_total_ = 0;
         }

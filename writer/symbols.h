@@ -42,7 +42,8 @@ struct SourceFrame {
 
 class SymbolCache {
   public:
-    SymbolCache();
+    // max_resolved_bytes: the bound on the cache of resolved addresses (tests make it small).
+    explicit SymbolCache(size_t max_resolved_bytes = kMaxResolvedBytes);
     ~SymbolCache();
     SymbolCache(const SymbolCache&) = delete;
     SymbolCache& operator=(const SymbolCache&) = delete;
@@ -76,6 +77,7 @@ class SymbolCache {
     std::mutex mutex_;
     std::map<std::string, std::unique_ptr<SymbolTable>> tables_;  // key: path, NUL, build ID
     size_t resolved_total_ = 0;  // the sum of the tables' resolved_bytes()
+    size_t max_resolved_bytes_;
 };
 
 }  // namespace gprof::writer

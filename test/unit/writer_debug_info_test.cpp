@@ -1,5 +1,6 @@
 // Source lines and inlined frames from DWARF (libdw, loaded lazily) for code of the test program
 // itself, and the cache of resolved addresses. Skipped, with a warning, where libdw.so.1 is absent.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -99,4 +100,35 @@ TEST_CASE("debug info: a file without DWARF gives nothing, and no crash", "[writ
         info->lookup(0x1, &frames);
         info->lookup(~uint64_t{0}, &frames);
     }
+}
+
+TEST_CASE("symbols: the cache of resolved addresses stays within its bound", "[writer][symbols]") {
+    ModuleSnapshot snapshot;
+    std::string error;
+    REQUIRE(snapshot.capture(&error));
+    const gprof::writer::Module* libc = nullptr;
+    for (const auto& m : snapshot.modules())
+        if (m.path.find("/libc.so.6") != std::string::npos) libc = &m;
+    REQUIRE(libc != nullptr);
+    constexpr size_t kBound = 64 * 1024;
+    SymbolCache bounded(kBound), unbounded;
+    std::vector<SourceFrame> a, b;
+    bool dwarf_a = false, dwarf_b = false;
+    size_t named = 0, peak = 0;
+    const uintptr_t span = libc->limit - libc->start;
+    for (size_t i = 0; i < 3000; ++i) {
+        uintptr_t address = libc->start + span * i / 3000;
+        bool found = bounded.symbolize(*libc, address, &a, &dwarf_a);
+        CHECK(found == unbounded.symbolize(*libc, address, &b, &dwarf_b));
+        peak = std::max(peak, bounded.resolved_bytes());
+        if (!found) continue;
+        ++named;
+        // Forgetting never changes an answer.
+        REQUIRE(a.size() == b.size());
+        CHECK(a.front().function.name == b.front().function.name);
+        CHECK(a.front().line == b.front().line);
+    }
+    CHECK(named > 1000);
+    CHECK(unbounded.resolved_bytes() > kBound);  // the bound was really reached
+    CHECK(peak <= kBound);
 }
