@@ -361,7 +361,8 @@ int64_t marked_line(const std::string& file, const std::string& tag) {
 
 // A program run under gprof at rate 1 in a directory of its own; the one heap profile it wrote,
 // checked with libprotobuf and go tool pprof (no warnings).
-std::string run_for_profile(const std::vector<std::string>& argv, const std::string& dir) {
+std::string run_for_profile(const std::vector<std::string>& argv, const std::string& dir,
+                            std::string* out = nullptr) {
     auto env = preload_env("");
     env["GPROF_MEM_PROFILE_RATE"] = "1";
     env["GPROF_OUTPUT"] = dir + "/gprof";
@@ -369,12 +370,13 @@ std::string run_for_profile(const std::vector<std::string>& argv, const std::str
     INFO(r.describe());
     REQUIRE(r.status == 0);
     CHECK(r.err.empty());
+    if (out != nullptr) *out = r.out;
     std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
     REQUIRE(files.size() == 1);
     perftools::profiles::Profile p = read_profile(files[0]);
     CHECK(consistency_problems(p).empty());
-    std::string out;
-    CHECK(pprof_stderr({"-raw"}, files[0], &out) == "");
+    std::string raw;
+    CHECK(pprof_stderr({"-raw"}, files[0], &raw) == "");
     return files[0];
 }
 
@@ -477,7 +479,10 @@ TEST_CASE("a dlclose'd library's samples keep their names, files and lines", "[s
         std::vector<std::string> argv = {kSymbolPrograms + "/loader",
                                          kSymbolPrograms + "/libsymplugin.so"};
         if (close_it) argv.push_back("--dlclose");
-        perftools::profiles::Profile p = read_profile(run_for_profile(argv, dir));
+        std::string out;
+        perftools::profiles::Profile p = read_profile(run_for_profile(argv, dir, &out));
+        // The library was really unmapped before the dump at exit.
+        CHECK(contains(out, "unloaded") == close_it);
         const auto* plugin = mapping_named(p, "libsymplugin.so");
         REQUIRE(plugin != nullptr);
         CHECK(plugin->has_functions());

@@ -54,7 +54,11 @@ int main(int argc, char** argv) {
     auto allocate = reinterpret_cast<void (*)(int)>(dlsym(lib, "plugin_allocate"));
     if (allocate == nullptr) return 1;
     allocate(200);
-    if (close_it && dlclose(lib) != 0) return 1;
+    if (close_it) {
+        if (dlclose(lib) != 0) return 1;
+        // Really gone? (A library still referenced elsewhere would stay mapped.)
+        if (dlopen(argv[1], RTLD_NOW | RTLD_NOLOAD) == nullptr) printf("unloaded\n");
+    }
     if (jit && run_jit() != 0) return 1;
     printf("done\n");
     return 0;
