@@ -2,7 +2,8 @@
 // samples it left keep their names, files and lines in every later profile. Then the real dlclose.
 //
 // The real one is found with dlvsym(RTLD_NEXT) at the first call (glibc 2.34 moved dlclose into
-// libc with version GLIBC_2.34; older ones have GLIBC_2.2.5 in libdl), never in the allocation path.
+// libc with version GLIBC_2.34; older ones have GLIBC_2.2.5 in libdl), never in the allocation
+// path.
 #include <dlfcn.h>
 
 #include <atomic>
@@ -19,7 +20,8 @@ DlcloseFn real_dlclose() {
     DlcloseFn real = g_real_dlclose.load(std::memory_order_acquire);
     if (real != nullptr) return real;
     real = reinterpret_cast<DlcloseFn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.34"));
-    if (real == nullptr) real = reinterpret_cast<DlcloseFn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5"));
+    if (real == nullptr)
+        real = reinterpret_cast<DlcloseFn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5"));
     if (real == nullptr) real = reinterpret_cast<DlcloseFn>(dlsym(RTLD_NEXT, "dlclose"));
     g_real_dlclose.store(real, std::memory_order_release);
     return real;

@@ -7,9 +7,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -22,12 +22,14 @@ namespace {
 // The entry points of libdw.so.1 gprof uses, found with dlsym. The headers give only their types:
 // nothing here refers to libdw's symbols, so linking adds no NEEDED entry.
 struct Libdw {
+// clang-format off
 #define GPROF_LIBDW_FUNCTIONS(X)                                                                   \
     X(dwfl_begin) X(dwfl_end) X(dwfl_report_begin) X(dwfl_report_elf) X(dwfl_report_end)           \
     X(dwfl_module_getdwarf) X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_lineinfo)           \
     X(dwarf_tag) X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_formstring) X(dwarf_formudata)       \
     X(dwarf_getsrcfiles) X(dwarf_filesrc) X(dwarf_dieoffset) X(dwarf_child) X(dwarf_siblingof)      \
     X(dwarf_ranges)
+// clang-format on
 #define GPROF_LIBDW_MEMBER(name) decltype(&::name) name = nullptr;
     GPROF_LIBDW_FUNCTIONS(GPROF_LIBDW_MEMBER)
 #undef GPROF_LIBDW_MEMBER
@@ -41,8 +43,8 @@ void load_libdw() {
     void* lib = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) return;
     bool complete = true;
-#define GPROF_LIBDW_RESOLVE(name)                                                     \
-    g_libdw.name = reinterpret_cast<decltype(&::name)>(dlsym(lib, #name));            \
+#define GPROF_LIBDW_RESOLVE(name)                                          \
+    g_libdw.name = reinterpret_cast<decltype(&::name)>(dlsym(lib, #name)); \
     complete = complete && g_libdw.name != nullptr;
     GPROF_LIBDW_FUNCTIONS(GPROF_LIBDW_RESOLVE)
 #undef GPROF_LIBDW_RESOLVE
@@ -76,7 +78,9 @@ struct OpenContext {
 };
 thread_local OpenContext* t_open_context = nullptr;
 
-int no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) { return -1; }
+int no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) {
+    return -1;
+}
 
 int candidate(const std::string& path, const std::string& build_id, char** found_name) {
     if (!has_build_id(path, build_id)) return -1;
@@ -148,7 +152,8 @@ int64_t decl_line(Dwarf_Die* die) {
 }
 
 // A file name of the line table made absolute, as llvm-symbolizer reports it: a relative one
-// (a compiler run on a relative path, as meson and make do) is relative to the unit's DW_AT_comp_dir.
+// (a compiler run on a relative path, as meson and make do) is relative to the unit's
+// DW_AT_comp_dir.
 std::string absolute_file(const char* file, const char* comp_dir) {
     if (file == nullptr) return "";
     if (file[0] == '/' || comp_dir == nullptr || comp_dir[0] == '\0') return file;
@@ -273,8 +278,7 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         g_libdw.dwfl_report_begin(state->dwfl);
         // Base 0: libdw's addresses are then the file's link-time addresses, for executables and
         // for position-independent code alike. libdw owns fd from here on.
-        state->module =
-            g_libdw.dwfl_report_elf(state->dwfl, "module", path.c_str(), fd, 0, false);
+        state->module = g_libdw.dwfl_report_elf(state->dwfl, "module", path.c_str(), fd, 0, false);
         if (state->module == nullptr) {
             close(fd);
             return nullptr;

@@ -1,19 +1,20 @@
 // Source lines and inlined frames for code addresses, from DWARF, through elfutils' libdw.
 //
 // How libdw gets into the process: it is opened with dlopen("libdw.so.1", RTLD_LOCAL) the first
-// time a dump needs it, never linked. Linking would add NEEDED entries (libdw, libelf, libz, liblzma,
-// libbz2) that a host program could clash with, and would load them into every profiled program
-// even when no profile is ever written; RTLD_LOCAL keeps their names out of the program's global
-// scope. A helper process would isolate libdw's crashes but cost a fork and exec at every dump of a
-// program that may be large, and would read the files of a process whose deleted executable only it
-// can see (/proc/self/map_files). The dumper thread holds the re-entry guard, so libdw's own
-// allocations go through gprof's malloc unsampled. Without libdw.so.1 (Debian package libdw1) the
-// profile keeps the ELF symbol-table names of writer/symbols.h.
+// time a dump needs it, never linked. Linking would add NEEDED entries (libdw, libelf, libz,
+// liblzma, libbz2) that a host program could clash with, and would load them into every profiled
+// program even when no profile is ever written; RTLD_LOCAL keeps their names out of the program's
+// global scope. A helper process would isolate libdw's crashes but cost a fork and exec at every
+// dump of a program that may be large, and would read the files of a process whose deleted
+// executable only it can see (/proc/self/map_files). The dumper thread holds the re-entry guard, so
+// libdw's own allocations go through gprof's malloc unsampled. Without libdw.so.1 (Debian package
+// libdw1) the profile keeps the ELF symbol-table names of writer/symbols.h.
 //
 // libdw's state for a module (the parsed DWARF, the mapped debug file, its descriptors) is kept for
-// one dump only: release() drops it. What was resolved is cached by the caller (SymbolCache), so a
-// repeated dump of the same addresses never opens libdw's files again, and no descriptor of ours
-// stays open between dumps where a program's closefrom() could close it under us.
+// one dump only: SymbolCache::end_dump destroys the DebugInfo. What was resolved is cached by the
+// caller (SymbolCache), so a repeated dump of the same addresses never opens libdw's files again,
+// and no descriptor of ours stays open between dumps where a program's closefrom() could close it
+// under us.
 //
 // Separate debug files are found as GDB does (and with no network look-up: debuginfod is never
 // asked, even when DEBUGINFOD_URLS is set): the module's own .debug_* sections; then by build ID,
@@ -32,7 +33,7 @@ namespace gprof::writer {
 // One frame of a code address: a function and a line in it. For an inlined call, the frames of one
 // address run from the innermost inlined function to the function that was really called.
 struct DebugFrame {
-    std::string linkage_name;  // mangled where the DWARF has one (DW_AT_linkage_name), else the name
+    std::string linkage_name;  // DW_AT_linkage_name (mangled) where present, else DW_AT_name
     std::string filename;      // the source file of line, "" if unknown
     int64_t line = 0;          // 0 if unknown
     int64_t start_line = 0;    // the function's DW_AT_decl_line, 0 if unknown

@@ -76,7 +76,8 @@ Result dump(const ModuleSnapshot& modules, SymbolCache& cache, const std::vector
 }  // namespace
 
 int main(int argc, char** argv) {
-    printf("libdw.so.1: %s\n", debug_info_library_available() ? "loaded" : "MISSING (symbol tables only)");
+    printf("libdw.so.1: %s\n",
+           debug_info_library_available() ? "loaded" : "MISSING (symbol tables only)");
     ModuleSnapshot modules;
     std::string error;
     if (!modules.capture(&error)) {

@@ -60,10 +60,17 @@ struct JsonParser {
             if (c == '\\' && at < in.size()) {
                 char e = in[at++];
                 switch (e) {
-                    case 'n': out += '\n'; break;
-                    case 't': out += '\t'; break;
-                    case 'u': out += '?', at += 4; break;  // not in the names tested here
-                    default: out += e;
+                    case 'n':
+                        out += '\n';
+                        break;
+                    case 't':
+                        out += '\t';
+                        break;
+                    case 'u':
+                        out += '?', at += 4;
+                        break;  // not in the names tested here
+                    default:
+                        out += e;
                 }
             } else {
                 out += c;
@@ -131,7 +138,8 @@ std::vector<LoadSegment> load_segments(const std::string& path) {
         if (at + sizeof(Elf64_Phdr) > bytes.size()) break;
         Elf64_Phdr phdr;
         std::memcpy(&phdr, bytes.data() + at, sizeof phdr);
-        if (phdr.p_type == PT_LOAD) segments.push_back({phdr.p_vaddr, phdr.p_offset, phdr.p_filesz});
+        if (phdr.p_type == PT_LOAD)
+            segments.push_back({phdr.p_vaddr, phdr.p_offset, phdr.p_filesz});
     }
     return segments;
 }
@@ -172,9 +180,9 @@ std::vector<std::vector<Frame>> llvm_frames(const std::string& module,
     RunOptions options;
     options.stdin_path = input_path;
     options.timeout_seconds = 300;
-    RunResult r = run({kLlvmSymbolizer, "--inlining", "--demangle", "--output-style=JSON", "-e",
-                       module},
-                      options);
+    RunResult r =
+        run({kLlvmSymbolizer, "--inlining", "--demangle", "--output-style=JSON", "-e", module},
+            options);
     INFO(r.describe());
     REQUIRE(r.status == 0);
     std::vector<std::vector<Frame>> all;
@@ -204,8 +212,7 @@ std::vector<Frame> our_frames(const perftools::profiles::Profile& p,
     for (const auto& line : location.line()) {
         const perftools::profiles::Function* f = functions.at(line.function_id());
         frames.push_back({string_at(p, f->name()), normal_path(string_at(p, f->filename())),
-                          string_at(p, f->system_name()),
-                          line.line(), f->start_line()});
+                          string_at(p, f->system_name()), line.line(), f->start_line()});
     }
     return frames;
 }
@@ -274,7 +281,8 @@ TEST_CASE("every location's inlined frames, files and lines equal llvm-symbolize
         const auto& m = *mappings.at(location.mapping_id());
         std::string file = string_at(p, m.filename());
         uint64_t link = 0;
-        if (!fs::exists(file) || !to_link_address(load_segments(file), m, location.address(), &link))
+        if (!fs::exists(file) ||
+            !to_link_address(load_segments(file), m, location.address(), &link))
             continue;
         by_module[file].emplace_back(&location, link);
     }
@@ -316,8 +324,7 @@ TEST_CASE("every location's inlined frames, files and lines equal llvm-symbolize
                     ++clone_names;
                 }
                 same = same_function && got[f].file == want[i][f].file &&
-                       got[f].line == want[i][f].line &&
-                       got[f].start_line == want[i][f].start_line;
+                       got[f].line == want[i][f].line && got[f].start_line == want[i][f].start_line;
             }
             if (!same) {
                 ++differing;
@@ -426,15 +433,15 @@ TEST_CASE("go tool pprof -list and -lines show the sampled source lines", "[symb
     INFO(out);
     std::regex fill_line("\\s(\\S+)\\s+(\\S+)\\s+" + std::to_string(fill) + ":.*LINE:nested_fill");
     REQUIRE(std::regex_search(out, m, fill_line));
-    CHECK(m[1].str() == ".");   // nothing allocated by nested itself on that line
-    CHECK(m[2].str() != ".");   // but through the inlined fill and grab
+    CHECK(m[1].str() == ".");  // nothing allocated by nested itself on that line
+    CHECK(m[2].str() != ".");  // but through the inlined fill and grab
 
     CHECK(pprof_stderr({"-sample_index=alloc_space", "-lines", "-top", "-nodecount=100"}, file,
                        &out) == "");
     INFO(out);
     CHECK(contains(out, "inlines.cpp:" + std::to_string(big)));
-    CHECK(std::regex_search(out, std::regex("grab .*inlines.cpp:" + std::to_string(grab) +
-                                            " \\(inline\\)")));
+    CHECK(std::regex_search(
+        out, std::regex("grab .*inlines.cpp:" + std::to_string(grab) + " \\(inline\\)")));
 
     CHECK(pprof_stderr({"-symbolize=none", "-top"}, file, &out) == "");
     INFO(out);
@@ -442,8 +449,10 @@ TEST_CASE("go tool pprof -list and -lines show the sampled source lines", "[symb
     CHECK(contains(out, "compare_and_allocate"));
 }
 
-TEST_CASE("a deleted or replaced executable keeps its names and lines, and the profile reads "
-          "well where the binary is gone", "[symbols][moving]") {
+TEST_CASE(
+    "a deleted or replaced executable keeps its names and lines, and the profile reads "
+    "well where the binary is gone",
+    "[symbols][moving]") {
     for (const char* how : {"--delete-self", "--replace-self"}) {
         INFO(how);
         std::string dir = make_dir("symbols-deleted");

@@ -2,11 +2,12 @@
 // std::function, libc's qsort (a libc frame in the stack) and std::thread (libstdc++'s thread
 // entry in the stack). Built -O2 without frame pointers, with DWARF. The lines marked "LINE:<tag>"
 // are where a test expects samples; the test finds them by the tag, not by number.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <unistd.h>
 #include <string>
 #include <thread>
 #include <utility>
@@ -19,7 +20,9 @@ namespace {
 void* volatile kept[200000];
 int nkept;
 
-inline __attribute__((always_inline)) void keep(void* p) { kept[nkept++ % 200000] = p; }
+inline __attribute__((always_inline)) void keep(void* p) {
+    kept[nkept++ % 200000] = p;
+}
 
 // Inlined into its callers: the allocation's line is here, the call's line in the caller.
 inline __attribute__((always_inline)) void* grab(size_t n) {
@@ -54,7 +57,9 @@ NOINLINE void nested(int times) {
 NOINLINE void with_lambda(int times) {
     auto allocate = [](size_t n) { keep(grab(n)); };  // LINE:lambda
     for (int i = 0; i < times; ++i) allocate(100 + i % 7);
-    std::function<void(int)> f = [](int n) { keep(malloc(static_cast<size_t>(n))); };  // LINE:function
+    std::function<void(int)> f = [](int n) {
+        keep(malloc(static_cast<size_t>(n)));
+    };  // LINE:function
     for (int i = 0; i < times; ++i) f(64);
 }
 
@@ -98,9 +103,12 @@ int main(int argc, char** argv) {
     int times = 2000;
     bool delete_self = false, replace_self = false;
     for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--delete-self") == 0) delete_self = true;
-        else if (std::strcmp(argv[i], "--replace-self") == 0) replace_self = true;
-        else times = atoi(argv[i]);
+        if (std::strcmp(argv[i], "--delete-self") == 0)
+            delete_self = true;
+        else if (std::strcmp(argv[i], "--replace-self") == 0)
+            replace_self = true;
+        else
+            times = atoi(argv[i]);
     }
     big_site(40);
     nested(times);

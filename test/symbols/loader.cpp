@@ -21,8 +21,8 @@ extern "C" __attribute__((noinline)) void loader_called_from_jit() {
 int run_jit() {
 #if defined(__x86_64__)
     // sub rsp,8; movabs rax,<fn>; call rax; add rsp,8; ret
-    unsigned char code[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
-                            0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+    unsigned char code[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0xb8, 0,    0,    0,    0,   0,
+                            0,    0,    0,    0xff, 0xd0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
     void (*target)() = loader_called_from_jit;
     std::memcpy(code + 6, &target, sizeof target);
     void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

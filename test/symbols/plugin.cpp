@@ -13,7 +13,8 @@ inline __attribute__((always_inline)) void* plugin_grab(size_t n) {
 }
 
 __attribute__((noinline)) void plugin_internal(int times) {
-    for (int i = 0; i < times; ++i) kept[nkept++ % 4096] = plugin_grab(1000);  // LINE:plugin_internal
+    for (int i = 0; i < times; ++i)
+        kept[nkept++ % 4096] = plugin_grab(1000);  // LINE:plugin_internal
 }
 
 }  // namespace
