@@ -533,3 +533,139 @@ TEST_CASE("a stripped library is named from .dynsym; code without a file keeps i
     CHECK(jit_seen);
 #endif
 }
+
+namespace {
+
+// The values of the function symbols of an ELF file (.symtab and .dynsym, versions dropped), by
+// name, from readelf: to tell two names of one function (aliases) from two functions.
+std::map<std::string, std::set<uint64_t>> function_symbols(const std::string& file) {
+    std::map<std::string, std::set<uint64_t>> symbols;
+    RunResult r = run({kReadelf, "-sW", file});
+    for (const std::string& line : split_lines(r.out)) {
+        std::istringstream in(line);
+        std::string num, value, size, type, bind, vis, ndx, name;
+        if (!(in >> num >> value >> size >> type >> bind >> vis >> ndx >> name)) continue;
+        if (type != "FUNC" && type != "IFUNC") continue;
+        name = name.substr(0, name.find('@'));
+        symbols[name].insert(std::stoull(value, nullptr, 16));
+    }
+    return symbols;
+}
+
+bool aliases(const std::map<std::string, std::set<uint64_t>>& symbols, const std::string& a,
+             const std::string& b) {
+    auto x = symbols.find(a), y = symbols.find(b);
+    if (x == symbols.end() || y == symbols.end()) return false;
+    for (uint64_t v : x->second)
+        if (y->second.count(v)) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("libc and libstdc++ addresses: gprof's symbols equal llvm-symbolizer's",
+          "[symbols][llvm]") {
+    REQUIRE_FALSE(kLlvmSymbolizer.empty());
+    for (const char* library : {"libc.so.6", "libstdc++.so.6"}) {
+        INFO(library);
+        // 400 addresses spread over the library's code, symbolized by gprof's SymbolCache.
+        RunResult r = run({kSymbolPrograms + "/symbolize_tool", library, "400"});
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        std::string module, build_id;
+        std::vector<uint64_t> addresses;
+        std::vector<std::vector<Frame>> ours;
+        std::set<std::string> mangled;
+        for (const std::string& line : split_lines(r.out)) {
+            if (line.rfind("module ", 0) == 0) {
+                module = line.substr(7);
+            } else if (line.rfind("build_id ", 0) == 0) {
+                build_id = line.substr(9);
+            } else if (line.rfind("address ", 0) == 0) {
+                addresses.push_back(std::stoull(line.substr(8), nullptr, 16));
+                ours.emplace_back();
+            } else if (line.rfind("frame ", 0) == 0) {
+                std::vector<std::string> fields;
+                std::istringstream in(line.substr(6));
+                for (std::string field; std::getline(in, field, '\t');) fields.push_back(field);
+                REQUIRE(fields.size() == 5);
+                ours.back().push_back({fields[0], normal_path(fields[2]), fields[1],
+                                       std::stoll(fields[3]), std::stoll(fields[4])});
+                if (fields[1].rfind("_Z", 0) == 0) mangled.insert(fields[1]);
+            }
+        }
+        REQUIRE(addresses.size() >= 390);
+        std::vector<std::vector<Frame>> want = llvm_frames(module, addresses);
+        std::map<std::string, std::string> llvm_spelling = llvm_demangled(mangled);
+        // The symbols of the module and of its separate debug file (Debian's, by build ID).
+        std::map<std::string, std::set<uint64_t>> symbols = function_symbols(module);
+        if (build_id.size() > 2) {
+            std::string debug_file = "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" +
+                                     build_id.substr(2) + ".debug";
+            if (fs::exists(debug_file)) {
+                for (auto& [name, values] : function_symbols(debug_file))
+                    symbols[name].insert(values.begin(), values.end());
+            }
+        }
+        size_t named = 0, with_lines = 0, differing = 0, spelled_differently = 0,
+               clone_names = 0, alias_names = 0, named_only_by_gprof = 0;
+        std::string report;
+        for (size_t i = 0; i < addresses.size(); ++i) {
+            const std::vector<Frame>& got = ours[i];
+            if (!got.empty()) ++named;
+            if (!got.empty() && got[0].line != 0) ++with_lines;
+            bool same = got.size() == want[i].size();
+            for (size_t f = 0; same && f < got.size(); ++f) {
+                bool same_function = got[f].function == want[i][f].function;
+                if (!same_function && llvm_spelling.count(got[f].system_name) &&
+                    llvm_spelling[got[f].system_name] == want[i][f].function) {
+                    same_function = true;  // GNU's and LLVM's demangler spellings
+                    ++spelled_differently;
+                }
+                if (!same_function && f + 1 == got.size() &&
+                    got[f].function.rfind(want[i][f].function + ".", 0) == 0) {
+                    same_function = true;  // a GCC clone's symbol (documented)
+                    ++clone_names;
+                }
+                if (!same_function && f + 1 == got.size() &&
+                    aliases(symbols, got[f].system_name, want[i][f].function)) {
+                    // Two names of one function ("newlocale", "__newlocale"): gprof prefers the
+                    // public one, llvm-symbolizer the first by name (documented).
+                    same_function = true;
+                    ++alias_names;
+                }
+                // Without DWARF llvm-symbolizer reports no file and line 0, as gprof does.
+                same = same_function && got[f].file == want[i][f].file &&
+                       got[f].line == want[i][f].line &&
+                       (got[f].line == 0 || got[f].start_line == want[i][f].start_line);
+            }
+            if (!same && want[i].empty() && got.size() == 1 && got[0].line == 0 &&
+                symbols.count(got[0].system_name)) {
+                // A function with a symbol but no DWARF (libgcc's soft-float helpers inside libc)
+                // that llvm-symbolizer leaves unnamed (documented).
+                same = true;
+                ++named_only_by_gprof;
+            }
+            if (!same) {
+                ++differing;
+                char address[32];
+                snprintf(address, sizeof address, "0x%llx",
+                         static_cast<unsigned long long>(addresses[i]));
+                report += std::string(address) + "\n  gprof:\n" + describe(got) +
+                          "  llvm-symbolizer:\n" + describe(want[i]);
+            }
+        }
+        INFO(report);
+        INFO(addresses.size() << " addresses, " << named << " named, " << with_lines
+                              << " with lines, " << differing << " differ; "
+                              << spelled_differently << " demangler spellings; " << clone_names
+                              << " clone names; " << alias_names << " aliases; "
+                              << named_only_by_gprof << " named only by gprof");
+        CHECK(named >= addresses.size() / 2);
+        CHECK(alias_names <= addresses.size() / 10);
+        CHECK(named_only_by_gprof <= addresses.size() / 20);
+        if (std::string(library) == "libc.so.6") CHECK(with_lines >= addresses.size() / 2);
+        CHECK(differing == 0);
+        CHECK(clone_names <= addresses.size() / 20);
+    }
+}
