@@ -74,6 +74,7 @@ void write_dump(unsigned seq) {
             else
                 log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
         }
+        symbol_cache().end_dump();
     } catch (const std::bad_alloc&) {
         log::problem("out of memory while writing profiles; dump %u skipped", seq);
     }

@@ -1,12 +1,15 @@
 #include "writer/modules.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <exception>
+#include <mutex>
 
 #include "writer/elf_file.h"
 
@@ -182,7 +185,51 @@ std::string executable_path() {
     return std::string(path);
 }
 
+// The mappings of dlclose'd libraries, oldest first. Never destroyed (a dump at exit may run after
+// static destructors).
+struct RetiredModules {
+    std::mutex mutex;
+    std::deque<Module> modules;
+};
+RetiredModules& retired_modules() {
+    static RetiredModules* retired = new RetiredModules;
+    return *retired;
+}
+
 }  // namespace
+
+void retire_library(void* handle) noexcept {
+    try {
+        struct link_map* map = nullptr;
+        if (handle == nullptr || dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr ||
+            map->l_name == nullptr || map->l_name[0] == '\0')
+            return;
+        const std::string path = map->l_name;
+        ModuleSnapshot now;
+        std::string error;
+        if (!now.capture(&error)) return;
+        std::vector<Module> mine;
+        for (const Module& module : now.modules()) {
+            if (module.path == path && !module.is_main) mine.push_back(module);
+        }
+        if (mine.empty()) return;
+        RetiredModules& retired = retired_modules();
+        std::lock_guard<std::mutex> lock(retired.mutex);
+        for (Module& module : mine) {
+            // A library closed and opened again at the same place is remembered once.
+            bool known = std::any_of(retired.modules.begin(), retired.modules.end(),
+                                     [&](const Module& m) {
+                                         return m.start == module.start && m.limit == module.limit &&
+                                                m.path == module.path &&
+                                                m.build_id == module.build_id;
+                                     });
+            if (known) continue;
+            if (retired.modules.size() >= kMaxRetiredModules) retired.modules.pop_front();
+            retired.modules.push_back(std::move(module));
+        }
+    } catch (...) {
+    }
+}
 
 std::vector<Module> parse_executable_mappings(std::string_view maps_text) {
     std::vector<Module> modules;
@@ -231,6 +278,16 @@ bool ModuleSnapshot::capture(std::string* error) noexcept {
             // executable.
             std::string executable = executable_path();
             for (Module& module : modules) module.is_main = module.path == executable;
+        }
+        {
+            RetiredModules& retired = retired_modules();
+            std::lock_guard<std::mutex> lock(retired.mutex);
+            for (const Module& old : retired.modules) {
+                bool overlapped = std::any_of(modules.begin(), modules.end(), [&](const Module& m) {
+                    return m.start < old.limit && old.start < m.limit;
+                });
+                if (!overlapped) modules.push_back(old);
+            }
         }
         assign(std::move(modules));
         return true;

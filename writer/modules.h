@@ -31,9 +31,19 @@ struct Module {
 // is_file and deleted filled in (not build_id or is_main). Exposed for the tests.
 std::vector<Module> parse_executable_mappings(std::string_view maps_text);
 
+// Remembers the mappings of a library the program is about to dlclose, so that the samples it left
+// keep their mapping (and so their names, from the file that is still on disk) in later dumps.
+// Called by gprof's dlclose (preload/dlclose_shim.cpp) before the real one, outside every lock
+// of gprof's, with the handle dlopen returned. At most kMaxRetiredModules are kept (the oldest are
+// forgotten first). Never throws.
+void retire_library(void* handle) noexcept;
+constexpr size_t kMaxRetiredModules = 512;
+
 class ModuleSnapshot {
   public:
-    // Reads /proc/self/maps and the loader's list of objects. On failure returns false, sets
+    // Reads /proc/self/maps and the loader's list of objects, and adds the retired mappings of
+    // dlclose'd libraries where no current mapping overlaps them (a library loaded since at the same
+    // addresses wins: its code is what runs there now). On failure returns false, sets
     // *error, and leaves the snapshot empty (addresses then belong to no mapping). Never throws.
     bool capture(std::string* error) noexcept;
 

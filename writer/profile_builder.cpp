@@ -30,7 +30,7 @@ ProfileBuilder::ProfileBuilder(std::span<const ValueType> sample_types, ValueTyp
         if (modules_ != nullptr) {
             size_t count = modules_->modules().size();
             module_used_.assign(count, 0);
-            module_has_names_.assign(count, 0);
+            module_has_.assign(count, 0);
         }
     } catch (...) {
         fail("out of memory while starting a profile");
@@ -83,8 +83,10 @@ void ProfileBuilder::add_comment(std::string_view text) noexcept {
     }
 }
 
-uint64_t ProfileBuilder::function_for(const FunctionName& name) {
-    FunctionKey key{intern(name.name), intern(name.system_name), 0, 0};
+uint64_t ProfileBuilder::function_for(const SourceFrame& frame) {
+    // As pprof's own symbolizer does, a function is its name, file and start line together.
+    FunctionKey key{intern(frame.function.name), intern(frame.function.system_name),
+                    intern(frame.filename), frame.start_line};
     auto found = function_by_key_.find(key);
     if (found != function_by_key_.end()) return found->second;
     FunctionMessage function;
@@ -110,10 +112,17 @@ uint64_t ProfileBuilder::location_for(uintptr_t return_address) {
     const Module* module = modules_ != nullptr ? modules_->find(address) : nullptr;
     if (module != nullptr) {
         module_index = static_cast<uint32_t>(module - modules_->modules().data());
-        FunctionName name;
-        if (symbols_ != nullptr && symbols_->lookup(*module, address, &name)) {
-            location.line.push_back({function_for(name), 0, 0});
-            module_has_names_[module_index] = 1;
+        bool from_dwarf = false;
+        if (symbols_ != nullptr && symbols_->symbolize(*module, address, &frames_, &from_dwarf)) {
+            // One Line per frame, innermost inlined function first (pprof's order).
+            uint8_t has = kHasFunctions;
+            for (const SourceFrame& frame : frames_) {
+                location.line.push_back({function_for(frame), frame.line, 0});
+                if (!frame.filename.empty()) has |= kHasFilenames;
+                if (frame.line != 0) has |= kHasLineNumbers;
+            }
+            if (from_dwarf) has |= kHasInlineFrames;
+            module_has_[module_index] |= has;
         }
         if (!module_used_[module_index]) {
             module_used_[module_index] = 1;
@@ -181,9 +190,13 @@ void ProfileBuilder::emit_mappings() {
         mapping.file_offset = module.file_offset;
         mapping.filename = intern(module.path);
         mapping.build_id = intern(module.build_id);
-        // Set only where gprof found names: with it set, pprof keeps them rather than looking
-        // for the binary itself. There are no file names, lines or inline frames yet.
-        mapping.has_functions = module_has_names_[i] != 0;
+        // Set only where gprof found them: with them set, pprof keeps gprof's names and lines
+        // rather than looking for the binary itself. has_inline_frames: the module's DWARF was
+        // read, so inlined calls are expanded (a symbol-table name alone is not).
+        mapping.has_functions = (module_has_[i] & kHasFunctions) != 0;
+        mapping.has_filenames = (module_has_[i] & kHasFilenames) != 0;
+        mapping.has_line_numbers = (module_has_[i] & kHasLineNumbers) != 0;
+        mapping.has_inline_frames = (module_has_[i] & kHasInlineFrames) != 0;
         mapping_id_of_module[i] = mapping.id;
         profile_.mapping.push_back(mapping);
     }

@@ -2,7 +2,7 @@
 //
 // Like Go's runtime/pprof profileBuilder: strings, locations (by address), functions (by name,
 // system name, file and start line) and mappings are each emitted once and referred to by index
-// or id. Locations get their function names from a SymbolCache and their mapping from a
+// or id. Locations get their function names, files, lines and inlined frames from a SymbolCache and their mapping from a
 // ModuleSnapshot taken for this dump; either may be absent (then no names, or no mappings).
 //
 // Runs inside the host program (gprof's dumper thread, HTTP server): no method throws. A failure
@@ -88,7 +88,7 @@ class ProfileBuilder {
 
     int64_t intern(std::string_view text);
     uint64_t location_for(uintptr_t return_address);
-    uint64_t function_for(const FunctionName& name);
+    uint64_t function_for(const SourceFrame& frame);
     void emit_mappings();
     void fail(const char* what) noexcept;
 
@@ -104,7 +104,11 @@ class ProfileBuilder {
     std::vector<uint32_t> location_module_;  // per location: module index, or kNoModule
     std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_by_key_;
     std::vector<uint8_t> module_used_;        // per module index
-    std::vector<uint8_t> module_has_names_;   // per module index: some location got a name
+    // Per module index: what its locations got (kHas* bits), for the mapping's has_* flags.
+    std::vector<uint8_t> module_has_;
+    static constexpr uint8_t kHasFunctions = 1, kHasFilenames = 2, kHasLineNumbers = 4,
+                             kHasInlineFrames = 8;
+    std::vector<SourceFrame> frames_;  // scratch for location_for
     std::vector<uint32_t> module_first_use_;  // module indexes in order of first use
 
     bool failed_ = false;

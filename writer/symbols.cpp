@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "writer/debug_info.h"
 #include "writer/elf_file.h"
 
 namespace gprof::writer {
@@ -27,7 +29,43 @@ class SymbolTable {
 
     bool empty() const { return symbols_.empty(); }
 
+    // Where the file was read from (path or /proc/self/map_files/...), its build ID, and the
+    // directory of its real name; set when a file was loaded. Used to find its DWARF.
+    void set_origin(std::string path, std::string build_id, std::string search_dir) {
+        origin_path_ = std::move(path);
+        build_id_ = std::move(build_id);
+        search_dir_ = std::move(search_dir);
+    }
+
+    // SymbolCache::symbolize for this table.
+    bool symbolize(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
+                   bool* from_dwarf);
+    void release_debug_info() { debug_.reset(); }
+    void forget_resolved() {
+        resolved_.clear();
+        frames_.clear();
+        pool_.clear();
+        pool_index_.clear();
+        resolved_bytes_ = 0;
+    }
+    size_t resolved_bytes() const { return resolved_bytes_; }
+
   private:
+    // A resolved frame, its strings interned in pool_.
+    struct CompactFrame {
+        uint32_t name, system_name, filename;
+        int32_t line, start_line;
+    };
+    struct Resolved {
+        uint32_t first;  // index into frames_
+        uint16_t count;
+        bool from_dwarf;
+    };
+    uint32_t intern(std::string_view text);
+    void emit(const Resolved& resolved, std::vector<SourceFrame>* out) const;
+    bool resolve(const Module& module, uintptr_t address, uint64_t link_address,
+                 std::vector<SourceFrame>* frames, bool* from_dwarf);
+
     struct LoadSegment {
         uint64_t vaddr;
         uint64_t offset;
@@ -43,11 +81,25 @@ class SymbolTable {
     bool to_link_address(const Module& module, uintptr_t address, uint64_t* link_address) const;
     const Symbol* find(uint64_t link_address) const;
     void read_symbols(const ElfImage& image, uint32_t section_type);
+    // A stripped module keeps only .dynsym; its separate debug file has the whole .symtab (at the
+    // same link addresses).
+    void load_separate_symtab(const std::string& path);
 
     std::vector<LoadSegment> segments_;
     std::vector<Symbol> symbols_;                          // sorted by start, one per start address
     std::string names_;                                    // NUL-terminated names back to back
     std::unordered_map<uint32_t, std::string> demangled_;  // by name offset, filled on demand
+
+    std::string origin_path_, build_id_, search_dir_;
+    std::unique_ptr<DebugInfo> debug_;  // this dump's libdw state
+    bool debug_missing_ = false;        // no DWARF anywhere: not looked for again
+    bool full_symtab_ = false;          // symbols_ came from a .symtab, not only .dynsym
+    bool separate_symtab_tried_ = false;
+    std::unordered_map<uint64_t, Resolved> resolved_;  // by link address
+    std::vector<CompactFrame> frames_;
+    std::deque<std::string> pool_;  // a deque: growing it never moves the strings viewed below
+    std::unordered_map<std::string_view, uint32_t> pool_index_;
+    size_t resolved_bytes_ = 0;
 };
 
 namespace {
@@ -109,7 +161,8 @@ std::string demangle(std::string_view mangled) {
 // different libraries reaches it.
 constexpr size_t kMaxCachedTables = 1024;
 
-bool load_from_file(const std::string& path, const std::string& build_id, SymbolTable* table) {
+bool load_from_file(const std::string& path, const std::string& build_id,
+                    const std::string& real_path, SymbolTable* table) {
     MappedFile file;
     std::string ignored;
     if (!file.open(path, &ignored)) return false;
@@ -117,6 +170,9 @@ bool load_from_file(const std::string& path, const std::string& build_id, Symbol
     // A file that is not the one mapped (rebuilt in place) would give wrong names.
     if (!image.valid() || (!build_id.empty() && build_id_of_image(image) != build_id)) return false;
     table->load(image);
+    size_t slash = real_path.rfind('/');
+    table->set_origin(path, build_id_of_image(image),
+                      slash == std::string::npos ? "." : real_path.substr(0, slash));
     return true;
 }
 
@@ -134,7 +190,23 @@ void SymbolTable::load(const ElfImage& image) {
     // .symtab has every function, .dynsym only the exported ones; stripped files keep only
     // .dynsym.
     read_symbols(image, SHT_SYMTAB);
+    full_symtab_ = !symbols_.empty();
     if (symbols_.empty()) read_symbols(image, SHT_DYNSYM);
+}
+
+void SymbolTable::load_separate_symtab(const std::string& path) {
+    MappedFile file;
+    std::string ignored;
+    if (!file.open(path, &ignored)) return;
+    ElfImage image(file.data(), file.size());
+    if (!image.valid()) return;
+    SymbolTable other;
+    other.read_symbols(image, SHT_SYMTAB);
+    if (other.symbols_.empty()) return;
+    symbols_ = std::move(other.symbols_);
+    names_ = std::move(other.names_);
+    demangled_.clear();
+    full_symtab_ = true;
 }
 
 void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
@@ -160,6 +232,10 @@ void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
                 continue;
             std::string_view name = string_table.substr(symbol.st_name);
             name = name.substr(0, std::min(name.find('\0'), name.size()));
+            // A .symtab of a versioned library names "pthread_create@@GLIBC_2.34"; the version is
+            // not part of the function's name (llvm-symbolizer drops it too). No mangled C++
+            // name contains '@'.
+            name = name.substr(0, std::min(name.find('@'), name.size()));
             if (name.empty()) continue;
             uint64_t end = symbol.st_value + symbol.st_size;
             if (symbol.st_size == 0) {
@@ -253,7 +329,116 @@ bool SymbolTable::lookup(const Module& module, uintptr_t address, FunctionName* 
     return true;
 }
 
-SymbolCache::SymbolCache() = default;
+uint32_t SymbolTable::intern(std::string_view text) {
+    auto found = pool_index_.find(text);
+    if (found != pool_index_.end()) return found->second;
+    uint32_t index = static_cast<uint32_t>(pool_.size());
+    pool_.emplace_back(text);
+    try {
+        pool_index_.emplace(pool_.back(), index);
+    } catch (...) {
+        pool_.pop_back();
+        throw;
+    }
+    // The string, its hash node and its slot in the deque.
+    resolved_bytes_ += text.size() + 1 + 64 + sizeof(std::string);
+    return index;
+}
+
+void SymbolTable::emit(const Resolved& resolved, std::vector<SourceFrame>* out) const {
+    out->resize(resolved.count);
+    for (uint32_t i = 0; i < resolved.count; ++i) {
+        const CompactFrame& frame = frames_[resolved.first + i];
+        SourceFrame& to = (*out)[i];
+        to.function.name = pool_[frame.name];
+        to.function.system_name = pool_[frame.system_name];
+        to.filename = pool_[frame.filename];
+        to.line = frame.line;
+        to.start_line = frame.start_line;
+    }
+}
+
+bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link_address,
+                          std::vector<SourceFrame>* frames, bool* from_dwarf) {
+    frames->clear();
+    *from_dwarf = false;
+    if (debug_ == nullptr && !debug_missing_ && !origin_path_.empty()) {
+        debug_ = DebugInfo::open(origin_path_, build_id_, search_dir_);
+        // Without libdw.so.1 nothing is found either; it is not looked for again in this table.
+        if (debug_ == nullptr) debug_missing_ = true;
+    }
+    if (debug_ != nullptr && !full_symtab_ && !separate_symtab_tried_ &&
+        !debug_->separate_file().empty()) {
+        separate_symtab_tried_ = true;
+        load_separate_symtab(debug_->separate_file());
+    }
+    std::vector<DebugFrame> debug_frames;
+    bool dwarf = debug_ != nullptr && debug_->lookup(link_address, &debug_frames);
+    FunctionName symbol;
+    bool have_symbol = !symbols_.empty() && lookup(module, address, &symbol);
+    if (dwarf) {
+        *from_dwarf = true;
+        for (DebugFrame& d : debug_frames) {
+            SourceFrame frame;
+            if (d.linkage_name.empty() && have_symbol) {
+                frame.function = symbol;
+            } else {
+                frame.function.name = demangle(d.linkage_name);
+                frame.function.system_name = std::move(d.linkage_name);
+            }
+            frame.filename = std::move(d.filename);
+            frame.line = d.line;
+            frame.start_line = d.start_line;
+            frames->push_back(std::move(frame));
+        }
+        // The outermost frame, the function really called, is named from the symbol table
+        // wherever it has a symbol, as llvm-symbolizer does: the symbol has the full mangled name
+        // (DWARF may hold only "site<3>") and tells a function's .cold part by its name.
+        if (have_symbol && !frames->empty()) frames->back().function = std::move(symbol);
+        return true;
+    }
+    if (!have_symbol) return false;
+    // The symbol table's name, with the line table's file and line when DWARF has a line but no
+    // function for the address (assembly, as in parts of libc).
+    SourceFrame frame;
+    frame.function = std::move(symbol);
+    if (debug_frames.size() == 1) {
+        frame.filename = std::move(debug_frames[0].filename);
+        frame.line = debug_frames[0].line;
+    }
+    frames->push_back(std::move(frame));
+    return true;
+}
+
+bool SymbolTable::symbolize(const Module& module, uintptr_t address,
+                            std::vector<SourceFrame>* out, bool* from_dwarf) {
+    uint64_t link_address;
+    out->clear();
+    *from_dwarf = false;
+    if (!to_link_address(module, address, &link_address)) return false;
+    auto found = resolved_.find(link_address);
+    if (found != resolved_.end()) {
+        emit(found->second, out);
+        *from_dwarf = found->second.from_dwarf;
+        return !out->empty();
+    }
+    std::vector<SourceFrame> frames;
+    resolve(module, address, link_address, &frames, from_dwarf);
+    if (frames.size() > UINT16_MAX) frames.resize(UINT16_MAX);
+    Resolved resolved{static_cast<uint32_t>(frames_.size()), static_cast<uint16_t>(frames.size()),
+                      *from_dwarf};
+    for (const SourceFrame& frame : frames) {
+        frames_.push_back({intern(frame.function.name), intern(frame.function.system_name),
+                           intern(frame.filename), static_cast<int32_t>(frame.line),
+                           static_cast<int32_t>(frame.start_line)});
+    }
+    resolved_.emplace(link_address, resolved);
+    resolved_bytes_ += 48 + frames.size() * sizeof(CompactFrame);
+    *out = std::move(frames);
+    return !out->empty();
+}
+
+SymbolCache::SymbolCache(size_t max_resolved_bytes) : max_resolved_bytes_(max_resolved_bytes) {}
 SymbolCache::~SymbolCache() = default;
 
 SymbolTable* SymbolCache::table_for(const Module& module) {
@@ -263,14 +448,17 @@ SymbolTable* SymbolCache::table_for(const Module& module) {
     auto found = tables_.find(key);
     if (found != tables_.end()) return found->second.get();
 
-    if (tables_.size() >= kMaxCachedTables) tables_.clear();
+    if (tables_.size() >= kMaxCachedTables) {
+        tables_.clear();
+        resolved_total_ = 0;
+    }
     auto table = std::make_unique<SymbolTable>();
     if (module.path == "[vdso]") {
         // The kernel maps the whole vDSO image, section headers included.
         table->load(
             ElfImage(reinterpret_cast<const uint8_t*>(module.start), module.limit - module.start));
     } else if (module.is_file) {
-        bool loaded = load_from_file(module.path, module.build_id, table.get());
+        bool loaded = load_from_file(module.path, module.build_id, module.path, table.get());
         if (!loaded && module.deleted) {
             // The name is gone or names another file now, but the kernel still offers the mapped
             // file itself (where this process is allowed to read it).
@@ -278,7 +466,7 @@ SymbolTable* SymbolCache::table_for(const Module& module) {
             snprintf(link, sizeof link, "/proc/self/map_files/%lx-%lx",
                      static_cast<unsigned long>(module.start),
                      static_cast<unsigned long>(module.limit));
-            load_from_file(link, module.build_id, table.get());
+            load_from_file(link, module.build_id, module.path, table.get());
         }
     }
     // An empty table is cached too: a missing file is not looked for again at every address.
@@ -293,6 +481,42 @@ bool SymbolCache::lookup(const Module& module, uintptr_t address, FunctionName* 
     } catch (...) {
         return false;
     }
+}
+
+bool SymbolCache::symbolize(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
+                            bool* from_dwarf) noexcept {
+    *from_dwarf = false;
+    try {
+        out->clear();
+        // libdw is opened (dlopen, once) before the cache's lock is taken: no call into the loader
+        // under a lock of gprof's, where another thread holding the loader's lock could wait on it.
+        debug_info_library_available();
+        std::lock_guard<std::mutex> lock(mutex_);
+        SymbolTable* table = table_for(module);
+        if (table == nullptr) return false;
+        size_t before = table->resolved_bytes();
+        bool found = table->symbolize(module, address, out, from_dwarf);
+        resolved_total_ += table->resolved_bytes() - before;
+        if (resolved_total_ > max_resolved_bytes_) {
+            for (const auto& [key, t] : tables_) t->forget_resolved();
+            resolved_total_ = 0;
+        }
+        return found;
+    } catch (...) {
+        out->clear();
+        *from_dwarf = false;
+        return false;
+    }
+}
+
+void SymbolCache::end_dump() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [key, table] : tables_) table->release_debug_info();
+}
+
+size_t SymbolCache::resolved_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return resolved_total_;
 }
 
 size_t SymbolCache::cached_tables() {

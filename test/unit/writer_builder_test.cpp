@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "profile.pb.h"
+#include "writer/debug_info.h"
 #include "writer/modules.h"
 #include "writer/profile_builder.h"
 #include "writer/symbols.h"
@@ -283,7 +284,8 @@ TEST_CASE("builder: the main executable's mapping is first even when unused", "[
     CHECK(location(p, p.sample(0).location_id(0)).mapping_id() == 2);
 }
 
-TEST_CASE("builder: functions are named from symbols and deduplicated", "[writer][builder]") {
+TEST_CASE("builder: functions are named from DWARF and symbols, and deduplicated",
+          "[writer][builder]") {
     ModuleSnapshot snapshot;
     std::string error;
     REQUIRE(snapshot.capture(&error));
@@ -304,17 +306,27 @@ TEST_CASE("builder: functions are named from symbols and deduplicated", "[writer
     REQUIRE(p.function_size() == 1);
     CHECK(text(p, p.function(0).name()) == "writer_builder_test_function");
     CHECK(text(p, p.function(0).system_name()) == "writer_builder_test_function");
-    CHECK(p.function(0).filename() == 0);
-    CHECK(p.function(0).start_line() == 0);
+    // The test binary is built with -g: with libdw the function has its file and first line.
+    const bool dwarf = gprof::writer::debug_info_library_available();
+    if (dwarf) {
+        CHECK(text(p, p.function(0).filename()).ends_with("test/unit/writer_builder_test.cpp"));
+        CHECK(p.function(0).start_line() > 0);
+    } else {
+        WARN("libdw.so.1 missing: only symbol-table names are checked");
+        CHECK(p.function(0).filename() == 0);
+    }
     for (const auto& l : p.location()) {
         REQUIRE(l.line_size() == 1);
+        if (dwarf) CHECK(l.line(0).line() >= p.function(0).start_line());
         CHECK(function(p, l.line(0).function_id()).id() == 1);
         REQUIRE(l.mapping_id() != 0);
         const auto& m = p.mapping(static_cast<int>(l.mapping_id() - 1));
         CHECK(m.memory_start() <= l.address());
         CHECK(l.address() < m.memory_limit());
         CHECK(m.has_functions());
-        CHECK_FALSE(m.has_filenames());
+        CHECK(m.has_filenames() == dwarf);
+        CHECK(m.has_line_numbers() == dwarf);
+        CHECK(m.has_inline_frames() == dwarf);
     }
     CHECK(location(p, p.sample(0).location_id(0)).address() == entry + 2);
     CHECK(location(p, p.sample(0).location_id(1)).address() == entry + 4);

@@ -1,0 +1,40 @@
+// dlclose: before a library is unloaded, gprof remembers its mappings (writer/modules.h), so the
+// samples it left keep their names, files and lines in every later profile. Then the real dlclose.
+//
+// The real one is found with dlvsym(RTLD_NEXT) at the first call (glibc 2.34 moved dlclose into
+// libc with version GLIBC_2.34; older ones have GLIBC_2.2.5 in libdl), never in the allocation
+// path.
+#include <dlfcn.h>
+
+#include <atomic>
+
+#include "record/reentry_guard.h"
+#include "writer/modules.h"
+
+namespace {
+
+using DlcloseFn = int (*)(void*);
+std::atomic<DlcloseFn> g_real_dlclose{nullptr};
+
+DlcloseFn real_dlclose() {
+    DlcloseFn real = g_real_dlclose.load(std::memory_order_acquire);
+    if (real != nullptr) return real;
+    real = reinterpret_cast<DlcloseFn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.34"));
+    if (real == nullptr)
+        real = reinterpret_cast<DlcloseFn>(dlvsym(RTLD_NEXT, "dlclose", "GLIBC_2.2.5"));
+    if (real == nullptr) real = reinterpret_cast<DlcloseFn>(dlsym(RTLD_NEXT, "dlclose"));
+    g_real_dlclose.store(real, std::memory_order_release);
+    return real;
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
+    DlcloseFn real = real_dlclose();
+    if (real == nullptr) return -1;  // cannot happen with a glibc
+    if (!gprof::record::inside_gprof()) {
+        gprof::record::ReentryGuard guard;  // the snapshot's allocations are gprof's own
+        gprof::writer::retire_library(handle);
+    }
+    return real(handle);
+}

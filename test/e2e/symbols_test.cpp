@@ -1,0 +1,671 @@
+// Symbols end to end: the names, files, lines and inlined frames gprof writes agree with
+// llvm-symbolizer (pprof's preferred symbolizer), go tool pprof shows source lines from them, and
+// they survive the binaries being gone.
+#include <elf.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "test/e2e/e2e.h"
+#include "test/e2e/profile_reader.h"
+
+using namespace e2e;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSymbolPrograms = SYMBOL_PROGRAMS_BUILD_DIR;
+const std::string kLlvmSymbolizer = LLVM_SYMBOLIZER_PATH;
+const std::string kLlvmCxxfilt = LLVM_CXXFILT_PATH;
+
+// ---- A small JSON reader, enough for llvm-symbolizer's --output-style=JSON. ----
+struct Json {
+    enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
+    double number = 0;
+    std::string text;
+    std::vector<Json> items;
+    std::map<std::string, Json> fields;
+
+    const Json& operator[](const std::string& key) const {
+        static const Json none;
+        auto it = fields.find(key);
+        return it == fields.end() ? none : it->second;
+    }
+};
+
+struct JsonParser {
+    std::string_view in;
+    size_t at = 0;
+    bool ok = true;
+
+    void space() {
+        while (at < in.size() && std::isspace(static_cast<unsigned char>(in[at]))) ++at;
+    }
+    bool eat(char c) {
+        space();
+        if (at < in.size() && in[at] == c) return ++at, true;
+        return false;
+    }
+    std::string string() {
+        std::string out;
+        if (!eat('"')) return ok = false, out;
+        while (at < in.size() && in[at] != '"') {
+            char c = in[at++];
+            if (c == '\\' && at < in.size()) {
+                char e = in[at++];
+                switch (e) {
+                    case 'n':
+                        out += '\n';
+                        break;
+                    case 't':
+                        out += '\t';
+                        break;
+                    case 'u':
+                        out += '?', at += 4;
+                        break;  // not in the names tested here
+                    default:
+                        out += e;
+                }
+            } else {
+                out += c;
+            }
+        }
+        ++at;
+        return out;
+    }
+    Json value() {
+        Json v;
+        space();
+        if (at >= in.size()) return ok = false, v;
+        char c = in[at];
+        if (c == '{') {
+            ++at;
+            v.kind = Json::kObject;
+            if (eat('}')) return v;
+            do {
+                std::string key = string();
+                if (!eat(':')) return ok = false, v;
+                v.fields[key] = value();
+            } while (ok && eat(','));
+            if (!eat('}')) ok = false;
+        } else if (c == '[') {
+            ++at;
+            v.kind = Json::kArray;
+            if (eat(']')) return v;
+            do v.items.push_back(value());
+            while (ok && eat(','));
+            if (!eat(']')) ok = false;
+        } else if (c == '"') {
+            v.kind = Json::kString;
+            v.text = string();
+        } else if (in.substr(at, 4) == "true" || in.substr(at, 5) == "false") {
+            v.kind = Json::kBool;
+            v.number = c == 't';
+            at += c == 't' ? 4 : 5;
+        } else if (in.substr(at, 4) == "null") {
+            at += 4;
+        } else {
+            size_t end = at;
+            while (end < in.size() && std::strchr("+-.0123456789eE", in[end])) ++end;
+            if (end == at) return ok = false, v;
+            v.kind = Json::kNumber;
+            v.number = std::stod(std::string(in.substr(at, end - at)));
+            at = end;
+        }
+        return v;
+    }
+};
+
+// ---- Link-time addresses: what llvm-symbolizer takes for a module file. ----
+struct LoadSegment {
+    uint64_t vaddr, offset, file_size;
+};
+
+std::vector<LoadSegment> load_segments(const std::string& path) {
+    std::string bytes = read_file(path);
+    std::vector<LoadSegment> segments;
+    if (bytes.size() < sizeof(Elf64_Ehdr)) return segments;
+    Elf64_Ehdr header;
+    std::memcpy(&header, bytes.data(), sizeof header);
+    for (unsigned i = 0; i < header.e_phnum; ++i) {
+        size_t at = header.e_phoff + i * sizeof(Elf64_Phdr);
+        if (at + sizeof(Elf64_Phdr) > bytes.size()) break;
+        Elf64_Phdr phdr;
+        std::memcpy(&phdr, bytes.data() + at, sizeof phdr);
+        if (phdr.p_type == PT_LOAD)
+            segments.push_back({phdr.p_vaddr, phdr.p_offset, phdr.p_filesz});
+    }
+    return segments;
+}
+
+bool to_link_address(const std::vector<LoadSegment>& segments,
+                     const perftools::profiles::Mapping& m, uint64_t address, uint64_t* out) {
+    uint64_t offset = address - m.memory_start() + m.file_offset();
+    for (const LoadSegment& s : segments) {
+        if (offset >= s.offset && offset - s.offset < s.file_size) {
+            *out = offset - s.offset + s.vaddr;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct Frame {
+    std::string function, file, system_name;
+    int64_t line = 0, start_line = 0;
+};
+
+std::string normal_path(const std::string& path) {
+    return path.empty() ? path : fs::path(path).lexically_normal().string();
+}
+
+// llvm-symbolizer's frames for each link address of one module (innermost first; empty when it
+// names no function: "??").
+std::vector<std::vector<Frame>> llvm_frames(const std::string& module,
+                                            const std::vector<uint64_t>& addresses) {
+    std::string input;
+    for (uint64_t a : addresses) {
+        char line[32];
+        snprintf(line, sizeof line, "0x%llx\n", static_cast<unsigned long long>(a));
+        input += line;
+    }
+    std::string input_path = make_dir("llvm-in") + "/addresses";
+    write_file(input_path, input);
+    RunOptions options;
+    options.stdin_path = input_path;
+    options.timeout_seconds = 300;
+    RunResult r =
+        run({kLlvmSymbolizer, "--inlining", "--demangle", "--output-style=JSON", "-e", module},
+            options);
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    std::vector<std::vector<Frame>> all;
+    for (const std::string& line : split_lines(r.out)) {
+        if (line.empty()) continue;
+        JsonParser parser{line};
+        Json v = parser.value();
+        REQUIRE(parser.ok);
+        std::vector<Frame> frames;
+        for (const Json& s : v["Symbol"].items) {
+            if (s["FunctionName"].text == "??" || s["FunctionName"].text.empty()) continue;
+            frames.push_back({s["FunctionName"].text, normal_path(s["FileName"].text), "",
+                              static_cast<int64_t>(s["Line"].number),
+                              static_cast<int64_t>(s["StartLine"].number)});
+        }
+        all.push_back(std::move(frames));
+    }
+    REQUIRE(all.size() == addresses.size());
+    return all;
+}
+
+std::vector<Frame> our_frames(const perftools::profiles::Profile& p,
+                              const perftools::profiles::Location& location) {
+    std::map<uint64_t, const perftools::profiles::Function*> functions;
+    for (const auto& f : p.function()) functions[f.id()] = &f;
+    std::vector<Frame> frames;
+    for (const auto& line : location.line()) {
+        const perftools::profiles::Function* f = functions.at(line.function_id());
+        frames.push_back({string_at(p, f->name()), normal_path(string_at(p, f->filename())),
+                          string_at(p, f->system_name()), line.line(), f->start_line()});
+    }
+    return frames;
+}
+
+std::string describe(const std::vector<Frame>& frames) {
+    std::ostringstream out;
+    for (const Frame& f : frames)
+        out << "    " << f.function << " " << f.file << ":" << f.line << " s=" << f.start_line
+            << "\n";
+    return out.str();
+}
+
+// How LLVM's demangler spells each mangled name (llvm-cxxfilt), to tell a spelling difference
+// between demanglers ("{lambda()#1}" and "'lambda'()") from a different function.
+std::map<std::string, std::string> llvm_demangled(const std::set<std::string>& names) {
+    std::string input;
+    std::vector<std::string> order(names.begin(), names.end());
+    for (const std::string& name : order) input += name + "\n";
+    std::string input_path = make_dir("cxxfilt-in") + "/names";
+    write_file(input_path, input);
+    RunOptions options;
+    options.stdin_path = input_path;
+    RunResult r = run({kLlvmCxxfilt}, options);
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    std::vector<std::string> lines = split_lines(r.out);
+    REQUIRE(lines.size() >= order.size());
+    std::map<std::string, std::string> out;
+    for (size_t i = 0; i < order.size(); ++i) out[order[i]] = lines[i];
+    return out;
+}
+
+// A run of test/symbols/inlines at rate 1, its heap profile checked both ways.
+perftools::profiles::Profile profile_of_inlines(const std::string& dir,
+                                                std::map<std::string, std::string> extra = {}) {
+    auto env = preload_env("", extra);
+    env["GPROF_MEM_PROFILE_RATE"] = "1";
+    env["GPROF_OUTPUT"] = dir + "/gprof";
+    RunResult r = run({kSymbolPrograms + "/inlines"}, with_env(env));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+    REQUIRE(files.size() == 1);
+    perftools::profiles::Profile p = read_profile(files[0]);
+    CHECK(consistency_problems(p).empty());
+    std::string out;
+    CHECK(pprof_stderr({"-raw"}, files[0], &out) == "");
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("every location's inlined frames, files and lines equal llvm-symbolizer's",
+          "[symbols][llvm]") {
+    REQUIRE_FALSE(kLlvmSymbolizer.empty());
+    std::string dir = make_dir("symbols-cross");
+    perftools::profiles::Profile p = profile_of_inlines(dir);
+
+    std::map<uint64_t, const perftools::profiles::Mapping*> mappings;
+    for (const auto& m : p.mapping()) mappings[m.id()] = &m;
+    // Per module file: the locations and their link addresses.
+    std::map<std::string, std::vector<std::pair<const perftools::profiles::Location*, uint64_t>>>
+        by_module;
+    for (const auto& location : p.location()) {
+        if (location.mapping_id() == 0) continue;
+        const auto& m = *mappings.at(location.mapping_id());
+        std::string file = string_at(p, m.filename());
+        uint64_t link = 0;
+        if (!fs::exists(file) ||
+            !to_link_address(load_segments(file), m, location.address(), &link))
+            continue;
+        by_module[file].emplace_back(&location, link);
+    }
+    std::set<std::string> mangled;
+    for (const auto& f : p.function()) {
+        std::string name = string_at(p, f.system_name());
+        if (name.rfind("_Z", 0) == 0) mangled.insert(name);
+    }
+    std::map<std::string, std::string> llvm_spelling = llvm_demangled(mangled);
+
+    size_t compared = 0, inlined = 0, differing = 0, spelled_differently = 0, clone_names = 0;
+    std::set<std::string> modules_seen;
+    std::string report;
+    for (const auto& [module, locations] : by_module) {
+        std::vector<uint64_t> addresses;
+        for (const auto& [location, link] : locations) addresses.push_back(link);
+        std::vector<std::vector<Frame>> want = llvm_frames(module, addresses);
+        for (size_t i = 0; i < locations.size(); ++i) {
+            std::vector<Frame> got = our_frames(p, *locations[i].first);
+            ++compared;
+            modules_seen.insert(fs::path(module).filename().string());
+            if (got.size() > 1) ++inlined;
+            bool same = got.size() == want[i].size();
+            for (size_t f = 0; same && f < got.size(); ++f) {
+                bool same_function = got[f].function == want[i][f].function;
+                if (!same_function && llvm_spelling.count(got[f].system_name) &&
+                    llvm_spelling[got[f].system_name] == want[i][f].function) {
+                    // The same symbol; GNU's demangler (gprof, like pprof's) and LLVM's spell it
+                    // differently. A documented difference.
+                    same_function = true;
+                    ++spelled_differently;
+                }
+                if (!same_function && f + 1 == got.size() &&
+                    got[f].function.rfind(want[i][f].function + ".", 0) == 0) {
+                    // The outermost frame of a GCC clone in a stripped library ("msort_with_tmp
+                    // .part.0" in libc): gprof names it from the debug file's symbol table,
+                    // llvm-symbolizer from the DWARF function it was cloned from. Documented.
+                    same_function = true;
+                    ++clone_names;
+                }
+                same = same_function && got[f].file == want[i][f].file &&
+                       got[f].line == want[i][f].line && got[f].start_line == want[i][f].start_line;
+            }
+            if (!same) {
+                ++differing;
+                char address[32];
+                snprintf(address, sizeof address, "0x%llx",
+                         static_cast<unsigned long long>(locations[i].second));
+                report += module + " " + address + "\n  gprof:\n" + describe(got) +
+                          "  llvm-symbolizer:\n" + describe(want[i]);
+            }
+        }
+    }
+    INFO(report);
+    INFO(compared << " locations compared, " << inlined << " with inlined frames, " << differing
+                  << " differ; " << spelled_differently
+                  << " frames named the same symbol with GNU's demangler spelling; " << clone_names
+                  << " outermost frames named after their clone's symbol");
+    CHECK(compared >= 300);
+    CHECK(inlined >= 200);
+    CHECK(modules_seen.count("inlines") == 1);
+    CHECK(modules_seen.count("libc.so.6") == 1);
+    CHECK(modules_seen.count("libstdc++.so.6.0.30") == 1);
+    CHECK(differing == 0);
+    CHECK(clone_names <= compared / 20);
+}
+
+namespace {
+
+// The line of test/symbols/<file> that carries the marker "LINE:<tag>".
+int64_t marked_line(const std::string& file, const std::string& tag) {
+    std::vector<std::string> lines = split_lines(read_file(SOURCE_ROOT "/test/symbols/" + file));
+    for (size_t i = 0; i < lines.size(); ++i) {
+        std::string marker = "LINE:" + tag;
+        size_t at = lines[i].find(marker);
+        if (at != std::string::npos &&
+            (at + marker.size() == lines[i].size() || lines[i][at + marker.size()] == ' '))
+            return static_cast<int64_t>(i + 1);
+    }
+    FAIL("no LINE:" << tag << " in " << file);
+    return 0;
+}
+
+// A program run under gprof at rate 1 in a directory of its own; the one heap profile it wrote,
+// checked with libprotobuf and go tool pprof (no warnings).
+std::string run_for_profile(const std::vector<std::string>& argv, const std::string& dir,
+                            std::string* out = nullptr) {
+    auto env = preload_env("");
+    env["GPROF_MEM_PROFILE_RATE"] = "1";
+    env["GPROF_OUTPUT"] = dir + "/gprof";
+    RunResult r = run(argv, with_env(env));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    if (out != nullptr) *out = r.out;
+    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+    REQUIRE(files.size() == 1);
+    perftools::profiles::Profile p = read_profile(files[0]);
+    CHECK(consistency_problems(p).empty());
+    std::string raw;
+    CHECK(pprof_stderr({"-raw"}, files[0], &raw) == "");
+    return files[0];
+}
+
+// Does some location of p have a frame of function `name` (a substring of the name) at file:line?
+bool has_frame(const perftools::profiles::Profile& p, const std::string& name,
+               const std::string& file_suffix, int64_t line) {
+    std::map<uint64_t, const perftools::profiles::Function*> functions;
+    for (const auto& f : p.function()) functions[f.id()] = &f;
+    for (const auto& location : p.location()) {
+        for (const auto& l : location.line()) {
+            const auto* f = functions.at(l.function_id());
+            if (contains(string_at(p, f->name()), name) &&
+                string_at(p, f->filename()).ends_with(file_suffix) && l.line() == line)
+                return true;
+        }
+    }
+    return false;
+}
+
+const perftools::profiles::Mapping* mapping_named(const perftools::profiles::Profile& p,
+                                                  const std::string& suffix) {
+    for (const auto& m : p.mapping())
+        if (string_at(p, m.filename()).ends_with(suffix)) return &m;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("go tool pprof -list and -lines show the sampled source lines", "[symbols][pprof]") {
+    std::string dir = make_dir("symbols-pprof");
+    std::string file = run_for_profile({kSymbolPrograms + "/inlines"}, dir);
+    const int64_t big = marked_line("inlines.cpp", "big_site");
+    const int64_t fill = marked_line("inlines.cpp", "nested_fill");
+    const int64_t grab = marked_line("inlines.cpp", "grab");
+
+    std::string out;
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-list", "big_site"}, file, &out) == "");
+    INFO(out);
+    // "  flat  cum  <line>: <source>": the 40 x 256 KiB are on the marked line, and only there.
+    std::regex big_line("\\s(\\S+)\\s+(\\S+)\\s+" + std::to_string(big) + ":.*LINE:big_site");
+    std::smatch m;
+    REQUIRE(std::regex_search(out, m, big_line));
+    CHECK(m[1].str() == "10MB");
+    CHECK(m[2].str() == "10MB");
+
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-list", "nested"}, file, &out) == "");
+    INFO(out);
+    std::regex fill_line("\\s(\\S+)\\s+(\\S+)\\s+" + std::to_string(fill) + ":.*LINE:nested_fill");
+    REQUIRE(std::regex_search(out, m, fill_line));
+    CHECK(m[1].str() == ".");  // nothing allocated by nested itself on that line
+    CHECK(m[2].str() != ".");  // but through the inlined fill and grab
+
+    CHECK(pprof_stderr({"-sample_index=alloc_space", "-lines", "-top", "-nodecount=100"}, file,
+                       &out) == "");
+    INFO(out);
+    CHECK(contains(out, "inlines.cpp:" + std::to_string(big)));
+    CHECK(std::regex_search(
+        out, std::regex("grab .*inlines.cpp:" + std::to_string(grab) + " \\(inline\\)")));
+
+    CHECK(pprof_stderr({"-symbolize=none", "-top"}, file, &out) == "");
+    INFO(out);
+    CHECK(contains(out, "big_site"));
+    CHECK(contains(out, "compare_and_allocate"));
+}
+
+TEST_CASE(
+    "a deleted or replaced executable keeps its names and lines, and the profile reads "
+    "well where the binary is gone",
+    "[symbols][moving]") {
+    for (const char* how : {"--delete-self", "--replace-self"}) {
+        INFO(how);
+        std::string dir = make_dir("symbols-deleted");
+        std::string copy = dir + "/inlines-copy";
+        fs::copy_file(kSymbolPrograms + "/inlines", copy);
+        fs::permissions(copy, fs::perms::owner_all);
+        std::string file = run_for_profile({copy, how}, dir);
+        if (std::string(how) == "--delete-self") CHECK_FALSE(fs::exists(copy));
+        perftools::profiles::Profile p = read_profile(file);
+        const int64_t big = marked_line("inlines.cpp", "big_site");
+        CHECK(has_frame(p, "big_site", "test/symbols/inlines.cpp", big));
+        CHECK(has_frame(p, "grab", "test/symbols/inlines.cpp", marked_line("inlines.cpp", "grab")));
+        const auto* main_mapping = mapping_named(p, "inlines-copy");
+        REQUIRE(main_mapping != nullptr);
+        CHECK(main_mapping->has_functions());
+        CHECK(main_mapping->has_filenames());
+        CHECK(main_mapping->has_line_numbers());
+        CHECK(main_mapping->has_inline_frames());
+        // The profile moved to a directory of its own: go tool pprof still shows names and lines.
+        std::string elsewhere = make_dir("symbols-elsewhere") + "/heap.pb.gz";
+        fs::copy_file(file, elsewhere);
+        std::string out;
+        CHECK(pprof_stderr({"-lines", "-top"}, elsewhere, &out) == "");
+        INFO(out);
+        CHECK(contains(out, "inlines.cpp:" + std::to_string(big)));
+    }
+}
+
+TEST_CASE("a dlclose'd library's samples keep their names, files and lines", "[symbols][moving]") {
+    for (bool close_it : {false, true}) {
+        INFO("dlclose: " << close_it);
+        std::string dir = make_dir("symbols-dlclose");
+        std::vector<std::string> argv = {kSymbolPrograms + "/loader",
+                                         kSymbolPrograms + "/libsymplugin.so"};
+        if (close_it) argv.push_back("--dlclose");
+        std::string out;
+        perftools::profiles::Profile p = read_profile(run_for_profile(argv, dir, &out));
+        // The library was really unmapped before the dump at exit.
+        CHECK(contains(out, "unloaded") == close_it);
+        const auto* plugin = mapping_named(p, "libsymplugin.so");
+        REQUIRE(plugin != nullptr);
+        CHECK(plugin->has_functions());
+        CHECK(plugin->has_line_numbers());
+        CHECK(has_frame(p, "plugin_grab", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_grab")));
+        CHECK(has_frame(p, "plugin_internal", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_internal")));
+        CHECK(has_frame(p, "plugin_allocate", "test/symbols/plugin.cpp",
+                        marked_line("plugin.cpp", "plugin_allocate")));
+    }
+}
+
+TEST_CASE("a stripped library is named from .dynsym; code without a file keeps its address",
+          "[symbols][moving]") {
+    std::string dir = make_dir("symbols-stripped");
+    perftools::profiles::Profile p = read_profile(run_for_profile(
+        {kSymbolPrograms + "/loader", kSymbolPrograms + "/libsymplugin_stripped.so", "--jit"},
+        dir));
+    const auto* plugin = mapping_named(p, "libsymplugin_stripped.so");
+    REQUIRE(plugin != nullptr);
+    CHECK(plugin->has_functions());
+    CHECK_FALSE(plugin->has_filenames());
+    CHECK_FALSE(plugin->has_line_numbers());
+    CHECK_FALSE(plugin->has_inline_frames());
+    std::vector<FlatSample> samples = flatten(p);
+    bool exported_named = false, jit_seen = false;
+    for (const FlatSample& s : samples) {
+        for (size_t i = 0; i < s.functions.size(); ++i)
+            if (s.functions[i] == "plugin_allocate") exported_named = true;
+        // loader_called_from_jit's caller is the anonymous executable page: an address with a
+        // mapping of its own and no name.
+        if (!s.functions.empty() && s.functions[0] == "loader_called_from_jit" &&
+            s.mappings.size() > 1 && s.mappings[1] == "[anon]")
+            jit_seen = true;
+    }
+    CHECK(exported_named);
+#if defined(__x86_64__)
+    CHECK(jit_seen);
+#endif
+}
+
+namespace {
+
+// The values of the function symbols of an ELF file (.symtab and .dynsym, versions dropped), by
+// name, from readelf: to tell two names of one function (aliases) from two functions.
+std::map<std::string, std::set<uint64_t>> function_symbols(const std::string& file) {
+    std::map<std::string, std::set<uint64_t>> symbols;
+    RunResult r = run({kReadelf, "-sW", file});
+    for (const std::string& line : split_lines(r.out)) {
+        std::istringstream in(line);
+        std::string num, value, size, type, bind, vis, ndx, name;
+        if (!(in >> num >> value >> size >> type >> bind >> vis >> ndx >> name)) continue;
+        if (type != "FUNC" && type != "IFUNC") continue;
+        name = name.substr(0, name.find('@'));
+        symbols[name].insert(std::stoull(value, nullptr, 16));
+    }
+    return symbols;
+}
+
+bool aliases(const std::map<std::string, std::set<uint64_t>>& symbols, const std::string& a,
+             const std::string& b) {
+    auto x = symbols.find(a), y = symbols.find(b);
+    if (x == symbols.end() || y == symbols.end()) return false;
+    for (uint64_t v : x->second)
+        if (y->second.count(v)) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("libc and libstdc++ addresses: gprof's symbols equal llvm-symbolizer's",
+          "[symbols][llvm]") {
+    REQUIRE_FALSE(kLlvmSymbolizer.empty());
+    for (const char* library : {"libc.so.6", "libstdc++.so.6"}) {
+        INFO(library);
+        // 400 addresses spread over the library's code, symbolized by gprof's SymbolCache.
+        RunResult r = run({kSymbolPrograms + "/symbolize_tool", library, "400"});
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        std::string module, build_id;
+        std::vector<uint64_t> addresses;
+        std::vector<std::vector<Frame>> ours;
+        std::set<std::string> mangled;
+        for (const std::string& line : split_lines(r.out)) {
+            if (line.rfind("module ", 0) == 0) {
+                module = line.substr(7);
+            } else if (line.rfind("build_id ", 0) == 0) {
+                build_id = line.substr(9);
+            } else if (line.rfind("address ", 0) == 0) {
+                addresses.push_back(std::stoull(line.substr(8), nullptr, 16));
+                ours.emplace_back();
+            } else if (line.rfind("frame ", 0) == 0) {
+                std::vector<std::string> fields;
+                std::istringstream in(line.substr(6));
+                for (std::string field; std::getline(in, field, '\t');) fields.push_back(field);
+                REQUIRE(fields.size() == 5);
+                ours.back().push_back({fields[0], normal_path(fields[2]), fields[1],
+                                       std::stoll(fields[3]), std::stoll(fields[4])});
+                if (fields[1].rfind("_Z", 0) == 0) mangled.insert(fields[1]);
+            }
+        }
+        REQUIRE(addresses.size() >= 390);
+        std::vector<std::vector<Frame>> want = llvm_frames(module, addresses);
+        std::map<std::string, std::string> llvm_spelling = llvm_demangled(mangled);
+        // The symbols of the module and of its separate debug file (Debian's, by build ID).
+        std::map<std::string, std::set<uint64_t>> symbols = function_symbols(module);
+        if (build_id.size() > 2) {
+            std::string debug_file = "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" +
+                                     build_id.substr(2) + ".debug";
+            if (fs::exists(debug_file)) {
+                for (auto& [name, values] : function_symbols(debug_file))
+                    symbols[name].insert(values.begin(), values.end());
+            }
+        }
+        size_t named = 0, with_lines = 0, differing = 0, spelled_differently = 0,
+               clone_names = 0, alias_names = 0, named_only_by_gprof = 0;
+        std::string report;
+        for (size_t i = 0; i < addresses.size(); ++i) {
+            const std::vector<Frame>& got = ours[i];
+            if (!got.empty()) ++named;
+            if (!got.empty() && got[0].line != 0) ++with_lines;
+            bool same = got.size() == want[i].size();
+            for (size_t f = 0; same && f < got.size(); ++f) {
+                bool same_function = got[f].function == want[i][f].function;
+                if (!same_function && llvm_spelling.count(got[f].system_name) &&
+                    llvm_spelling[got[f].system_name] == want[i][f].function) {
+                    same_function = true;  // GNU's and LLVM's demangler spellings
+                    ++spelled_differently;
+                }
+                if (!same_function && f + 1 == got.size() &&
+                    got[f].function.rfind(want[i][f].function + ".", 0) == 0) {
+                    same_function = true;  // a GCC clone's symbol (documented)
+                    ++clone_names;
+                }
+                if (!same_function && f + 1 == got.size() &&
+                    aliases(symbols, got[f].system_name, want[i][f].function)) {
+                    // Two names of one function ("newlocale", "__newlocale"): gprof prefers the
+                    // public one, llvm-symbolizer the first by name (documented).
+                    same_function = true;
+                    ++alias_names;
+                }
+                // Without DWARF llvm-symbolizer reports no file and line 0, as gprof does.
+                same = same_function && got[f].file == want[i][f].file &&
+                       got[f].line == want[i][f].line &&
+                       (got[f].line == 0 || got[f].start_line == want[i][f].start_line);
+            }
+            if (!same && want[i].empty() && got.size() == 1 && got[0].line == 0 &&
+                symbols.count(got[0].system_name)) {
+                // A function with a symbol but no DWARF (libgcc's soft-float helpers inside libc)
+                // that llvm-symbolizer leaves unnamed (documented).
+                same = true;
+                ++named_only_by_gprof;
+            }
+            if (!same) {
+                ++differing;
+                char address[32];
+                snprintf(address, sizeof address, "0x%llx",
+                         static_cast<unsigned long long>(addresses[i]));
+                report += std::string(address) + "\n  gprof:\n" + describe(got) +
+                          "  llvm-symbolizer:\n" + describe(want[i]);
+            }
+        }
+        INFO(report);
+        INFO(addresses.size() << " addresses, " << named << " named, " << with_lines
+                              << " with lines, " << differing << " differ; "
+                              << spelled_differently << " demangler spellings; " << clone_names
+                              << " clone names; " << alias_names << " aliases; "
+                              << named_only_by_gprof << " named only by gprof");
+        CHECK(named >= addresses.size() / 2);
+        CHECK(alias_names <= addresses.size() / 10);
+        CHECK(named_only_by_gprof <= addresses.size() / 20);
+        if (std::string(library) == "libc.so.6") CHECK(with_lines >= addresses.size() / 2);
+        CHECK(differing == 0);
+        CHECK(clone_names <= addresses.size() / 20);
+    }
+}

@@ -1,0 +1,134 @@
+// Source lines and inlined frames from DWARF (libdw, loaded lazily) for code of the test program
+// itself, and the cache of resolved addresses. Skipped, with a warning, where libdw.so.1 is absent.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "writer/debug_info.h"
+#include "writer/modules.h"
+#include "writer/symbols.h"
+
+using gprof::writer::ModuleSnapshot;
+using gprof::writer::SourceFrame;
+using gprof::writer::SymbolCache;
+
+namespace {
+
+volatile uintptr_t g_return_address;
+int g_helper_call_line, g_outer_call_line;
+
+// Records the address its caller returns to: inside the inlined helper below.
+__attribute__((noinline)) void record_return_address() {
+    g_return_address = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+    asm volatile("");
+}
+
+inline __attribute__((always_inline)) void debug_info_inlined_helper() {
+    g_helper_call_line = __LINE__ + 1;
+    record_return_address();
+}
+
+}  // namespace
+
+extern "C" __attribute__((noinline)) void debug_info_test_outer() {
+    g_outer_call_line = __LINE__ + 1;
+    debug_info_inlined_helper();
+    asm volatile("");
+}
+
+TEST_CASE("debug info: an inlined call in this program, innermost first, and the cache",
+          "[writer][symbols][dwarf]") {
+    if (!gprof::writer::debug_info_library_available()) {
+        WARN("libdw.so.1 missing (Debian package libdw1): DWARF look-ups not tested");
+        return;
+    }
+    debug_info_test_outer();
+    ModuleSnapshot snapshot;
+    std::string error;
+    REQUIRE(snapshot.capture(&error));
+    // As the profile builder does: the call instruction, one byte before the return address.
+    const uintptr_t address = g_return_address - 1;
+    const gprof::writer::Module* module = snapshot.find(address);
+    REQUIRE(module != nullptr);
+
+    SymbolCache cache;
+    std::vector<SourceFrame> frames;
+    bool from_dwarf = false;
+    REQUIRE(cache.symbolize(*module, address, &frames, &from_dwarf));
+    CHECK(from_dwarf);
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].function.name.find("debug_info_inlined_helper") != std::string::npos);
+    CHECK(frames[0].filename.ends_with("test/unit/writer_debug_info_test.cpp"));
+    CHECK(frames[0].line == g_helper_call_line);
+    CHECK(frames[0].start_line == g_helper_call_line - 2);
+    CHECK(frames[1].function.name == "debug_info_test_outer");
+    CHECK(frames[1].function.system_name == "debug_info_test_outer");
+    CHECK(frames[1].line == g_outer_call_line);
+    CHECK(frames[1].start_line == g_outer_call_line - 2);
+
+    // A repeated look-up, after the dump's libdw state is gone, comes from the cache: the same
+    // frames, and the cache does not grow.
+    const size_t bytes = cache.resolved_bytes();
+    CHECK(bytes > 0);
+    CHECK(bytes < SymbolCache::kMaxResolvedBytes);
+    cache.end_dump();
+    std::vector<SourceFrame> again;
+    REQUIRE(cache.symbolize(*module, address, &again, &from_dwarf));
+    CHECK(from_dwarf);
+    CHECK(cache.resolved_bytes() == bytes);
+    REQUIRE(again.size() == frames.size());
+    for (size_t i = 0; i < again.size(); ++i) {
+        CHECK(again[i].function.name == frames[i].function.name);
+        CHECK(again[i].filename == frames[i].filename);
+        CHECK(again[i].line == frames[i].line);
+    }
+}
+
+TEST_CASE("debug info: a file without DWARF gives nothing, and no crash", "[writer][dwarf]") {
+    if (!gprof::writer::debug_info_library_available()) {
+        WARN("libdw.so.1 missing (Debian package libdw1): not tested");
+        return;
+    }
+    CHECK(gprof::writer::DebugInfo::open("/nonexistent/file", "", "/nonexistent") == nullptr);
+    CHECK(gprof::writer::DebugInfo::open("/proc/self/status", "", "/proc/self") == nullptr);
+    // /bin/true is stripped and Debian ships no debug file for it on this system unless
+    // coreutils-dbgsym is installed; either way, a look-up must not crash.
+    auto info = gprof::writer::DebugInfo::open("/bin/true", "", "/bin");
+    if (info != nullptr) {
+        std::vector<gprof::writer::DebugFrame> frames;
+        info->lookup(0x1, &frames);
+        info->lookup(~uint64_t{0}, &frames);
+    }
+}
+
+TEST_CASE("symbols: the cache of resolved addresses stays within its bound", "[writer][symbols]") {
+    ModuleSnapshot snapshot;
+    std::string error;
+    REQUIRE(snapshot.capture(&error));
+    const gprof::writer::Module* libc = nullptr;
+    for (const auto& m : snapshot.modules())
+        if (m.path.find("/libc.so.6") != std::string::npos) libc = &m;
+    REQUIRE(libc != nullptr);
+    constexpr size_t kBound = 64 * 1024;
+    SymbolCache bounded(kBound), unbounded;
+    std::vector<SourceFrame> a, b;
+    bool dwarf_a = false, dwarf_b = false;
+    size_t named = 0, peak = 0;
+    const uintptr_t span = libc->limit - libc->start;
+    for (size_t i = 0; i < 3000; ++i) {
+        uintptr_t address = libc->start + span * i / 3000;
+        bool found = bounded.symbolize(*libc, address, &a, &dwarf_a);
+        CHECK(found == unbounded.symbolize(*libc, address, &b, &dwarf_b));
+        peak = std::max(peak, bounded.resolved_bytes());
+        if (!found) continue;
+        ++named;
+        // Forgetting never changes an answer.
+        REQUIRE(a.size() == b.size());
+        CHECK(a.front().function.name == b.front().function.name);
+        CHECK(a.front().line == b.front().line);
+    }
+    CHECK(named > 1000);
+    CHECK(unbounded.resolved_bytes() > kBound);  // the bound was really reached
+    CHECK(peak <= kBound);
+}
