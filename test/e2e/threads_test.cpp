@@ -311,3 +311,30 @@ TEST_CASE("every lock kind returns what it returns without gprof", "[locks]") {
         }
     }
 }
+
+TEST_CASE("300 threads, a thrd_create thread and a raw clone thread are all in the threads profile", "[threads]") {
+    std::string dir = make_dir("threads-many");
+    std::string prefix = dir + "/p";
+    RunOptions options = with_env(preload_env("", {{"GPROF_OUTPUT", prefix}}));
+    options.timeout_seconds = 120;
+    RunResult r = run({kThreadPrograms + "/many_threads", prefix}, options);
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    CHECK(r.out == "dump seen\ndone\n");
+    CHECK(r.err.empty());
+    std::string pid = pid_of(dir);
+    REQUIRE(!pid.empty());
+    std::vector<FlatSample> samples = read_checked(dump_file(prefix, pid, 1, "threads"));
+    CHECK(totals_at(samples, "sleep_here").values == std::vector<int64_t>{300});
+    // Threads that never passed pthread_create are the program's too, and are walked.
+    CHECK(totals_at(samples, "c11_sleeper").values == std::vector<int64_t>{1});
+    CHECK(totals_at(samples, "clone_spinner").values == std::vector<int64_t>{1});
+    int64_t total = 0;
+    for (const FlatSample& s : samples) total += s.values[0];
+    CHECK(total == 300 + 1 + 1 + 1);  // and the main thread
+    // threadcreate sees only what passed pthread_create: the 300.
+    std::vector<FlatSample> created = read_checked(dump_file(prefix, pid, 1, "threadcreate"));
+    total = 0;
+    for (const FlatSample& s : created) total += s.values[0];
+    CHECK(total == 300);
+}
