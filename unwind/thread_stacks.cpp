@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "preload/config.h"
 
 namespace gprof::unwind {
 namespace {
@@ -86,12 +85,13 @@ bool handler_installed(int sig) {
 }
 
 // A real-time signal that nobody handles, from the top down (programs that use real-time signals
-// mostly take the lowest ones), never the dump signal. Re-chosen if the program took it over.
-int capture_signal() {
+// mostly take the lowest ones), never `reserved` (the dump signal). Re-chosen if the program
+// took it over.
+int capture_signal(int reserved) {
     int sig = g_signal.load(std::memory_order_relaxed);
     if (sig != 0 && handler_installed(sig)) return sig;
     for (int candidate = SIGRTMAX - 1; candidate > SIGRTMIN + 4; --candidate) {
-        if (candidate == config().dump_signal) continue;
+        if (candidate == reserved) continue;
         struct sigaction old;
         if (sigaction(candidate, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
             old.sa_handler != SIG_DFL)
@@ -349,7 +349,8 @@ bool walk_by_signal(pid_t tid, int sig, ThreadCensus* census, ThreadSnapshot* ou
 
 }  // namespace
 
-std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), ThreadCensus* census) {
+std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), int reserved,
+                                                ThreadCensus* census) {
     std::vector<ThreadSnapshot> threads;
     *census = ThreadCensus{};
     DIR* dir = opendir("/proc/self/task");
@@ -361,7 +362,7 @@ std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), ThreadC
     }
     closedir(dir);
 
-    int sig = capture_signal();
+    int sig = capture_signal(reserved);
     const CodeRanges code = code_ranges();
     census->signal = sig;
     threads.reserve(tids.size());

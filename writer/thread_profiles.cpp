@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "preload/config.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/thread_stacks.h"
@@ -22,7 +23,7 @@ bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, 
                            std::string* error) {
     unwind::ThreadCensus census;
     std::vector<unwind::ThreadSnapshot> threads =
-        unwind::capture_all_threads(is_gprof_thread, &census);
+        unwind::capture_all_threads(is_gprof_thread, config().dump_signal, &census);
     // The thread writing the dump is the program's own when it is exiting (the at-exit dump).
     if (!is_gprof_thread(gettid())) {
         unwind::ThreadSnapshot self;
