@@ -5,9 +5,19 @@
 namespace gprof::record {
 
 StackCounters::StackCounters(uint32_t slots)
-    : mask_(slots - 1), slots_(static_cast<Slot*>(os_reserve(sizeof(Slot) * slots))) {}
+    : mask_(slots - 1),
+      slots_(static_cast<Slot*>(os_reserve(sizeof(Slot) * slots))),
+      claimed_(static_cast<std::atomic<uint32_t>*>(os_reserve(sizeof(uint32_t) * slots))) {
+    if (claimed_ == nullptr) {
+        os_release(slots_, sizeof(Slot) * slots);
+        slots_ = nullptr;
+    }
+}
 
-StackCounters::~StackCounters() { os_release(slots_, sizeof(Slot) * (mask_ + 1)); }
+StackCounters::~StackCounters() {
+    os_release(slots_, sizeof(Slot) * (mask_ + 1));
+    os_release(claimed_, sizeof(uint32_t) * (mask_ + 1));
+}
 
 void StackCounters::add(uint32_t stack_id, int64_t count_thousandths, int64_t value) {
     if (slots_ == nullptr || stack_id == 0) {
@@ -23,7 +33,8 @@ void StackCounters::add(uint32_t stack_id, int64_t count_thousandths, int64_t va
             if (used_.load(std::memory_order_relaxed) >= (mask_ + 1) / 4 * 3) break;
             uint32_t expected = 0;
             if (s.stack_id.compare_exchange_strong(expected, stack_id, std::memory_order_acq_rel)) {
-                used_.fetch_add(1, std::memory_order_relaxed);
+                size_t position = used_.fetch_add(1, std::memory_order_relaxed);
+                claimed_[position].store(i + 1, std::memory_order_release);
                 id = stack_id;
             } else {
                 id = expected;
@@ -41,10 +52,12 @@ void StackCounters::add(uint32_t stack_id, int64_t count_thousandths, int64_t va
 size_t StackCounters::snapshot(StackCounts* out, size_t max) const {
     size_t n = 0;
     if (slots_ == nullptr) return 0;
-    for (uint32_t i = 0; i <= mask_; ++i) {
-        const Slot& s = slots_[i];
+    size_t used = used_.load(std::memory_order_acquire);
+    for (size_t position = 0; position < used; ++position) {
+        uint32_t slot = claimed_[position].load(std::memory_order_acquire);
+        if (slot == 0) continue;  // being claimed right now: in the next snapshot
+        const Slot& s = slots_[slot - 1];
         uint32_t id = s.stack_id.load(std::memory_order_acquire);
-        if (id == 0) continue;
         if (n < max)
             out[n] = {id, s.count.load(std::memory_order_relaxed),
                       s.value.load(std::memory_order_relaxed)};

@@ -48,6 +48,10 @@ private:
     };
     uint32_t mask_;
     Slot* slots_;
+    // The slots claimed, in order (slot index + 1; 0 while a claim is being written down), so a
+    // snapshot reads only those instead of the whole reserved table (whose untouched pages it
+    // would otherwise fault in).
+    std::atomic<uint32_t>* claimed_;
     std::atomic<size_t> used_{0};
     std::atomic<uint64_t> dropped_{0};
 };
