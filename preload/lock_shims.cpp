@@ -62,8 +62,8 @@ __attribute__((noinline)) void record_release(int64_t delay) {
     errno = saved;
 }
 
-// A wait for `lock` that the try could not avoid: timed, registered for the releaser, recorded.
-// `ok` tells which results mean the thread really waited for the lock (not an immediate error).
+// A wait for `lock` that the try could not avoid: timed, registered for the releaser, and recorded
+// when the thread really waited for the lock (not for an immediate error such as EDEADLK).
 template <typename Wait>
 __attribute__((noinline)) int contended(const void* lock, void* caller, Wait wait) {
     if (!programs_wait(caller)) return wait();
@@ -104,10 +104,51 @@ constexpr int kRobustKind = 16;  // PTHREAD_MUTEX_ROBUST_NORMAL_NP
 inline bool robust(const pthread_mutex_t* m) { return (m->__data.__kind & kRobustKind) != 0; }
 
 // The try that decides whether a lock call is a wait: EBUSY means held by another (or, for an
-// error-checking mutex, by the caller: the real lock then returns EDEADLK at once).
+// error-checking mutex, by the caller: the real lock then returns EDEADLK at once); kFree means
+// seen free without being taken.
+constexpr int kFree = -1;
 inline int try_first(pthread_mutex_t* m) {
-    if (robust(m)) return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0 ? -1 : EBUSY;
+    if (robust(m)) return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0 ? kFree : EBUSY;
     return o::real_mutex_trylock(m);
+}
+
+// Every lock call: glibc's own lock when lock profiling is off; otherwise the try first, its result
+// when it is final, glibc's lock at once when the lock was seen free, and a timed, registered wait
+// only when the try found it held.
+template <typename Try, typename Wait>
+inline int lock_call(const void* lock, void* caller, Try try_lock, Wait wait) {
+    if (!profiling()) return wait();
+    int result = try_lock();
+    if (result == kFree) return wait();
+    if (result != EBUSY) [[likely]]
+        return result;
+    return contended(lock, caller, wait);
+}
+
+template <typename Unlock>
+inline int unlock_call(const void* lock, void* caller, Unlock unlock) {
+    if (!r::wait_registry().maybe_waiting(lock)) [[likely]]
+        return unlock();
+    return contended_unlock(lock, caller, unlock);
+}
+
+// A condition-variable wait: always a wait, timed when lock profiling is on.
+template <typename Wait>
+inline int wait_call(void* caller, Wait wait) {
+    if (!profiling()) return wait();
+    return timed(caller, wait);
+}
+
+// Semaphores report through errno: sem_trywait as the try, its EAGAIN undone before the real
+// wait; any other failure is the wait's own (sem_wait would fail the same way at once).
+template <typename Wait>
+inline int sem_call(sem_t* s, void* caller, Wait wait) {
+    if (!profiling()) return wait();
+    int saved = errno;
+    if (sem_trywait(s) == 0) return 0;
+    if (errno != EAGAIN) return -1;
+    errno = saved;
+    return timed(caller, wait);
 }
 
 }  // namespace
@@ -115,137 +156,85 @@ inline int try_first(pthread_mutex_t* m) {
 extern "C" {
 
 int pthread_mutex_lock(pthread_mutex_t* m) {
-    if (!profiling()) return o::real_mutex_lock(m);
-    int result = try_first(m);
-    if (result == -1) return o::real_mutex_lock(m);
-    if (result != EBUSY) [[likely]]
-        return result;
-    return contended(m, __builtin_return_address(0), [=] { return o::real_mutex_lock(m); });
+    return lock_call(m, __builtin_return_address(0), [=] { return try_first(m); },
+                     [=] { return o::real_mutex_lock(m); });
 }
 
 int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().mutex_timedlock(m, abstime);
-    int result = try_first(m);
-    if (result == -1) return o::functions().mutex_timedlock(m, abstime);
-    if (result != EBUSY) return result;
-    return contended(m, __builtin_return_address(0),
+    return lock_call(m, __builtin_return_address(0), [=] { return try_first(m); },
                      [=] { return o::functions().mutex_timedlock(m, abstime); });
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().mutex_clocklock(m, clock, abstime);
-    int result = try_first(m);
-    if (result == -1) return o::functions().mutex_clocklock(m, clock, abstime);
-    if (result != EBUSY) return result;
-    return contended(m, __builtin_return_address(0),
+    return lock_call(m, __builtin_return_address(0), [=] { return try_first(m); },
                      [=] { return o::functions().mutex_clocklock(m, clock, abstime); });
 }
 
 int pthread_mutex_unlock(pthread_mutex_t* m) {
-    if (!r::wait_registry().maybe_waiting(m)) [[likely]]
-        return o::real_mutex_unlock(m);
-    return contended_unlock(m, __builtin_return_address(0), [=] { return o::real_mutex_unlock(m); });
+    return unlock_call(m, __builtin_return_address(0), [=] { return o::real_mutex_unlock(m); });
 }
 
 int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
-    if (!profiling()) return o::real_rwlock_rdlock(l);
-    int result = o::real_rwlock_tryrdlock(l);
-    if (result != EBUSY) [[likely]]
-        return result;
-    return contended(l, __builtin_return_address(0), [=] { return o::real_rwlock_rdlock(l); });
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_tryrdlock(l); },
+                     [=] { return o::real_rwlock_rdlock(l); });
 }
 
 int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
-    if (!profiling()) return o::real_rwlock_wrlock(l);
-    int result = o::real_rwlock_trywrlock(l);
-    if (result != EBUSY) [[likely]]
-        return result;
-    return contended(l, __builtin_return_address(0), [=] { return o::real_rwlock_wrlock(l); });
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_trywrlock(l); },
+                     [=] { return o::real_rwlock_wrlock(l); });
 }
 
 int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().rwlock_timedrdlock(l, abstime);
-    int result = o::real_rwlock_tryrdlock(l);
-    if (result != EBUSY) return result;
-    return contended(l, __builtin_return_address(0),
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_tryrdlock(l); },
                      [=] { return o::functions().rwlock_timedrdlock(l, abstime); });
 }
 
 int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().rwlock_timedwrlock(l, abstime);
-    int result = o::real_rwlock_trywrlock(l);
-    if (result != EBUSY) return result;
-    return contended(l, __builtin_return_address(0),
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_trywrlock(l); },
                      [=] { return o::functions().rwlock_timedwrlock(l, abstime); });
 }
 
 int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().rwlock_clockrdlock(l, clock, abstime);
-    int result = o::real_rwlock_tryrdlock(l);
-    if (result != EBUSY) return result;
-    return contended(l, __builtin_return_address(0),
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_tryrdlock(l); },
                      [=] { return o::functions().rwlock_clockrdlock(l, clock, abstime); });
 }
 
 int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().rwlock_clockwrlock(l, clock, abstime);
-    int result = o::real_rwlock_trywrlock(l);
-    if (result != EBUSY) return result;
-    return contended(l, __builtin_return_address(0),
+    return lock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_trywrlock(l); },
                      [=] { return o::functions().rwlock_clockwrlock(l, clock, abstime); });
 }
 
 int pthread_rwlock_unlock(pthread_rwlock_t* l) {
-    if (!r::wait_registry().maybe_waiting(l)) [[likely]]
-        return o::real_rwlock_unlock(l);
-    return contended_unlock(l, __builtin_return_address(0), [=] { return o::real_rwlock_unlock(l); });
+    return unlock_call(l, __builtin_return_address(0), [=] { return o::real_rwlock_unlock(l); });
 }
 
 int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-    if (!profiling()) return o::functions().cond_wait(c, m);
-    return timed(__builtin_return_address(0), [=] { return o::functions().cond_wait(c, m); });
+    return wait_call(__builtin_return_address(0), [=] { return o::functions().cond_wait(c, m); });
 }
 
 int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().cond_timedwait(c, m, abstime);
-    return timed(__builtin_return_address(0),
-                 [=] { return o::functions().cond_timedwait(c, m, abstime); });
+    return wait_call(__builtin_return_address(0),
+                     [=] { return o::functions().cond_timedwait(c, m, abstime); });
 }
 
 int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                            const struct timespec* abstime) {
-    if (!profiling()) return o::functions().cond_clockwait(c, m, clock, abstime);
-    return timed(__builtin_return_address(0),
-                 [=] { return o::functions().cond_clockwait(c, m, clock, abstime); });
+    return wait_call(__builtin_return_address(0),
+                     [=] { return o::functions().cond_clockwait(c, m, clock, abstime); });
 }
 
-// Semaphores report through errno: the try's EAGAIN is undone before the real wait.
 int sem_wait(sem_t* s) {
-    if (!profiling()) return o::functions().sem_wait(s);
-    int saved = errno;
-    if (sem_trywait(s) == 0) return 0;
-    if (errno != EAGAIN) return -1;
-    errno = saved;
-    return timed(__builtin_return_address(0), [=] { return o::functions().sem_wait(s); });
+    return sem_call(s, __builtin_return_address(0), [=] { return o::functions().sem_wait(s); });
 }
 
 int sem_timedwait(sem_t* s, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().sem_timedwait(s, abstime);
-    int saved = errno;
-    if (sem_trywait(s) == 0) return 0;
-    if (errno != EAGAIN) return -1;
-    errno = saved;
-    return timed(__builtin_return_address(0), [=] { return o::functions().sem_timedwait(s, abstime); });
+    return sem_call(s, __builtin_return_address(0),
+                    [=] { return o::functions().sem_timedwait(s, abstime); });
 }
 
 int sem_clockwait(sem_t* s, clockid_t clock, const struct timespec* abstime) {
-    if (!profiling()) return o::functions().sem_clockwait(s, clock, abstime);
-    int saved = errno;
-    if (sem_trywait(s) == 0) return 0;
-    if (errno != EAGAIN) return -1;
-    errno = saved;
-    return timed(__builtin_return_address(0),
-                 [=] { return o::functions().sem_clockwait(s, clock, abstime); });
+    return sem_call(s, __builtin_return_address(0),
+                    [=] { return o::functions().sem_clockwait(s, clock, abstime); });
 }
 
 }  // extern "C"
