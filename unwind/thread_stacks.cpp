@@ -384,6 +384,16 @@ std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), int res
         }
         threads.push_back(snap);
     }
+    // The calling thread walks its own stack (the program's main thread, in the at-exit dump).
+    pid_t self = gettid();
+    if (!(skip && skip(self))) {
+        ThreadSnapshot snap;
+        snap.tid = self;
+        read_name(self, snap.name);
+        snap.depth = capture(snap.pcs, kMaxFrames);
+        threads.push_back(snap);
+        ++census->threads;
+    }
     return threads;
 }
 

@@ -44,7 +44,8 @@ struct ThreadCensus {
     int signal = 0;              // the capture signal used (0: none was free)
 };
 
-// Captures every thread but the calling one and those for which skip(tid) is true. The capture
+// Captures every thread but those for which skip(tid) is true; the calling thread walks its own
+// stack (left out of the census's parked and signalled counts). The capture
 // signal is never `reserved` (the dump signal). Runs in the dumper (re-entry guard held);
 // allocates.
 std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), int reserved,

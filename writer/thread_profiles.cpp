@@ -1,7 +1,5 @@
 #include "writer/thread_profiles.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <map>
 #include <vector>
@@ -24,22 +22,6 @@ bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, 
     unwind::ThreadCensus census;
     std::vector<unwind::ThreadSnapshot> threads =
         unwind::capture_all_threads(is_gprof_thread, config().dump_signal, &census);
-    // The thread writing the dump is the program's own when it is exiting (the at-exit dump).
-    if (!is_gprof_thread(gettid())) {
-        unwind::ThreadSnapshot self;
-        self.tid = gettid();
-        self.depth = unwind::capture(self.pcs, unwind::kMaxFrames);
-        FILE* comm = fopen("/proc/thread-self/comm", "re");
-        if (comm != nullptr) {
-            if (fgets(self.name, sizeof self.name, comm) != nullptr) {
-                for (char& c : self.name)
-                    if (c == '\n') c = '\0';
-            }
-            fclose(comm);
-        }
-        threads.push_back(self);
-        ++census.threads;
-    }
 
     // Go's goroutine profile: one sample per distinct (stack, labels), valued by how many share it.
     std::map<std::pair<std::vector<uintptr_t>, std::string>, int64_t> groups;
