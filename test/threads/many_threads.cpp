@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "test/threads/await_dump.h"
+
 namespace {
 
 constexpr int kThreads = 300;
@@ -47,14 +49,10 @@ __attribute__((noinline)) int clone_spinner(void*) {
     return 0;
 }
 
-bool exists(const char* path) { return access(path, F_OK) == 0; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
-    char dump_file[4096];  // the signal dump's last file
-    snprintf(dump_file, sizeof dump_file, "%s.%d.0001.mutex.pb.gz", argv[1], getpid());
     pthread_barrier_init(&g_barrier, nullptr, kThreads + 1);
     static pthread_t threads[kThreads];
     for (pthread_t& t : threads)
@@ -70,8 +68,7 @@ int main(int argc, char** argv) {
     pthread_barrier_wait(&g_barrier);
     usleep(100 * 1000);
     raise(SIGUSR2);
-    for (int i = 0; i < 3000 && !exists(dump_file); ++i) usleep(10 * 1000);
-    printf("dump %s\n", exists(dump_file) ? "seen" : "missing");
+    printf("dump %s\n", await_dump(argv[1]) ? "seen" : "missing");
     g_stop = true;
     for (pthread_t t : threads) pthread_join(t, nullptr);
     thrd_join(c11, nullptr);

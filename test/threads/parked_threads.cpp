@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "test/threads/await_dump.h"
+
 namespace {
 
 int g_read_pipe[2], g_poll_pipe[2];
@@ -82,16 +84,20 @@ std::atomic<int> g_usr2{0};
 void on_usr1(int) { g_usr1++; }
 void on_usr2(int) { g_usr2++; }
 
-bool exists(const char* path) { return access(path, F_OK) == 0; }
+int g_dump_signal = 0;
+
+// While the dump runs, the program's own signals keep arriving.
+void signal_self() {
+    pthread_kill(pthread_self(), SIGUSR1);
+    if (g_dump_signal != SIGUSR2) pthread_kill(pthread_self(), SIGUSR2);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) return 2;
-    const int dump_signal = atoi(argv[2]);
+    const int dump_signal = g_dump_signal = atoi(argv[2]);
     const bool exit_now = argc > 3 && strcmp(argv[3], "exit-now") == 0;
-    char dump_file[4096];  // the signal dump's last file
-    snprintf(dump_file, sizeof dump_file, "%s.%d.0001.mutex.pb.gz", argv[1], getpid());
     if (pipe(g_read_pipe) != 0 || pipe(g_poll_pipe) != 0) return 2;
     struct sigaction sa = {};
     sa.sa_handler = on_usr1;
@@ -115,12 +121,7 @@ int main(int argc, char** argv) {
         g_stop_spinning = true;
         return 0;
     }
-    for (int i = 0; i < 3000 && !exists(dump_file); ++i) {
-        pthread_kill(pthread_self(), SIGUSR1);  // the program's own signals keep arriving
-        if (dump_signal != SIGUSR2) pthread_kill(pthread_self(), SIGUSR2);
-        usleep(10 * 1000);
-    }
-    printf("dump %s\n", exists(dump_file) ? "seen" : "missing");
+    printf("dump %s\n", await_dump(argv[1], signal_self) ? "seen" : "missing");
     printf("usr1 handled %s\n", g_usr1.load() > 0 ? "yes" : "no");
     if (dump_signal != SIGUSR2) printf("usr2 handled %s\n", g_usr2.load() > 0 ? "yes" : "no");
 

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "test/threads/await_dump.h"
+
 namespace {
 
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -60,14 +62,10 @@ void* exits_early(void*) {
     pthread_exit(reinterpret_cast<void*>(42));
 }
 
-bool exists(const char* path) { return access(path, F_OK) == 0; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
-    char dump_file[4096];  // the signal dump's last file
-    snprintf(dump_file, sizeof dump_file, "%s.%d.0001.mutex.pb.gz", argv[1], getpid());
     pthread_t workers[7], more[3], waiters[5];
     spawn_workers(workers, 7);
     for (pthread_t t : workers) pthread_join(t, nullptr);
@@ -93,8 +91,7 @@ int main(int argc, char** argv) {
     for (long i = 0; i < 5; ++i) pthread_create(&waiters[i], nullptr, waiter, reinterpret_cast<void*>(i));
     usleep(200 * 1000);  // the waiters reach their condition variable
     raise(SIGUSR2);
-    for (int i = 0; i < 3000 && !exists(dump_file); ++i) usleep(10 * 1000);
-    printf("dump %s\n", exists(dump_file) ? "seen" : "missing");
+    printf("dump %s\n", await_dump(argv[1]) ? "seen" : "missing");
     pthread_mutex_lock(&g_mutex);
     g_release = true;
     pthread_cond_broadcast(&g_cond);
