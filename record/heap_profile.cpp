@@ -11,7 +11,7 @@ constinit HeapProfile g_heap_profile;
 void HeapProfile::start() {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
-    buckets_ = static_cast<HeapBucket*>(os_reserve(sizeof(HeapBucket) * kMaxBuckets));
+    buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
@@ -33,7 +33,7 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
     if (uint32_t i = find_bucket(head, stack_id, size)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
-    HeapBucket& b = buckets_[i];
+    Bucket& b = buckets_[i];
     b.stack_id = stack_id;
     b.size = size;
     b.next = std::atomic_ref<uint32_t>(*head).load(std::memory_order_relaxed);
@@ -42,12 +42,9 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
     return i;
 }
 
-void HeapProfile::count(uint32_t bucket, uint64_t HeapBucket::*objects,
-                        uint64_t HeapBucket::*bytes, int64_t n) {
-    HeapBucket& b = buckets_[bucket];
-    std::atomic_ref<uint64_t>(b.*objects).fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(b.*bytes).fetch_add(static_cast<uint64_t>(n) * b.size,
-                                                  std::memory_order_relaxed);
+void HeapProfile::count(uint32_t bucket, uint64_t Bucket::*objects, int64_t n) {
+    std::atomic_ref<uint64_t>(buckets_[bucket].*objects)
+        .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 }
 
 void HeapProfile::filter_add_locked(uint64_t h) {
@@ -110,12 +107,12 @@ void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    count(bucket, &HeapBucket::allocs, &HeapBucket::alloc_bytes, 1);
+    count(bucket, &Bucket::allocs, 1);
     Shard& s = shards_[shard_of(hash(p))];
     SpinGuard guard(s.lock);
     if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
-        count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, 1);
+        count(bucket, &Bucket::frees, 1);
         dropped_.fetch_add(1, std::memory_order_relaxed);
     }
 }
@@ -149,14 +146,14 @@ uint32_t HeapProfile::record_free(void* p) {
         --s.used;
         filter_remove_locked(h);
     }
-    count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, 1);
+    count(bucket, &Bucket::frees, 1);
     return bucket + 1;
 }
 
 void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
-    count(bucket, &HeapBucket::frees, &HeapBucket::free_bytes, -1);
+    count(bucket, &Bucket::frees, -1);
     Shard& s = shards_[shard_of(hash(p))];
     SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
@@ -167,19 +164,19 @@ size_t HeapProfile::bucket_count() { return bucket_count_.load(std::memory_order
 size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
     size_t n = bucket_count_.load(std::memory_order_acquire);
     for (size_t i = 0; i < n && i < max; ++i) {
-        HeapBucket& b = buckets_[i + 1];
+        Bucket& b = buckets_[i + 1];
         auto load = [](uint64_t& v) {
             return std::atomic_ref<uint64_t>(v).load(std::memory_order_relaxed);
         };
-        out[i] = HeapBucket{b.stack_id, 0, b.size, load(b.allocs), load(b.alloc_bytes),
-                            load(b.frees), load(b.free_bytes)};
+        uint64_t allocs = load(b.allocs), frees = load(b.frees);
+        out[i] = HeapBucket{b.stack_id, b.size, allocs, allocs * b.size, frees, frees * b.size};
     }
     return n;
 }
 
 size_t HeapProfile::bytes_used() const {
     return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
-           sizeof(HeapBucket) * (bucket_count_.load(std::memory_order_relaxed) + 1) +
+           sizeof(Bucket) * (bucket_count_.load(std::memory_order_relaxed) + 1) +
            sizeof(uint32_t) * kBucketIndex;
 }
 

@@ -29,11 +29,9 @@
 
 namespace gprof::record {
 
-// A bucket's key never changes once published; its four counters are updated atomically, without
-// the buckets' lock (which only adding a bucket takes).
+// One (stack, size) bucket as a snapshot reports it.
 struct HeapBucket {
     uint32_t stack_id;
-    uint32_t next;  // index chain
     uint64_t size;  // requested size of each object in this bucket
     uint64_t allocs, alloc_bytes, frees, free_bytes;
 };
@@ -72,6 +70,15 @@ private:
     static constexpr uint32_t kMaxBuckets = 1u << 22;
     static constexpr uint32_t kBucketIndex = 1u << 18;
 
+    // A bucket as the profile keeps it: the key never changes once published; the two counters are
+    // updated atomically, without the buckets' lock (which only adding a bucket takes). Every object
+    // of a bucket has its size, so the byte counts are objects * size, worked out by snapshot().
+    struct Bucket {
+        uint32_t stack_id;
+        uint32_t next;  // index chain
+        uint64_t size;
+        uint64_t allocs, frees;
+    };
     struct LiveEntry {
         uintptr_t ptr;  // 0: empty slot
         uint32_t bucket;
@@ -92,8 +99,7 @@ private:
 
     uint32_t find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size) const;
     uint32_t bucket_for(uint32_t stack_id, uint64_t size);
-    void count(uint32_t bucket, uint64_t HeapBucket::*objects, uint64_t HeapBucket::*bytes,
-               int64_t n);
+    void count(uint32_t bucket, uint64_t Bucket::*objects, int64_t n);
     bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket);
     bool grow_locked(Shard& s);
     void filter_add_locked(uint64_t h);
@@ -104,7 +110,7 @@ private:
     Shard shards_[kShards];
 
     SpinLock buckets_lock_;
-    HeapBucket* buckets_ = nullptr;  // [kMaxBuckets]; index 0 unused
+    Bucket* buckets_ = nullptr;  // [kMaxBuckets]; index 0 unused
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};

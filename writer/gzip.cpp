@@ -8,9 +8,9 @@
 namespace gprof::writer {
 namespace {
 
-// Level 6 is zlib's default: profiles are very repetitive, and it gets most of level 9's size win
-// in a fraction of the time, which matters because the dump runs inside the program.
-constexpr int kLevel = 6;
+// Level 1, as Go's runtime/pprof writes its profiles (gzip.BestSpeed): the dump runs inside the
+// program, and on a profile of 131072 stacks level 6 took 4x as long for a file 10% smaller.
+constexpr int kLevel = 1;
 // windowBits 15 (the largest window) plus 16 asks zlib for a gzip header and trailer rather than
 // a zlib one.
 constexpr int kGzipWindowBits = 15 + 16;
