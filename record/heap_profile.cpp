@@ -8,10 +8,20 @@ namespace gprof::record {
 
 constinit HeapProfile g_heap_profile;
 
+namespace {
+
+// The counter stripe of this thread, handed out round-robin at its first sample.
+constinit thread_local int t_count_stripe [[gnu::tls_model("initial-exec")]] = -1;
+constinit std::atomic<unsigned> g_next_stripe{0};
+
+}  // namespace
+
 void HeapProfile::start() {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
     buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
+    for (BucketCounts*& stripe : counts_)
+        stripe = static_cast<BucketCounts*>(os_reserve(sizeof(BucketCounts) * kMaxBuckets));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
@@ -26,6 +36,8 @@ uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t si
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
 uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
     if (buckets_ == nullptr || bucket_index_ == nullptr) return 0;
+    for (BucketCounts* stripe : counts_)
+        if (stripe == nullptr) return 0;
     uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL);
     uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
     if (uint32_t i = find_bucket(head, stack_id, size)) return i;
@@ -42,20 +54,24 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
     return i;
 }
 
-void HeapProfile::count(uint32_t bucket, uint64_t Bucket::*objects, int64_t n) {
-    std::atomic_ref<uint64_t>(buckets_[bucket].*objects)
+void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n) {
+    int stripe = t_count_stripe;
+    if (stripe < 0) [[unlikely]]
+        t_count_stripe = stripe = static_cast<int>(
+            g_next_stripe.fetch_add(1, std::memory_order_relaxed) % kCountStripes);
+    // A stripe's count alone can run below zero (a free counted where the allocation was not):
+    // only the sum over stripes means anything, and unsigned arithmetic keeps it exact.
+    std::atomic_ref<uint64_t>(counts_[stripe][bucket].*objects)
         .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
 }
 
-void HeapProfile::filter_add_locked(uint64_t h) {
-    uint32_t bit = filter_index(h);
+void HeapProfile::filter_add_locked(uint32_t bit) {
     if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: the bit stays set
     if (filter_counts_[bit]++ == 0)
         filter_[bit >> 6].fetch_or(uint64_t{1} << (bit & 63), std::memory_order_release);
 }
 
-void HeapProfile::filter_remove_locked(uint64_t h) {
-    uint32_t bit = filter_index(h);
+void HeapProfile::filter_remove_locked(uint32_t bit) {
     if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: no longer counted
     if (--filter_counts_[bit] == 0)
         filter_[bit >> 6].fetch_and(~(uint64_t{1} << (bit & 63)), std::memory_order_release);
@@ -93,7 +109,7 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
             // not pass through gprof); the new life replaces the old one.
             if (s.slots[j].ptr == 0) {
                 ++s.used;
-                filter_add_locked(h);
+                filter_add_locked(filter_bit(reinterpret_cast<void*>(p)));
             }
             s.slots[j] = LiveEntry{p, bucket, 0};
             return true;
@@ -107,19 +123,19 @@ void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    count(bucket, &Bucket::allocs, 1);
-    Shard& s = shards_[shard_of(hash(p))];
+    count(bucket, &BucketCounts::allocs, 1);
+    Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
     if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
-        count(bucket, &Bucket::frees, 1);
+        count(bucket, &BucketCounts::frees, 1);
         dropped_.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
 uint32_t HeapProfile::record_free(void* p) {
     uint64_t h = hash(p);
-    Shard& s = shards_[shard_of(h)];
+    Shard& s = shards_[shard_of(filter_bit(p))];
     uint32_t bucket = 0;
     {
         SpinGuard guard(s.lock);
@@ -144,17 +160,17 @@ uint32_t HeapProfile::record_free(void* p) {
         }
         s.slots[j] = LiveEntry{};
         --s.used;
-        filter_remove_locked(h);
+        filter_remove_locked(filter_bit(p));
     }
-    count(bucket, &Bucket::frees, 1);
+    count(bucket, &BucketCounts::frees, 1);
     return bucket + 1;
 }
 
 void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
-    count(bucket, &Bucket::frees, -1);
-    Shard& s = shards_[shard_of(hash(p))];
+    count(bucket, &BucketCounts::frees, -1);
+    Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
 }
@@ -168,7 +184,11 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
         auto load = [](uint64_t& v) {
             return std::atomic_ref<uint64_t>(v).load(std::memory_order_relaxed);
         };
-        uint64_t allocs = load(b.allocs), frees = load(b.frees);
+        uint64_t allocs = 0, frees = 0;
+        for (BucketCounts* stripe : counts_) {
+            allocs += load(stripe[i + 1].allocs);
+            frees += load(stripe[i + 1].frees);
+        }
         out[i] = HeapBucket{b.stack_id, b.size, allocs, allocs * b.size, frees, frees * b.size};
     }
     return n;
@@ -176,7 +196,8 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
 
 size_t HeapProfile::bytes_used() const {
     return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
-           sizeof(Bucket) * (bucket_count_.load(std::memory_order_relaxed) + 1) +
+           (sizeof(Bucket) + kCountStripes * sizeof(BucketCounts)) *
+               (bucket_count_.load(std::memory_order_relaxed) + 1) +
            sizeof(uint32_t) * kBucketIndex;
 }
 
