@@ -60,9 +60,10 @@ void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_
         t_count_stripe = stripe = static_cast<int>(
             g_next_stripe.fetch_add(1, std::memory_order_relaxed) % kCountStripes);
     // A stripe's count alone can run below zero (a free counted where the allocation was not):
-    // only the sum over stripes means anything, and unsigned arithmetic keeps it exact.
+    // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
+    // a snapshot that sees a free counted then sees its allocation counted too (see snapshot()).
     std::atomic_ref<uint64_t>(counts_[stripe][bucket].*objects)
-        .fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        .fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
 }
 
 void HeapProfile::filter_add_locked(uint32_t bit) {
@@ -182,13 +183,15 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
     for (size_t i = 0; i < n && i < max; ++i) {
         Bucket& b = buckets_[i + 1];
         auto load = [](uint64_t& v) {
-            return std::atomic_ref<uint64_t>(v).load(std::memory_order_relaxed);
+            return std::atomic_ref<uint64_t>(v).load(std::memory_order_acquire);
         };
+        // Frees first: every free counted by then had its allocation counted before it, so the
+        // allocations read next include them, and in-use never comes out negative while other
+        // threads allocate and free during the snapshot.
         uint64_t allocs = 0, frees = 0;
-        for (BucketCounts* stripe : counts_) {
-            allocs += load(stripe[i + 1].allocs);
-            frees += load(stripe[i + 1].frees);
-        }
+        for (BucketCounts* stripe : counts_) frees += load(stripe[i + 1].frees);
+        for (BucketCounts* stripe : counts_) allocs += load(stripe[i + 1].allocs);
+        if (frees > allocs) frees = allocs;  // excluded by that order; a guard
         out[i] = HeapBucket{b.stack_id, b.size, allocs, allocs * b.size, frees, frees * b.size};
     }
     return n;

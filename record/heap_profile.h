@@ -13,9 +13,9 @@
 //     them apart: the frees of one thread, whose allocator hands it blocks from its own slabs,
 //     touch few bitmap lines, and two threads sampling at a high rate set and clear bits in lines
 //     of their own instead of passing every line back and forth (with a hashed index, two threads
-//     at GPROF_MEM_PROFILE_RATE=1 spent a third of their time on that exchange). The (p >> 23) term gives each 8 MiB
-//     window its own arrangement, so page-aligned blocks of different windows do not all meet on
-//     the same 2048 bits.
+//     at GPROF_MEM_PROFILE_RATE=1 spent a third of their time on that exchange). The (p >> 23)
+//     term gives each 8 MiB window its own arrangement, so page-aligned blocks of different
+//     windows do not all meet on the same 2048 bits.
 //   * Behind it, the live table: 64 shards, each an open-addressing hash table under its own lock,
 //     mapping pointer -> bucket. The shard is chosen by the bit's top 6 bits (its 128 KiB stretch
 //     of the window), so all bits of one 64-bit word belong to one shard, and a per-bit count of
