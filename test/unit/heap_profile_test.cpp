@@ -84,3 +84,50 @@ TEST_CASE("many live samples across shards, with growth and deletion, never lose
     CHECK(frees == allocs);
     CHECK(h->dropped() == 0);
 }
+
+TEST_CASE("a snapshot taken while other threads allocate and free never shows more frees") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start();
+    constexpr int kObjects = 30000;
+    auto addr = [](int i) {
+        return reinterpret_cast<void*>(uintptr_t{0x20000000} + uintptr_t(i % 64) * 64);
+    };
+    // Spins, then yields: on a loaded machine the other thread may not be running.
+    auto wait_until = [](auto done) {
+        for (int spins = 0; !done(); ++spins)
+            if (spins > 200) std::this_thread::yield();
+    };
+    std::atomic<int> produced{0}, consumed{0};
+    // One thread allocates, another frees what it allocated: their counts land in different
+    // stripes, and a snapshot reads the stripes one after another while both go on.
+    std::thread allocator([&] {
+        for (int i = 0; i < kObjects; ++i) {
+            // In lockstep: allocations lead frees by at most one, so a snapshot that read the
+            // allocations before an alloc-and-free completed and the frees after it would see one
+            // free too many.
+            wait_until([&] { return i - consumed.load(std::memory_order_acquire) < 1; });
+            h->record_alloc(addr(i), 64, 3);
+            produced.store(i + 1, std::memory_order_release);
+        }
+    });
+    std::thread freer([&] {
+        for (int i = 0; i < kObjects; ++i) {
+            wait_until([&] { return produced.load(std::memory_order_acquire) > i; });
+            h->record_free(addr(i));
+            consumed.store(i + 1, std::memory_order_release);
+        }
+    });
+    int snapshots = 0, negative = 0;
+    while (consumed.load(std::memory_order_acquire) < kObjects) {
+        for (const HeapBucket& b : buckets(*h)) negative += b.frees > b.allocs;
+        ++snapshots;
+    }
+    allocator.join();
+    freer.join();
+    CHECK(negative == 0);
+    CHECK(snapshots > 0);
+    auto bs = buckets(*h);
+    REQUIRE(bs.size() == 1);
+    CHECK(bs[0].allocs == uint64_t{kObjects});
+    CHECK(bs[0].frees == uint64_t{kObjects});
+}
