@@ -89,6 +89,23 @@ int candidate(const std::string& path, const std::string& build_id, char** found
     return fd;
 }
 
+// Where a module's separate debug file may be, in the order GDB looks: by build ID under
+// /usr/lib/debug/.build-id, then by its .gnu_debuglink name (maybe null) in the module's
+// directory, in .debug/ there, and under /usr/lib/debug.
+std::vector<std::string> separate_debug_paths(const std::string& build_id, const char* debuglink,
+                                              const std::string& dir) {
+    std::vector<std::string> paths;
+    if (build_id.size() > 2)
+        paths.push_back("/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" +
+                        build_id.substr(2) + ".debug");
+    if (debuglink != nullptr && debuglink[0] != '\0' && std::strchr(debuglink, '/') == nullptr) {
+        paths.push_back(dir + "/" + debuglink);
+        paths.push_back(dir + "/.debug/" + debuglink);
+        paths.push_back("/usr/lib/debug" + dir + "/" + debuglink);
+    }
+    return paths;
+}
+
 // libdwfl's find_debuginfo callback: returns a descriptor of the separate debug file, or -1.
 // Called for the module's debug file (debuglink_file is its .gnu_debuglink name, maybe null) and
 // for a dwz file (debuglink_file is the .gnu_debugaltlink path, crc 0).
@@ -102,28 +119,13 @@ int find_debug_file(Dwfl_Module*, void**, const char*, Dwarf_Addr, const char*,
             return candidate(debuglink_file, "", found_name);
         }
         const std::string& id = context->build_id;
-        if (id.size() > 2) {
-            std::string path =
-                "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
+        for (std::string& path : separate_debug_paths(id, debuglink_file, context->search_dir)) {
+            // A debuglink file is checked against the module's build ID where it has one; without
+            // one it is trusted by name, as GDB does when it skips the CRC.
             int fd = candidate(path, id, found_name);
             if (fd != -1) {
-                context->found = path;
+                context->found = std::move(path);
                 return fd;
-            }
-        }
-        if (debuglink_file != nullptr && debuglink_file[0] != '\0' &&
-            std::strchr(debuglink_file, '/') == nullptr) {
-            const std::string& dir = context->search_dir;
-            for (const std::string& path :
-                 {dir + "/" + debuglink_file, dir + "/.debug/" + debuglink_file,
-                  "/usr/lib/debug" + dir + "/" + debuglink_file}) {
-                // Without a build ID to compare, a debuglink file is trusted by name, as GDB does
-                // when it skips the CRC.
-                int fd = candidate(path, id, found_name);
-                if (fd != -1) {
-                    context->found = path;
-                    return fd;
-                }
             }
         }
     } catch (...) {
@@ -259,6 +261,38 @@ struct DebugInfo::State {
 
 DebugInfo::DebugInfo(std::unique_ptr<State> state) : state_(std::move(state)) {}
 DebugInfo::~DebugInfo() = default;
+
+bool DebugInfo::may_exist(const std::string& path, const std::string& build_id,
+                          const std::string& search_dir) noexcept {
+    try {
+        MappedFile file;
+        std::string ignored;
+        if (!file.open(path, &ignored)) return true;  // libdw will say
+        ElfImage image(file.data(), file.size());
+        std::string debuglink;
+        for (size_t i = 0; i < image.section_count(); ++i) {
+            Elf64_Shdr section;
+            if (!image.section_header(i, &section)) break;
+            std::string_view name = image.section_name(section);
+            if (name.starts_with(".debug_") || name.starts_with(".zdebug_")) return true;
+            if (name == ".gnu_debuglink" && section.sh_type != SHT_NOBITS) {
+                const uint8_t* text = image.bytes(section.sh_offset, section.sh_size);
+                const void* end = text ? std::memchr(text, '\0', section.sh_size) : nullptr;
+                if (end != nullptr)
+                    debuglink.assign(reinterpret_cast<const char*>(text),
+                                     static_cast<const uint8_t*>(end) - text);
+            }
+        }
+        for (const std::string& candidate :
+             separate_debug_paths(build_id, debuglink.empty() ? nullptr : debuglink.c_str(),
+                                  search_dir)) {
+            if (access(candidate.c_str(), R_OK) == 0) return true;
+        }
+        return false;
+    } catch (...) {
+        return true;
+    }
+}
 
 std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::string& build_id,
                                            const std::string& search_dir) noexcept {

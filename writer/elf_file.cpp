@@ -77,6 +77,23 @@ bool ElfImage::section_header(size_t index, Elf64_Shdr* out) const {
     return read(header_.e_shoff + index * sizeof(Elf64_Shdr), out);
 }
 
+std::string_view ElfImage::section_name(const Elf64_Shdr& section) const {
+    size_t index = header_.e_shstrndx;
+    if (index == SHN_XINDEX) {  // too many sections: the index is in section 0's sh_link
+        Elf64_Shdr first;
+        if (!section_header(0, &first)) return {};
+        index = first.sh_link;
+    }
+    Elf64_Shdr names;
+    if (!section_header(index, &names) || section.sh_name >= names.sh_size) return {};
+    const uint8_t* start = bytes(names.sh_offset + section.sh_name, names.sh_size - section.sh_name);
+    if (start == nullptr) return {};
+    const void* end = std::memchr(start, '\0', names.sh_size - section.sh_name);
+    if (end == nullptr) return {};
+    return {reinterpret_cast<const char*>(start),
+            static_cast<size_t>(static_cast<const uint8_t*>(end) - start)};
+}
+
 std::string build_id_from_notes(const uint8_t* notes, size_t size, uint64_t alignment) {
     // The descriptor and the next note start at the block's alignment, counted from the start
     // of the block (so an 8-aligned "GNU\0" name, ending at byte 16 of its note, needs no padding).

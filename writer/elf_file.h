@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace gprof::writer {
 
@@ -48,6 +49,8 @@ class ElfImage {
     bool program_header(size_t index, Elf64_Phdr* out) const;
     size_t section_count() const;
     bool section_header(size_t index, Elf64_Shdr* out) const;
+    // A section's name from the section header string table ("" if it cannot be read).
+    std::string_view section_name(const Elf64_Shdr& section) const;
 
     // [offset, offset + length) of the image, or nullptr if any of it lies outside.
     const uint8_t* bytes(uint64_t offset, uint64_t length) const {

@@ -41,6 +41,16 @@ class SymbolTable {
     bool symbolize(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
                    bool* from_dwarf);
     void release_debug_info() { debug_.reset(); }
+    // Whether a look-up may still open this module's DWARF (and so needs libdw loaded): false once
+    // it is open, or known to be nowhere (DebugInfo::may_exist, checked once).
+    bool may_open_debug_info() {
+        if (debug_ != nullptr || debug_missing_ || origin_path_.empty()) return false;
+        if (!debug_checked_) {
+            debug_checked_ = true;
+            debug_missing_ = !DebugInfo::may_exist(origin_path_, build_id_, search_dir_);
+        }
+        return !debug_missing_;
+    }
     void forget_resolved() {
         resolved_.clear();
         frames_.clear();
@@ -93,6 +103,7 @@ class SymbolTable {
     std::string origin_path_, build_id_, search_dir_;
     std::unique_ptr<DebugInfo> debug_;  // this dump's libdw state
     bool debug_missing_ = false;        // no DWARF anywhere: not looked for again
+    bool debug_checked_ = false;        // DebugInfo::may_exist was asked
     bool full_symtab_ = false;          // symbols_ came from a .symtab, not only .dynsym
     bool separate_symtab_tried_ = false;
     std::unordered_map<uint64_t, Resolved> resolved_;  // by link address
@@ -362,7 +373,7 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
                           std::vector<SourceFrame>* frames, bool* from_dwarf) {
     frames->clear();
     *from_dwarf = false;
-    if (debug_ == nullptr && !debug_missing_ && !origin_path_.empty()) {
+    if (may_open_debug_info()) {
         debug_ = DebugInfo::open(origin_path_, build_id_, search_dir_);
         // Without libdw.so.1 nothing is found either; it is not looked for again in this table.
         if (debug_ == nullptr) debug_missing_ = true;
@@ -488,12 +499,20 @@ bool SymbolCache::symbolize(const Module& module, uintptr_t address, std::vector
     *from_dwarf = false;
     try {
         out->clear();
-        // libdw is opened (dlopen, once) before the cache's lock is taken: no call into the loader
-        // under a lock of gprof's, where another thread holding the loader's lock could wait on it.
-        debug_info_library_available();
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
         SymbolTable* table = table_for(module);
         if (table == nullptr) return false;
+        if (!libdw_tried_ && table->may_open_debug_info()) {
+            // libdw is opened (dlopen, once) outside the cache's lock: no call into the loader
+            // under a lock of gprof's, where another thread holding the loader's lock could wait
+            // on it. A process none of whose modules has DWARF never loads it.
+            lock.unlock();
+            debug_info_library_available();
+            lock.lock();
+            libdw_tried_ = true;
+            table = table_for(module);
+            if (table == nullptr) return false;
+        }
         size_t before = table->resolved_bytes();
         bool found = table->symbolize(module, address, out, from_dwarf);
         resolved_total_ += table->resolved_bytes() - before;

@@ -75,6 +75,7 @@ class SymbolCache {
     SymbolTable* table_for(const Module& module);
 
     std::mutex mutex_;
+    bool libdw_tried_ = false;  // debug_info_library_available() was called
     std::map<std::string, std::unique_ptr<SymbolTable>> tables_;  // key: path, NUL, build ID
     size_t resolved_total_ = 0;  // the sum of the tables' resolved_bytes()
     size_t max_resolved_bytes_;

@@ -505,6 +505,27 @@ TEST_CASE("a dlclose'd library's samples keep their names, files and lines", "[s
     }
 }
 
+TEST_CASE("a library whose DWARF is in a separate file named by .gnu_debuglink gets its lines",
+          "[symbols]") {
+    // The library itself has no .debug_* section; its debug file lies next to it under the name
+    // its .gnu_debuglink gives (no /usr/lib/debug/.build-id entry exists for a test build).
+    RunResult sections = run({kReadelf, "-SW", kSymbolPrograms + "/libsymplugin_debuglink.so"});
+    REQUIRE(contains(sections.out, ".gnu_debuglink"));
+    REQUIRE_FALSE(contains(sections.out, ".debug_info"));
+    std::string dir = make_dir("symbols-debuglink");
+    perftools::profiles::Profile p = read_profile(run_for_profile(
+        {kSymbolPrograms + "/loader", kSymbolPrograms + "/libsymplugin_debuglink.so"}, dir));
+    const auto* plugin = mapping_named(p, "libsymplugin_debuglink.so");
+    REQUIRE(plugin != nullptr);
+    CHECK(plugin->has_functions());
+    CHECK(plugin->has_filenames());
+    CHECK(plugin->has_line_numbers());
+    CHECK(has_frame(p, "plugin_internal", "test/symbols/plugin.cpp",
+                    marked_line("plugin.cpp", "plugin_internal")));
+    CHECK(has_frame(p, "plugin_allocate", "test/symbols/plugin.cpp",
+                    marked_line("plugin.cpp", "plugin_allocate")));
+}
+
 TEST_CASE("a stripped library is named from .dynsym; code without a file keeps its address",
           "[symbols][moving]") {
     std::string dir = make_dir("symbols-stripped");
