@@ -262,13 +262,9 @@ struct DebugInfo::State {
 DebugInfo::DebugInfo(std::unique_ptr<State> state) : state_(std::move(state)) {}
 DebugInfo::~DebugInfo() = default;
 
-bool DebugInfo::may_exist(const std::string& path, const std::string& build_id,
+bool DebugInfo::may_exist(const ElfImage& image, const std::string& build_id,
                           const std::string& search_dir) noexcept {
     try {
-        MappedFile file;
-        std::string ignored;
-        if (!file.open(path, &ignored)) return true;  // libdw will say
-        ElfImage image(file.data(), file.size());
         std::string debuglink;
         for (size_t i = 0; i < image.section_count(); ++i) {
             Elf64_Shdr section;

@@ -30,6 +30,8 @@
 
 namespace gprof::writer {
 
+class ElfImage;
+
 // One frame of a code address: a function and a line in it. For an inlined call, the frames of one
 // address run from the innermost inlined function to the function that was really called.
 struct DebugFrame {
@@ -57,12 +59,12 @@ class DebugInfo {
     static std::unique_ptr<DebugInfo> open(const std::string& path, const std::string& build_id,
                                            const std::string& search_dir) noexcept;
 
-    // False when path surely has no DWARF: no .debug_* section of its own and no separate debug
-    // file where open() would look. Reads only section headers and checks paths exist, so a dump
-    // of a program without debug information never loads libdw (loading it and asking it about
-    // each module cost about 2 ms of each at-exit dump of /bin/true here, a third of it). Never
-    // throws.
-    static bool may_exist(const std::string& path, const std::string& build_id,
+    // False when the ELF file in image surely has no DWARF: no .debug_* section of its own and no
+    // separate debug file where open() would look (build_id and search_dir as for open()). Reads
+    // only section headers and checks paths exist, so a dump of a program without debug
+    // information never loads libdw (loading it and asking it about each module cost about 2 ms of
+    // each at-exit dump of /bin/true here, a third of it). Never throws.
+    static bool may_exist(const ElfImage& image, const std::string& build_id,
                           const std::string& search_dir) noexcept;
 
     // The frames of link_address (an address as the linker assigned it: file virtual address),

@@ -30,11 +30,14 @@ class SymbolTable {
     bool empty() const { return symbols_.empty(); }
 
     // Where the file was read from (path or /proc/self/map_files/...), its build ID, and the
-    // directory of its real name; set when a file was loaded. Used to find its DWARF.
-    void set_origin(std::string path, std::string build_id, std::string search_dir) {
+    // directory of its real name; set when a file was loaded. Used to find its DWARF, unless
+    // dwarf_possible is false (DebugInfo::may_exist): then libdw is never asked about it.
+    void set_origin(std::string path, std::string build_id, std::string search_dir,
+                    bool dwarf_possible) {
         origin_path_ = std::move(path);
         build_id_ = std::move(build_id);
         search_dir_ = std::move(search_dir);
+        debug_missing_ = !dwarf_possible;
     }
 
     // SymbolCache::symbolize for this table.
@@ -42,14 +45,9 @@ class SymbolTable {
                    bool* from_dwarf);
     void release_debug_info() { debug_.reset(); }
     // Whether a look-up may still open this module's DWARF (and so needs libdw loaded): false once
-    // it is open, or known to be nowhere (DebugInfo::may_exist, checked once).
-    bool may_open_debug_info() {
-        if (debug_ != nullptr || debug_missing_ || origin_path_.empty()) return false;
-        if (!debug_checked_) {
-            debug_checked_ = true;
-            debug_missing_ = !DebugInfo::may_exist(origin_path_, build_id_, search_dir_);
-        }
-        return !debug_missing_;
+    // it is open, or known to be nowhere.
+    bool may_open_debug_info() const {
+        return debug_ == nullptr && !debug_missing_ && !origin_path_.empty();
     }
     void forget_resolved() {
         resolved_.clear();
@@ -103,7 +101,6 @@ class SymbolTable {
     std::string origin_path_, build_id_, search_dir_;
     std::unique_ptr<DebugInfo> debug_;  // this dump's libdw state
     bool debug_missing_ = false;        // no DWARF anywhere: not looked for again
-    bool debug_checked_ = false;        // DebugInfo::may_exist was asked
     bool full_symtab_ = false;          // symbols_ came from a .symtab, not only .dynsym
     bool separate_symtab_tried_ = false;
     std::unordered_map<uint64_t, Resolved> resolved_;  // by link address
@@ -182,8 +179,10 @@ bool load_from_file(const std::string& path, const std::string& build_id,
     if (!image.valid() || (!build_id.empty() && build_id_of_image(image) != build_id)) return false;
     table->load(image);
     size_t slash = real_path.rfind('/');
-    table->set_origin(path, build_id_of_image(image),
-                      slash == std::string::npos ? "." : real_path.substr(0, slash));
+    std::string id = build_id_of_image(image);
+    std::string dir = slash == std::string::npos ? "." : real_path.substr(0, slash);
+    bool dwarf_possible = DebugInfo::may_exist(image, id, dir);
+    table->set_origin(path, std::move(id), std::move(dir), dwarf_possible);
     return true;
 }
 
