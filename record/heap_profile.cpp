@@ -20,8 +20,8 @@ void HeapProfile::start() {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
     buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
-    for (BucketCounts*& stripe : counts_)
-        stripe = static_cast<BucketCounts*>(os_reserve(sizeof(BucketCounts) * kMaxBuckets));
+    counts_ = static_cast<BucketCounts*>(
+        os_reserve(sizeof(BucketCounts) * kMaxBuckets * kCountStripes));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
@@ -35,9 +35,7 @@ uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t si
 
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
 uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
-    if (buckets_ == nullptr || bucket_index_ == nullptr) return 0;
-    for (BucketCounts* stripe : counts_)
-        if (stripe == nullptr) return 0;
+    if (buckets_ == nullptr || counts_ == nullptr || bucket_index_ == nullptr) return 0;
     uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL);
     uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
     if (uint32_t i = find_bucket(head, stack_id, size)) return i;
@@ -62,7 +60,7 @@ void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_
     // A stripe's count alone can run below zero (a free counted where the allocation was not):
     // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
     // a snapshot that sees a free counted then sees its allocation counted too (see snapshot()).
-    std::atomic_ref<uint64_t>(counts_[stripe][bucket].*objects)
+    std::atomic_ref<uint64_t>(counts_[size_t{kMaxBuckets} * stripe + bucket].*objects)
         .fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
 }
 
@@ -189,8 +187,10 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
         // allocations read next include them, and in-use never comes out negative while other
         // threads allocate and free during the snapshot.
         uint64_t allocs = 0, frees = 0;
-        for (BucketCounts* stripe : counts_) frees += load(stripe[i + 1].frees);
-        for (BucketCounts* stripe : counts_) allocs += load(stripe[i + 1].allocs);
+        for (int s = 0; s < kCountStripes; ++s)
+            frees += load(counts_[size_t{kMaxBuckets} * s + i + 1].frees);
+        for (int s = 0; s < kCountStripes; ++s)
+            allocs += load(counts_[size_t{kMaxBuckets} * s + i + 1].allocs);
         if (frees > allocs) frees = allocs;  // excluded by that order; a guard
         out[i] = HeapBucket{b.stack_id, b.size, allocs, allocs * b.size, frees, frees * b.size};
     }

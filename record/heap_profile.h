@@ -134,7 +134,7 @@ private:
 
     SpinLock buckets_lock_;
     Bucket* buckets_ = nullptr;       // [kMaxBuckets]; index 0 unused
-    BucketCounts* counts_[kCountStripes] = {};  // each [kMaxBuckets], by the same index
+    BucketCounts* counts_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};
