@@ -403,6 +403,14 @@ bool has_frame(const perftools::profiles::Profile& p, const std::string& name,
     return false;
 }
 
+// The loader's calls into test/symbols/plugin.cpp, each at its marked line.
+void check_plugin_frames(const perftools::profiles::Profile& p) {
+    for (const char* name : {"plugin_grab", "plugin_internal", "plugin_allocate"}) {
+        INFO(name);
+        CHECK(has_frame(p, name, "test/symbols/plugin.cpp", marked_line("plugin.cpp", name)));
+    }
+}
+
 const perftools::profiles::Mapping* mapping_named(const perftools::profiles::Profile& p,
                                                   const std::string& suffix) {
     for (const auto& m : p.mapping())
@@ -496,12 +504,7 @@ TEST_CASE("a dlclose'd library's samples keep their names, files and lines", "[s
         REQUIRE(plugin != nullptr);
         CHECK(plugin->has_functions());
         CHECK(plugin->has_line_numbers());
-        CHECK(has_frame(p, "plugin_grab", "test/symbols/plugin.cpp",
-                        marked_line("plugin.cpp", "plugin_grab")));
-        CHECK(has_frame(p, "plugin_internal", "test/symbols/plugin.cpp",
-                        marked_line("plugin.cpp", "plugin_internal")));
-        CHECK(has_frame(p, "plugin_allocate", "test/symbols/plugin.cpp",
-                        marked_line("plugin.cpp", "plugin_allocate")));
+        check_plugin_frames(p);
     }
 }
 
@@ -520,10 +523,7 @@ TEST_CASE("a library whose DWARF is in a separate file named by .gnu_debuglink g
     CHECK(plugin->has_functions());
     CHECK(plugin->has_filenames());
     CHECK(plugin->has_line_numbers());
-    CHECK(has_frame(p, "plugin_internal", "test/symbols/plugin.cpp",
-                    marked_line("plugin.cpp", "plugin_internal")));
-    CHECK(has_frame(p, "plugin_allocate", "test/symbols/plugin.cpp",
-                    marked_line("plugin.cpp", "plugin_allocate")));
+    check_plugin_frames(p);
 }
 
 TEST_CASE("a stripped library is named from .dynsym; code without a file keeps its address",
