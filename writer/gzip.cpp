@@ -9,7 +9,8 @@ namespace gprof::writer {
 namespace {
 
 // Level 1, as Go's runtime/pprof writes its profiles (gzip.BestSpeed): the dump runs inside the
-// program, and on a profile of 131072 stacks level 6 took 4x as long for a file 10% smaller.
+// program, and with level 6 the first dump of 131072 stacks took 470 ms instead of 400 (all five
+// profiles, symbolizing included) for a heap profile 12% smaller.
 constexpr int kLevel = 1;
 // windowBits 15 (the largest window) plus 16 asks zlib for a gzip header and trailer rather than
 // a zlib one.
