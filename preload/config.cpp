@@ -1,6 +1,7 @@
 #include "preload/config.h"
 
 #include <signal.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,7 +17,9 @@
 namespace gprof {
 namespace {
 
-bool equals_ignore_case(const char* a, const char* b) { return strcasecmp(a, b) == 0; }
+bool equals_ignore_case(const char* a, const char* b) {
+    return strcasecmp(a, b) == 0;
+}
 
 // Parses a decimal unsigned number at *p, advancing it; false on no digits or overflow.
 bool parse_decimal(const char** p, uint64_t limit, uint64_t* out) {
@@ -39,12 +42,12 @@ struct SignalName {
 };
 
 constexpr SignalName kSignalNames[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
-    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},   {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-    {"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM},
+    {"CHLD", SIGCHLD},     {"CONT", SIGCONT}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-    {"PWR", SIGPWR},   {"SYS", SIGSYS},
+    {"PWR", SIGPWR},       {"SYS", SIGSYS},
 };
 
 struct ProfileName {
@@ -120,7 +123,28 @@ const ConfigOption kOptions[] = {
     {"GPROF_HTTP_ALLOW_REMOTE", "0", "0 or 1",
      [](const char* t, Config& c) { return parse_flag(t, &c.http_allow_remote); }},
     {"GPROF_LOG", "1", "0 or 1", [](const char* t, Config& c) { return parse_flag(t, &c.log); }},
+    {"GPROF_DEBUG_CACHE", "~/.cache/gprof", "a directory path or none",
+     [](const char* t, Config& c) {
+         c.debug_cache_explicit = true;
+         if (strcmp(t, "none") == 0) return c.debug_cache[0] = '\0', true;
+         return absolute_prefix(t, c.debug_cache, sizeof c.debug_cache);
+     }},
 };
+
+// $XDG_CACHE_HOME/gprof, else $HOME/.cache/gprof (XDG's rule); off when neither is an absolute
+// path, and in a set-user-ID or set-group-ID program, whose environment is not to be trusted.
+void default_debug_cache(ConfigLookup lookup, void* ctx, Config* c) {
+    c->debug_cache[0] = '\0';
+    if (getauxval(AT_SECURE) != 0) return;
+    const char* xdg = lookup("XDG_CACHE_HOME", ctx);
+    const char* home = lookup("HOME", ctx);
+    int n = -1;
+    if (xdg != nullptr && xdg[0] == '/')
+        n = snprintf(c->debug_cache, sizeof c->debug_cache, "%s/gprof", xdg);
+    else if (home != nullptr && home[0] == '/')
+        n = snprintf(c->debug_cache, sizeof c->debug_cache, "%s/.cache/gprof", home);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof c->debug_cache) c->debug_cache[0] = '\0';
+}
 
 void report_bad(ConfigReport report, void* ctx, const ConfigOption& o, const char* value) {
     char line[600];
@@ -142,10 +166,23 @@ bool parse_byte_count(const char* text, int64_t* out) {
     if (!parse_decimal(&p, INT64_MAX, &v)) return false;
     int shift = 0;
     switch (*p) {
-        case 'k': case 'K': shift = 10; ++p; break;
-        case 'm': case 'M': shift = 20; ++p; break;
-        case 'g': case 'G': shift = 30; ++p; break;
-        default: break;
+        case 'k':
+        case 'K':
+            shift = 10;
+            ++p;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            ++p;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            ++p;
+            break;
+        default:
+            break;
     }
     if (*p != '\0') return false;
     if (v > (static_cast<uint64_t>(INT64_MAX) >> shift)) return false;
@@ -269,6 +306,7 @@ Config parse_config(ConfigLookup lookup, ConfigReport report, void* ctx) {
         memcpy(rel, c.output, sizeof rel);
         if (!absolute_prefix(rel, c.output, sizeof c.output)) memcpy(c.output, rel, sizeof rel);
     }
+    if (!c.debug_cache_explicit) default_debug_cache(lookup, ctx, &c);
     if (c.http.enabled && !c.http_allow_remote && !is_loopback_host(c.http.host)) {
         char line[200];
         snprintf(line, sizeof line,

@@ -36,14 +36,18 @@ struct Config {
     char output[4096] = "./gprof";  // made absolute by load_config()
     int dump_signal = SIGUSR2;      // 0: no dump signal
     bool at_exit = true;
-    uint32_t profiles = kProfileHeap | kProfileThreads | kProfileThreadCreate | kProfileBlock |
-                        kProfileMutex;
-    int64_t block_profile_rate = 100000;    // ns; see README "Defaults"
-    int64_t mutex_profile_fraction = 100;   // 1 in N contention events
+    uint32_t profiles =
+        kProfileHeap | kProfileThreads | kProfileThreadCreate | kProfileBlock | kProfileMutex;
+    int64_t block_profile_rate = 100000;   // ns; see README "Defaults"
+    int64_t mutex_profile_fraction = 100;  // 1 in N contention events
     int64_t cpu_hz = 0;
     HttpAddress http;
     bool http_allow_remote = false;
     bool log = true;
+    // Inflated copies of compressed debug files (writer/debug_cache.h); "" when off. The default,
+    // $XDG_CACHE_HOME/gprof or $HOME/.cache/gprof, is filled in by parse_config.
+    char debug_cache[4096] = "";
+    bool debug_cache_explicit = false;  // set by GPROF_DEBUG_CACHE (problems with it are reported)
 };
 
 // One entry of the table: a variable, its default as the user would write it, and its parser.
@@ -69,10 +73,10 @@ const Config& config();
 
 // The pure parsers, exposed for unit tests. Each returns false on a bad value and then leaves
 // *out alone.
-bool parse_byte_count(const char* text, int64_t* out);  // 524288, 512k, 1m, 1g; >= 0
-bool parse_nonnegative(const char* text, int64_t* out); // plain decimal >= 0
-bool parse_signal(const char* text, int* out);          // USR2, SIGUSR1, RTMIN+3, 12, none (0)
-bool parse_profiles(const char* text, uint32_t* out);   // heap,threads,...; empty list is bad
+bool parse_byte_count(const char* text, int64_t* out);   // 524288, 512k, 1m, 1g; >= 0
+bool parse_nonnegative(const char* text, int64_t* out);  // plain decimal >= 0
+bool parse_signal(const char* text, int* out);           // USR2, SIGUSR1, RTMIN+3, 12, none (0)
+bool parse_profiles(const char* text, uint32_t* out);    // heap,threads,...; empty list is bad
 bool parse_http_address(const char* text, HttpAddress* out);  // host:port, :port, [::1]:port
 bool is_loopback_host(const char* host);
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "writer/debug_cache.h"
 #include "writer/elf_file.h"
 
 namespace gprof::writer {
@@ -60,13 +61,17 @@ int open_read_only(const std::string& path) {
     return fd;
 }
 
-// Does the file at path carry this build ID? (An empty build_id accepts any ELF file.)
-bool has_build_id(const std::string& path, const std::string& build_id) {
+// The file libdw is to read for the ELF file at path, which must carry this build ID (an empty
+// build_id accepts any ELF file): path itself, or its inflated copy in the debug cache. "" when
+// path is not such a file.
+std::string file_to_read(const std::string& path, const std::string& build_id,
+                         DebugCache::Role role) {
     MappedFile file;
     std::string ignored;
-    if (!file.open(path, &ignored)) return false;
+    if (!file.open(path, &ignored)) return "";
     ElfImage image(file.data(), file.size());
-    return image.valid() && (build_id.empty() || build_id_of_image(image) == build_id);
+    if (!image.valid() || (!build_id.empty() && build_id_of_image(image) != build_id)) return "";
+    return debug_cache().file_for(path, image, role);
 }
 
 // What the callbacks below need to know about the module being opened. Set for the duration of
@@ -83,9 +88,10 @@ int no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) {
 }
 
 int candidate(const std::string& path, const std::string& build_id, char** found_name) {
-    if (!has_build_id(path, build_id)) return -1;
-    int fd = open_read_only(path);
-    if (fd != -1) *found_name = strdup(path.c_str());  // libdw frees it
+    std::string file = file_to_read(path, build_id, DebugCache::Role::DebugFile);
+    if (file.empty()) return -1;
+    int fd = open_read_only(file);
+    if (fd != -1) *found_name = strdup(file.c_str());  // libdw frees it
     return fd;
 }
 
@@ -279,9 +285,8 @@ bool DebugInfo::may_exist(const ElfImage& image, const std::string& build_id,
                                      static_cast<const uint8_t*>(end) - text);
             }
         }
-        for (const std::string& candidate :
-             separate_debug_paths(build_id, debuglink.empty() ? nullptr : debuglink.c_str(),
-                                  search_dir)) {
+        for (const std::string& candidate : separate_debug_paths(
+                 build_id, debuglink.empty() ? nullptr : debuglink.c_str(), search_dir)) {
             if (access(candidate.c_str(), R_OK) == 0) return true;
         }
         return false;
@@ -298,7 +303,11 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         auto state = std::make_unique<State>();
         state->dwfl = g_libdw.dwfl_begin(&callbacks);
         if (state->dwfl == nullptr) return nullptr;
-        int fd = open_read_only(path);
+        // A module whose own DWARF is compressed is read from its inflated copy: the same ELF
+        // file, at the same link-time addresses.
+        std::string file = file_to_read(path, "", DebugCache::Role::Module);
+        if (file.empty()) return nullptr;
+        int fd = open_read_only(file);
         if (fd == -1) return nullptr;
         OpenContext context{build_id, search_dir, {}};
         t_open_context = &context;
@@ -308,7 +317,7 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         g_libdw.dwfl_report_begin(state->dwfl);
         // Base 0: libdw's addresses are then the file's link-time addresses, for executables and
         // for position-independent code alike. libdw owns fd from here on.
-        state->module = g_libdw.dwfl_report_elf(state->dwfl, "module", path.c_str(), fd, 0, false);
+        state->module = g_libdw.dwfl_report_elf(state->dwfl, "module", file.c_str(), fd, 0, false);
         if (state->module == nullptr) {
             close(fd);
             return nullptr;

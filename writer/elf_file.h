@@ -43,6 +43,7 @@ class ElfImage {
 
     // A 64-bit little-endian ELF header with the table entry sizes this code expects.
     bool valid() const { return valid_; }
+    size_t size() const { return size_; }
     const Elf64_Ehdr& header() const { return header_; }
 
     size_t program_header_count() const;

@@ -2,6 +2,7 @@
 // llvm-symbolizer (pprof's preferred symbolizer), go tool pprof shows source lines from them, and
 // they survive the binaries being gone.
 #include <elf.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -369,8 +370,9 @@ int64_t marked_line(const std::string& file, const std::string& tag) {
 // A program run under gprof at rate 1 in a directory of its own; the one heap profile it wrote,
 // checked with libprotobuf and go tool pprof (no warnings).
 std::string run_for_profile(const std::vector<std::string>& argv, const std::string& dir,
-                            std::string* out = nullptr) {
-    auto env = preload_env("");
+                            std::string* out = nullptr,
+                            const std::map<std::string, std::string>& extra_env = {}) {
+    auto env = preload_env("", extra_env);
     env["GPROF_MEM_PROFILE_RATE"] = "1";
     env["GPROF_OUTPUT"] = dir + "/gprof";
     RunResult r = run(argv, with_env(env));
@@ -526,6 +528,124 @@ TEST_CASE("a library whose DWARF is in a separate file named by .gnu_debuglink g
     check_plugin_frames(p);
 }
 
+// The sections of an ELF file (readelf -SW) whose flags include C (SHF_COMPRESSED).
+int compressed_section_count(const std::string& path) {
+    RunResult r = run({kReadelf, "-SW", path});
+    REQUIRE(r.status == 0);
+    static const std::regex section(
+        "\\]\\s+(\\S+)\\s+\\S+\\s+[0-9a-f]+\\s+[0-9a-f]+\\s+[0-9a-f]+\\s+[0-9a-f]+\\s+([A-Z]*)\\s+"
+        "\\d+");
+    int count = 0, sections = 0;
+    for (const std::string& line : split_lines(r.out)) {
+        std::smatch m;
+        if (!std::regex_search(line, m, section)) continue;
+        ++sections;
+        if (m[2].str().find('C') != std::string::npos) ++count;
+    }
+    REQUIRE(sections > 10);
+    return count;
+}
+
+ino_t inode_of(const std::string& path) {
+    struct stat status;
+    REQUIRE(stat(path.c_str(), &status) == 0);
+    return status.st_ino;
+}
+
+TEST_CASE("compressed DWARF is read from an inflated copy that later processes reuse",
+          "[symbols][debug-cache]") {
+    struct Case {
+        const char* library;
+        const char* suffix;  // of the copy: a separate debug file, or the module itself
+    };
+    for (Case c :
+         {Case{"libsymplugin_zdebuglink.so", ".debug"}, Case{"libsymplugin_zdebug.so", ".elf"}}) {
+        INFO(c.library);
+        const std::string library = kSymbolPrograms + "/" + c.library;
+        const std::string compressed =
+            std::string(c.suffix) == ".debug" ? library + ".debug" : library;
+        REQUIRE(compressed_section_count(compressed) > 3);
+        std::string cache = make_dir("debug-cache") + "/nested/cache";
+        std::map<std::string, std::string> env = {{"GPROF_DEBUG_CACHE", cache}};
+
+        // First run: lines come, and the copy is written.
+        perftools::profiles::Profile p = read_profile(run_for_profile(
+            {kSymbolPrograms + "/loader", library}, make_dir("zdebug"), nullptr, env));
+        const auto* plugin = mapping_named(p, c.library);
+        REQUIRE(plugin != nullptr);
+        CHECK(plugin->has_line_numbers());
+        check_plugin_frames(p);
+        const std::string build_id = string_at(p, plugin->build_id());
+        REQUIRE(build_id.size() == 40);
+        const std::string copy = cache + "/" + build_id + c.suffix;
+        REQUIRE(fs::exists(copy));
+        CHECK(compressed_section_count(copy) == 0);
+        CHECK(contains(run({kReadelf, "-n", copy}).out, build_id));
+        CHECK((fs::status(cache).permissions() & fs::perms::all) == fs::perms::owner_all);
+        for (const auto& entry : fs::directory_iterator(cache))  // no temporary file left
+            CHECK_FALSE(entry.path().filename().string().starts_with(".tmp"));
+
+        // Second run: the same lines, from the same copy (not written again).
+        ino_t inode = inode_of(copy);
+        p = read_profile(run_for_profile({kSymbolPrograms + "/loader", library}, make_dir("zdebug"),
+                                         nullptr, env));
+        check_plugin_frames(p);
+        CHECK(inode_of(copy) == inode);
+
+        // A damaged copy (cut short) is not trusted: it is written again, and lines still come.
+        fs::resize_file(copy, fs::file_size(copy) / 2);
+        p = read_profile(run_for_profile({kSymbolPrograms + "/loader", library}, make_dir("zdebug"),
+                                         nullptr, env));
+        check_plugin_frames(p);
+        CHECK(compressed_section_count(copy) == 0);
+        CHECK(fs::file_size(copy) > fs::file_size(compressed));
+    }
+}
+
+TEST_CASE("the debug cache: the default directory, none, and a directory that cannot be made",
+          "[symbols][debug-cache]") {
+    const std::string library = kSymbolPrograms + "/libsymplugin_zdebuglink.so";
+    const std::vector<std::string> argv = {kSymbolPrograms + "/loader", library};
+    SECTION("$HOME/.cache/gprof by default, $XDG_CACHE_HOME/gprof where that is set") {
+        std::string home = make_dir("home");
+        perftools::profiles::Profile p =
+            read_profile(run_for_profile(argv, make_dir("zdebug"), nullptr, {{"HOME", home}}));
+        const auto* plugin = mapping_named(p, "libsymplugin_zdebuglink.so");
+        REQUIRE(plugin != nullptr);
+        const std::string name = string_at(p, plugin->build_id()) + ".debug";
+        CHECK(fs::exists(home + "/.cache/gprof/" + name));
+        std::string xdg = make_dir("xdg");
+        read_profile(run_for_profile(argv, make_dir("zdebug"), nullptr,
+                                     {{"HOME", home}, {"XDG_CACHE_HOME", xdg}}));
+        CHECK(fs::exists(xdg + "/gprof/" + name));
+    }
+    SECTION("none: lines still come, nothing is written") {
+        std::string home = make_dir("home");
+        perftools::profiles::Profile p = read_profile(run_for_profile(
+            argv, make_dir("zdebug"), nullptr, {{"HOME", home}, {"GPROF_DEBUG_CACHE", "none"}}));
+        check_plugin_frames(p);
+        CHECK_FALSE(fs::exists(home + "/.cache"));
+    }
+    SECTION("a directory that cannot be made: one gprof: line, lines still come") {
+        std::string dir = make_dir("zdebug");
+        std::string blocker = dir + "/a-file";
+        write_file(blocker, "not a directory\n");
+        auto env = preload_env("", {{"GPROF_DEBUG_CACHE", blocker + "/cache"},
+                                    {"GPROF_MEM_PROFILE_RATE", "1"},
+                                    {"GPROF_OUTPUT", dir + "/gprof"}});
+        RunResult r = run(argv, with_env(env));
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        std::vector<std::string> lines = split_lines(r.err);
+        REQUIRE(lines.size() == 1);
+        CHECK(
+            lines[0].starts_with("gprof: GPROF_DEBUG_CACHE=" + blocker + "/cache: cannot create"));
+        std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+        REQUIRE(files.size() == 1);
+        check_plugin_frames(read_profile(files[0]));
+    }
+}
+
 TEST_CASE("a stripped library is named from .dynsym; code without a file keeps its address",
           "[symbols][moving]") {
     std::string dir = make_dir("symbols-stripped");
@@ -628,8 +748,8 @@ TEST_CASE("libc and libstdc++ addresses: gprof's symbols equal llvm-symbolizer's
                     symbols[name].insert(values.begin(), values.end());
             }
         }
-        size_t named = 0, with_lines = 0, differing = 0, spelled_differently = 0,
-               clone_names = 0, alias_names = 0, named_only_by_gprof = 0;
+        size_t named = 0, with_lines = 0, differing = 0, spelled_differently = 0, clone_names = 0,
+               alias_names = 0, named_only_by_gprof = 0;
         std::string report;
         for (size_t i = 0; i < addresses.size(); ++i) {
             const std::vector<Frame>& got = ours[i];
@@ -678,10 +798,10 @@ TEST_CASE("libc and libstdc++ addresses: gprof's symbols equal llvm-symbolizer's
         }
         INFO(report);
         INFO(addresses.size() << " addresses, " << named << " named, " << with_lines
-                              << " with lines, " << differing << " differ; "
-                              << spelled_differently << " demangler spellings; " << clone_names
-                              << " clone names; " << alias_names << " aliases; "
-                              << named_only_by_gprof << " named only by gprof");
+                              << " with lines, " << differing << " differ; " << spelled_differently
+                              << " demangler spellings; " << clone_names << " clone names; "
+                              << alias_names << " aliases; " << named_only_by_gprof
+                              << " named only by gprof");
         CHECK(named >= addresses.size() / 2);
         CHECK(alias_names <= addresses.size() / 10);
         CHECK(named_only_by_gprof <= addresses.size() / 20);

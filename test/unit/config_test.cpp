@@ -1,11 +1,11 @@
+#include "preload/config.h"
+
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "preload/config.h"
 
 using gprof::Config;
 
@@ -37,9 +37,9 @@ TEST_CASE("defaults follow CONTRACT.md") {
     CHECK(c.allocator == gprof::Allocator::Jemalloc);
     CHECK(c.dump_signal == SIGUSR2);
     CHECK(c.at_exit);
-    CHECK(c.profiles == (gprof::kProfileHeap | gprof::kProfileThreads |
-                         gprof::kProfileThreadCreate | gprof::kProfileBlock |
-                         gprof::kProfileMutex));
+    CHECK(c.profiles ==
+          (gprof::kProfileHeap | gprof::kProfileThreads | gprof::kProfileThreadCreate |
+           gprof::kProfileBlock | gprof::kProfileMutex));
     CHECK(c.block_profile_rate > 0);
     CHECK(c.mutex_profile_fraction > 0);
     CHECK(c.cpu_hz == 0);
@@ -56,10 +56,10 @@ TEST_CASE("the table lists every variable of the contract once") {
     std::vector<std::string> names;
     for (size_t i = 0; i < n; ++i) names.push_back(options[i].name);
     CHECK(names == std::vector<std::string>{
-                       "GPROF_MEM_PROFILE_RATE", "GPROF_ALLOCATOR", "GPROF_OUTPUT",
-                       "GPROF_SIGNAL", "GPROF_AT_EXIT", "GPROF_PROFILES",
-                       "GPROF_BLOCK_PROFILE_RATE", "GPROF_MUTEX_PROFILE_FRACTION", "GPROF_CPU_HZ",
-                       "GPROF_HTTP", "GPROF_HTTP_ALLOW_REMOTE", "GPROF_LOG"});
+                       "GPROF_MEM_PROFILE_RATE", "GPROF_ALLOCATOR", "GPROF_OUTPUT", "GPROF_SIGNAL",
+                       "GPROF_AT_EXIT", "GPROF_PROFILES", "GPROF_BLOCK_PROFILE_RATE",
+                       "GPROF_MUTEX_PROFILE_FRACTION", "GPROF_CPU_HZ", "GPROF_HTTP",
+                       "GPROF_HTTP_ALLOW_REMOTE", "GPROF_LOG", "GPROF_DEBUG_CACHE"});
 }
 
 TEST_CASE("byte counts take k, m, g suffixes and reject junk") {
@@ -207,4 +207,32 @@ TEST_CASE("the output prefix becomes absolute") {
     env.lines.clear();
     c = parse(env);
     CHECK(env.lines.size() == 1);
+}
+
+TEST_CASE("the debug cache: XDG_CACHE_HOME, then HOME, a path of the user's, or none") {
+    FakeEnv env;
+    CHECK(std::string(parse(env).debug_cache).empty());  // neither HOME nor XDG_CACHE_HOME
+    env.vars["HOME"] = "/home/ann";
+    CHECK(std::string(parse(env).debug_cache) == "/home/ann/.cache/gprof");
+    CHECK_FALSE(parse(env).debug_cache_explicit);
+    env.vars["XDG_CACHE_HOME"] = "relative/not/used";  // XDG: a relative value is ignored
+    CHECK(std::string(parse(env).debug_cache) == "/home/ann/.cache/gprof");
+    env.vars["XDG_CACHE_HOME"] = "/var/cache/ann";
+    CHECK(std::string(parse(env).debug_cache) == "/var/cache/ann/gprof");
+    env.vars["GPROF_DEBUG_CACHE"] = "/tmp/dc";
+    Config c = parse(env);
+    CHECK(std::string(c.debug_cache) == "/tmp/dc");
+    CHECK(c.debug_cache_explicit);
+    env.vars["GPROF_DEBUG_CACHE"] = "none";
+    CHECK(std::string(parse(env).debug_cache).empty());
+    env.vars["GPROF_DEBUG_CACHE"] = "rel/dc";
+    std::string made = parse(env).debug_cache;
+    CHECK(made.front() == '/');
+    CHECK(made.ends_with("/rel/dc"));
+    CHECK(env.lines.empty());
+    env.vars["GPROF_DEBUG_CACHE"] = "";
+    c = parse(env);
+    REQUIRE(env.lines.size() == 1);
+    CHECK(env.lines[0].starts_with("GPROF_DEBUG_CACHE=\"\" is not a directory path or none"));
+    CHECK(std::string(c.debug_cache) == "/var/cache/ann/gprof");  // the default stays
 }
