@@ -80,6 +80,8 @@ bool HeapProfile::grow_locked(Shard& s) {
     size_t capacity = s.capacity ? s.capacity * 2 : 256;
     auto* slots = static_cast<LiveEntry*>(os_reserve(sizeof(LiveEntry) * capacity));
     if (slots == nullptr) return false;
+    // The rehash below writes all over the new table.
+    if (s.capacity > 0) os_prefault(slots, sizeof(LiveEntry) * capacity);
     for (size_t i = 0; i < s.capacity; ++i) {
         const LiveEntry& e = s.slots[i];
         if (e.ptr == 0) continue;
