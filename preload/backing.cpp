@@ -16,7 +16,9 @@ Kind choose() {
     return k;
 }
 
-void* malloc_other(size_t size) noexcept { return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size); }
+void* malloc_other(size_t size) noexcept {
+    return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size);
+}
 
 void free_other(void* p) noexcept {
     if (jemalloc())
@@ -27,7 +29,9 @@ void free_other(void* p) noexcept {
 
 namespace {
 
-bool power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+bool power_of_two(size_t x) {
+    return x != 0 && (x & (x - 1)) == 0;
+}
 
 // glibc 2.36's musable(): the size word before the user pointer holds the chunk size (low three
 // bits are flags; bit 1 is IS_MMAPPED). An in-use heap chunk lends the next chunk's prev_size
@@ -75,6 +79,16 @@ void* realloc_nonnull(void* p, size_t size) {
     void* q = gprof_je_realloc(p, size);
     if (q == nullptr) errno = ENOMEM;  // jemalloc leaves errno alone for sizes it cannot serve
     return q;
+}
+
+void* place_sampled(size_t size, size_t align, bool zero) {
+    if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
+    return gprof_je_mallocx(size, __builtin_ctzl(align) | (zero ? kMallocxZero : 0));
+}
+
+void* replace_sampled(void* p, size_t size, size_t align) {
+    if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
+    return gprof_je_rallocx(p, size, __builtin_ctzl(align));
 }
 
 size_t usable_size(void* p) {

@@ -26,7 +26,8 @@ size_t gprof_je_sallocx(const void* p, int flags) noexcept;
 void gprof_je_dallocx(void* p, int flags) noexcept;
 void gprof_je_sdallocx(void* p, size_t size, int flags) noexcept;
 size_t gprof_je_nallocx(size_t size, int flags) noexcept;
-int gprof_je_mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen) noexcept;
+int gprof_je_mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp,
+                     size_t newlen) noexcept;
 
 // glibc's own allocator, exported by libc.so.6 for exactly this use.
 void* __libc_malloc(size_t size) noexcept;
@@ -82,6 +83,13 @@ void* memalign(size_t align, size_t size);
 // glibc's posix_memalign: EINVAL unless a power of two multiple of sizeof(void*); *out untouched
 // on any error.
 int posix_memalign(void** out, size_t align, size_t size);
+
+// An object to be sampled, placed at `align` (a power of two, at least a page: see
+// record/heap_profile.h), zeroed if asked: jemalloc only. Null when it cannot be placed so (libc
+// mode, size 0, no memory): the caller then allocates as the program asked.
+void* place_sampled(size_t size, size_t align, bool zero);
+// The same for a realloc of p (not null) to size (not 0): null, with p untouched, when it cannot.
+void* replace_sampled(void* p, size_t size, size_t align);
 
 // jemalloc's non-standard API (MALLOCX_* flags), served by glibc too in libc mode.
 void* mallocx(size_t size, int flags);

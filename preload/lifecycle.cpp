@@ -5,6 +5,7 @@
 // destructors.
 #include <pthread.h>
 
+#include "preload/backing.h"
 #include "preload/config.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
@@ -40,7 +41,12 @@ void child_after_fork() {
 __attribute__((constructor)) void start() {
     record::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
-    record::heap_profile().start();
+    // Sampled objects are placed page-aligned where gprof's jemalloc serves them and the rate
+    // keeps the slack small (record/heap_profile.h). Decided once: a rate changed later only
+    // changes how much slack the placed samples take.
+    int64_t rate = config().mem_profile_rate;
+    record::heap_profile().start(
+        backing::jemalloc() && (rate == 0 || rate >= record::HeapProfile::kAlignedSamplesMinRate));
     record::start_stack_table();
     originals::functions();  // before the program can have a second thread
     unwind::warm_up();       // from here on, allocations are sampled

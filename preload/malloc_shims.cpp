@@ -27,20 +27,27 @@ void release(void* p) {
     r::release(p, [=] { b::free(p); });
 }
 
+void* allocate(size_t size) {
+    return r::allocation(
+        size, 0, [=] { return b::malloc(size); },
+        [=](size_t placed) { return b::place_sampled(size, placed, false); });
+}
+
 void* reallocate(void* p, size_t size) {
-    if (p == nullptr) return r::allocation(size, 0, [=] { return b::malloc(size); });
+    if (p == nullptr) return allocate(size);
     if (size == 0) {  // glibc: frees p, returns NULL, errno untouched
         release(p);
         return nullptr;
     }
-    r::ReallocTicket t = r::realloc_begin(p);
-    void* q = b::realloc_nonnull(p, size);
-    r::realloc_end(t, q, size);
-    return q;
+    return r::reallocation(
+        p, size, [=] { return b::realloc_nonnull(p, size); },
+        [=](size_t placed) { return b::replace_sampled(p, size, placed); });
 }
 
 void* aligned(size_t align, size_t size) {
-    return r::allocation(size, align, [=] { return b::memalign(align, size); });
+    return r::allocation(
+        size, align, [=] { return b::memalign(align, size); },
+        [=](size_t placed) { return b::place_sampled(size, placed, false); });
 }
 
 }  // namespace
@@ -48,19 +55,27 @@ void* aligned(size_t align, size_t size) {
 extern "C" {
 
 void* malloc(size_t size) noexcept {
-    return r::allocation(size, 0, [=] { return b::malloc(size); });
+    return allocate(size);
 }
 
-void free(void* p) noexcept { release(p); }
-void cfree(void* p) noexcept { release(p); }
+void free(void* p) noexcept {
+    release(p);
+}
+void cfree(void* p) noexcept {
+    release(p);
+}
 
 void* calloc(size_t n, size_t size) noexcept {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) return b::calloc(n, size);  // NULL with ENOMEM
-    return r::allocation(total, 0, [=] { return b::calloc(n, size); });
+    return r::allocation(
+        total, 0, [=] { return b::calloc(n, size); },
+        [=](size_t placed) { return b::place_sampled(total, placed, true); });
 }
 
-void* realloc(void* p, size_t size) noexcept { return reallocate(p, size); }
+void* realloc(void* p, size_t size) noexcept {
+    return reallocate(p, size);
+}
 
 void* reallocarray(void* p, size_t n, size_t size) noexcept {
     size_t total;
@@ -74,6 +89,15 @@ void* reallocarray(void* p, size_t n, size_t size) noexcept {
 int posix_memalign(void** out, size_t align, size_t size) noexcept {
     if (!r::sampling(size)) [[likely]]
         return b::posix_memalign(out, align, size);
+    // Placed only for an alignment posix_memalign accepts (it must still fail with EINVAL).
+    bool valid = align != 0 && (align & (align - 1)) == 0 && align % sizeof(void*) == 0;
+    if (valid && r::heap_profile().aligned_samples()) {
+        if (void* p = b::place_sampled(size, r::sample_alignment(align), false)) {
+            *out = p;
+            r::record_sampled(p, size, align);
+            return 0;
+        }
+    }
     int err = b::posix_memalign(out, align, size);
     if (err == 0) r::record_sampled(*out, size, align);
     return err;
@@ -81,9 +105,15 @@ int posix_memalign(void** out, size_t align, size_t size) noexcept {
 
 // glibc 2.36 gives aligned_alloc memalign's rules (later versions reject sizes that are not a
 // multiple of the alignment); gprof follows the glibc it runs on.
-void* aligned_alloc(size_t align, size_t size) noexcept { return aligned(align, size); }
-void* memalign(size_t align, size_t size) noexcept { return aligned(align, size); }
-void* valloc(size_t size) noexcept { return aligned(page_size(), size); }
+void* aligned_alloc(size_t align, size_t size) noexcept {
+    return aligned(align, size);
+}
+void* memalign(size_t align, size_t size) noexcept {
+    return aligned(align, size);
+}
+void* valloc(size_t size) noexcept {
+    return aligned(page_size(), size);
+}
 
 void* pvalloc(size_t size) noexcept {
     size_t page = page_size();
@@ -95,6 +125,8 @@ void* pvalloc(size_t size) noexcept {
     return aligned(page, rounded == 0 ? page : rounded);
 }
 
-size_t malloc_usable_size(void* p) noexcept { return b::usable_size(p); }
+size_t malloc_usable_size(void* p) noexcept {
+    return b::usable_size(p);
+}
 
 }  // extern "C"

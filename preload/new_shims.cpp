@@ -17,7 +17,9 @@ namespace {
 void* allocate(std::size_t size, std::size_t align) {
     auto backing_call = [=] { return align ? b::memalign(align, size) : b::malloc(size); };
     for (;;) {
-        void* p = r::allocation(size, align, backing_call);
+        void* p = r::allocation(size, align, backing_call, [=](size_t placed) {
+            return b::place_sampled(size, placed, false);
+        });
         if (p != nullptr) [[likely]]
             return p;
         std::new_handler handler = std::get_new_handler();
@@ -38,18 +40,30 @@ void release(void* p) noexcept {
     r::release(p, [=] { b::free(p); });  // errno: see release() in malloc_shims.cpp
 }
 
-std::size_t value(std::align_val_t a) { return static_cast<std::size_t>(a); }
+std::size_t value(std::align_val_t a) {
+    return static_cast<std::size_t>(a);
+}
 
 }  // namespace
 
-void* operator new(std::size_t n) { return allocate(n, 0); }
-void* operator new[](std::size_t n) { return allocate(n, 0); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return allocate_nothrow(n, 0); }
+void* operator new(std::size_t n) {
+    return allocate(n, 0);
+}
+void* operator new[](std::size_t n) {
+    return allocate(n, 0);
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    return allocate_nothrow(n, 0);
+}
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
     return allocate_nothrow(n, 0);
 }
-void* operator new(std::size_t n, std::align_val_t a) { return allocate(n, value(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return allocate(n, value(a)); }
+void* operator new(std::size_t n, std::align_val_t a) {
+    return allocate(n, value(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+    return allocate(n, value(a));
+}
 void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
     return allocate_nothrow(n, value(a));
 }
@@ -57,15 +71,39 @@ void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) n
     return allocate_nothrow(n, value(a));
 }
 
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p) noexcept {
+    release(p);
+}
+void operator delete[](void* p) noexcept {
+    release(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    release(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    release(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    release(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    release(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    release(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    release(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    release(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    release(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    release(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    release(p);
+}

@@ -4,7 +4,9 @@
 // change when a recorder is added.
 //
 // This is the hot path of every allocation: one thread-local subtraction and compare for an
-// allocation, one bit of a cache-resident bitmap for a free. Counting every allocation as well
+// allocation; for a free, a test of the pointer's low bits and one load (sampled objects are
+// placed page-aligned; record/heap_profile.h), and a bit of a bitmap only where that cannot
+// decide. Counting every allocation as well
 // (three thread-local additions) cost 8% more on a small-object churn benchmark, so exact counts
 // come from the backing allocator's own statistics instead (api/memstats.cpp).
 //
@@ -25,27 +27,49 @@ namespace gprof::record {
 //   1. sampling(size), before the backing allocator runs: counts the bytes against the thread's
 //      sampling interval; true for the rare allocation that is to be sampled;
 //   2. for those only, record_sampled(p, size, align) with the result (null when it failed).
-inline bool sampling(size_t size) { return should_sample(size); }
+inline bool sampling(size_t size) {
+    return should_sample(size);
+}
 
 // Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
 void record_sampled(void* p, size_t size, size_t align) noexcept;
 
-// The two steps around an allocating call, for the shims: `backing_call` runs once. Only the
-// countdown is inline, so the unsampled case ends in a tail call of the backing allocator.
-template <typename BackingCall>
-[[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align,
-                                             BackingCall backing_call) noexcept {
+// Where sampled objects are placed page-aligned (HeapProfile::aligned_samples), the alignment to
+// ask for: the caller's, if larger.
+inline size_t sample_alignment(size_t align) {
+    return align > HeapProfile::kSampleAlignment ? align : HeapProfile::kSampleAlignment;
+}
+
+// The two steps around an allocating call, for the shims. `backing_call` makes the allocation as
+// the program asked; `placed_call(alignment)` makes the same allocation at that alignment (a power
+// of two, at least a page), or returns null when it cannot, and runs only for an object to be
+// sampled while samples are placed. One of the two runs, once (backing_call after a null from
+// placed_call). Only the countdown is inline, so the unsampled case ends in a tail call of the
+// backing allocator.
+template <typename BackingCall, typename PlacedCall>
+[[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align, BackingCall backing_call,
+                                             PlacedCall placed_call) noexcept {
     if (!sampler_slow_path(size)) return backing_call();
-    void* p = backing_call();
+    void* p = nullptr;
+    if (heap_profile().aligned_samples()) p = placed_call(sample_alignment(align));
+    if (p == nullptr) p = backing_call();
     record_sampled(p, size, align);
     return p;
 }
 
-template <typename BackingCall>
-inline void* allocation(size_t size, size_t align, BackingCall backing_call) noexcept {
+template <typename BackingCall, typename PlacedCall>
+inline void* allocation(size_t size, size_t align, BackingCall backing_call,
+                        PlacedCall placed_call) noexcept {
     if (!interval_ended(size)) [[likely]]
         return backing_call();
-    return allocation_slow_path(size, align, backing_call);
+    return allocation_slow_path(size, align, backing_call, placed_call);
+}
+
+// For an allocation gprof does not place (jemalloc's own API, whose flags may name an arena): its
+// samples are counted as unaligned while they live.
+template <typename BackingCall>
+inline void* allocation(size_t size, size_t align, BackingCall backing_call) noexcept {
+    return allocation(size, align, backing_call, [](size_t) -> void* { return nullptr; });
 }
 
 // Both steps after the fact, for the paths that must call first (realloc, xallocx).
@@ -83,7 +107,9 @@ struct ReallocTicket {
     void* old;
     uint32_t sample;
 };
-inline ReallocTicket realloc_begin(void* p) { return ReallocTicket{p, freed(p)}; }
+inline ReallocTicket realloc_begin(void* p) {
+    return ReallocTicket{p, freed(p)};
+}
 inline void realloc_end(ReallocTicket t, void* q, size_t size) {
     if (q == nullptr) {
         // Failed: the old block lives on unchanged, and so does its sample.
@@ -91,6 +117,27 @@ inline void realloc_end(ReallocTicket t, void* q, size_t size) {
         return;
     }
     allocated(q, size);
+}
+
+// realloc with placement: `backing_call` reallocates as asked, `placed_call(alignment)` reallocates
+// at that alignment (null, with the old block untouched, when it cannot). The sampling decision is
+// made before the call, so a sampled result can be placed.
+template <typename BackingCall, typename PlacedCall>
+inline void* reallocation(void* p, size_t size, BackingCall backing_call,
+                          PlacedCall placed_call) noexcept {
+    ReallocTicket t = realloc_begin(p);
+    bool sample = sampling(size);
+    void* q = nullptr;
+    if (sample && heap_profile().aligned_samples()) [[unlikely]]
+        q = placed_call(sample_alignment(0));
+    if (q == nullptr) q = backing_call();
+    if (q == nullptr) {
+        heap_profile().restore(t.old, t.sample);
+        return nullptr;
+    }
+    if (sample) [[unlikely]]
+        record_sampled(q, size, 0);
+    return q;
 }
 
 // xallocx resized `p` in place to `size` bytes; no other thread can hold the address meanwhile.

@@ -16,12 +16,14 @@ constinit std::atomic<unsigned> g_next_stripe{0};
 
 }  // namespace
 
-void HeapProfile::start() {
+void HeapProfile::start(bool aligned_samples) {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
+    aligned_samples_ = aligned_samples;
+    if (!aligned_samples) unaligned_live_.store(1, std::memory_order_relaxed);
     buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
-    counts_ = static_cast<BucketCounts*>(
-        os_reserve(sizeof(BucketCounts) * kMaxBuckets * kCountStripes));
+    counts_ =
+        static_cast<BucketCounts*>(os_reserve(sizeof(BucketCounts) * kMaxBuckets * kCountStripes));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
@@ -55,8 +57,8 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
 void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n) {
     int stripe = t_count_stripe;
     if (stripe < 0) [[unlikely]]
-        t_count_stripe = stripe = static_cast<int>(
-            g_next_stripe.fetch_add(1, std::memory_order_relaxed) % kCountStripes);
+        t_count_stripe = stripe =
+            static_cast<int>(g_next_stripe.fetch_add(1, std::memory_order_relaxed) % kCountStripes);
     // A stripe's count alone can run below zero (a free counted where the allocation was not):
     // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
     // a snapshot that sees a free counted then sees its allocation counted too (see snapshot()).
@@ -111,6 +113,8 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
             if (s.slots[j].ptr == 0) {
                 ++s.used;
                 filter_add_locked(filter_bit(reinterpret_cast<void*>(p)));
+                if (aligned_samples_ && (p & (kSampleAlignment - 1)) != 0)
+                    unaligned_live_.fetch_add(1, std::memory_order_relaxed);
             }
             s.slots[j] = LiveEntry{p, bucket, 0};
             return true;
@@ -162,6 +166,8 @@ uint32_t HeapProfile::record_free(void* p) {
         s.slots[j] = LiveEntry{};
         --s.used;
         filter_remove_locked(filter_bit(p));
+        if (aligned_samples_ && (reinterpret_cast<uintptr_t>(p) & (kSampleAlignment - 1)) != 0)
+            unaligned_live_.fetch_sub(1, std::memory_order_relaxed);
     }
     count(bucket, &BucketCounts::frees, 1);
     return bucket + 1;
@@ -176,7 +182,9 @@ void HeapProfile::restore(void* p, uint32_t token) {
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
 }
 
-size_t HeapProfile::bucket_count() { return bucket_count_.load(std::memory_order_acquire); }
+size_t HeapProfile::bucket_count() {
+    return bucket_count_.load(std::memory_order_acquire);
+}
 
 size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
     size_t n = bucket_count_.load(std::memory_order_acquire);

@@ -26,9 +26,20 @@
 //     negative. Threads whose blocks come from different slabs mostly use different shards, so
 //     at a high rate they neither wait for each other's locks nor trade the locks' cache lines
 //     (two threads at rate 1 ran twice as fast as with shards picked by a hash).
-//   * Visibility: the allocating thread sets the bit (release) before malloc returns; any thread
-//     that later frees the pointer received it through the program's own synchronisation, so it
-//     sees the bit.
+//   * In front of the bitmap, page alignment. Where the backing allocator can place them so
+//     (gprof's jemalloc, at rates of kAlignedSamplesMinRate and above), sampled objects are
+//     allocated page-aligned (a small one then takes a 4 KiB slot: at most 4 KiB per 256 KiB
+//     sampled, under 1.6% of the heap), and the rare sampled object that is not page-aligned (a
+//     request gprof could not place, a jemalloc API call) is counted in unaligned_live_ while it
+//     lives. A free then reads the bitmap only for a page-aligned pointer or while that count is
+//     not zero; every other pointer costs a test of its low 12 bits and a load of a counter that
+//     hardly ever changes. On a small-object churn benchmark the bitmap read was most of the
+//     check's cost (1.12x jemalloc alone with it, 1.06x with the alignment test instead). Where
+//     samples are not placed (GPROF_ALLOCATOR=libc, low rates), the count stays at 1 for good and
+//     every free reads the bitmap, as before.
+//   * Visibility: the allocating thread sets the bit (release) and counts an unaligned sample
+//     before malloc returns; any thread that later frees the pointer received it through the
+//     program's own synchronisation, so it sees both.
 #pragma once
 
 #include <atomic>
@@ -47,13 +58,23 @@ struct HeapBucket {
 };
 
 class HeapProfile {
-public:
+  public:
+    // The alignment of placed samples, and the lowest rate at which they are placed.
+    static constexpr size_t kSampleAlignment = 4096;
+    static constexpr int64_t kAlignedSamplesMinRate = 256 * 1024;
+
     // Reserves the tables. Called once from gprof's constructor, before any sample.
-    void start();
+    // aligned_samples: the allocation shims place sampled objects page-aligned (see above).
+    void start(bool aligned_samples);
+    bool aligned_samples() const { return aligned_samples_; }
 
     void record_alloc(void* p, size_t size, uint32_t stack_id);
 
+    // False when p was surely not sampled: the check of every free.
     bool maybe_sampled(const void* p) const {
+        if ((reinterpret_cast<uintptr_t>(p) & (kSampleAlignment - 1)) != 0 &&
+            unaligned_live_.load(std::memory_order_relaxed) == 0) [[likely]]
+            return false;
         uint32_t bit = filter_bit(p);
         return (filter_[bit >> 6].load(std::memory_order_acquire) >> (bit & 63)) & 1;
     }
@@ -73,7 +94,7 @@ public:
     void lock_all();
     void unlock_all();
 
-private:
+  private:
     static constexpr int kFilterBits = 19;
     static constexpr int kShardBits = 6;
     static constexpr int kShards = 1 << kShardBits;
@@ -138,11 +159,17 @@ private:
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};
+    // Live samples that are not page-aligned (1 for good when samples are not placed). On a line
+    // of its own: every free reads it.
+    alignas(64) std::atomic<uint64_t> unaligned_live_{0};
+    bool aligned_samples_ = false;
     std::atomic<size_t> live_bytes_{0};
 };
 
 // The process's heap profile (constant-initialised: valid before any constructor).
 extern HeapProfile g_heap_profile;
-inline HeapProfile& heap_profile() { return g_heap_profile; }
+inline HeapProfile& heap_profile() {
+    return g_heap_profile;
+}
 
 }  // namespace gprof::record

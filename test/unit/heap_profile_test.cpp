@@ -1,11 +1,11 @@
+#include "record/heap_profile.h"
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include "record/heap_profile.h"
 
 using gprof::record::HeapBucket;
 using gprof::record::HeapProfile;
@@ -20,7 +20,7 @@ std::vector<HeapBucket> buckets(HeapProfile& h) {
 
 TEST_CASE("live samples are exact: alloc, free, realloc restore") {
     auto h = std::make_unique<HeapProfile>();
-    h->start();
+    h->start(false);
     std::vector<char> memory(1 << 16);
     void* a = &memory[16];
     void* b = &memory[4096];
@@ -55,7 +55,7 @@ TEST_CASE("live samples are exact: alloc, free, realloc restore") {
 
 TEST_CASE("many live samples across shards, with growth and deletion, never lose one") {
     auto h = std::make_unique<HeapProfile>();
-    h->start();
+    h->start(false);
     constexpr int kThreads = 4, kPer = 20000;
     std::atomic<int> lost{0};  // Catch2's assertions are not thread-safe: count, check after join
     std::vector<std::thread> threads;
@@ -87,7 +87,7 @@ TEST_CASE("many live samples across shards, with growth and deletion, never lose
 
 TEST_CASE("a snapshot taken while other threads allocate and free never shows more frees") {
     auto h = std::make_unique<HeapProfile>();
-    h->start();
+    h->start(false);
     constexpr int kObjects = 30000;
     auto addr = [](int i) {
         return reinterpret_cast<void*>(uintptr_t{0x20000000} + uintptr_t(i % 64) * 64);
@@ -130,4 +130,56 @@ TEST_CASE("a snapshot taken while other threads allocate and free never shows mo
     REQUIRE(bs.size() == 1);
     CHECK(bs[0].allocs == uint64_t{kObjects});
     CHECK(bs[0].frees == uint64_t{kObjects});
+}
+
+TEST_CASE(
+    "placed samples: a free reads the bitmap only for page-aligned pointers or while an "
+    "unaligned sample lives") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start(true);
+    constexpr size_t kPage = HeapProfile::kSampleAlignment;
+    std::vector<char> memory(16 * kPage);
+    auto* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(memory.data()) + kPage - 1) &
+                                         ~uintptr_t{kPage - 1});
+    void* page = base;            // placed: page-aligned
+    void* unaligned = base + 48;  // a sample gprof could not place
+    void* neighbour = base + 64;  // unsampled, in another 16-byte granule
+    void* other = base + kPage + 32;
+    CHECK_FALSE(h->maybe_sampled(page));
+    h->record_alloc(page, 100, 1);
+    CHECK(h->maybe_sampled(page));
+    CHECK_FALSE(h->maybe_sampled(unaligned));
+    CHECK_FALSE(h->maybe_sampled(other));
+
+    h->record_alloc(unaligned, 24, 2);
+    CHECK(h->maybe_sampled(unaligned));        // counted, then found in the bitmap
+    CHECK_FALSE(h->maybe_sampled(neighbour));  // read from the bitmap: clear
+    uint32_t token = h->record_free(unaligned);
+    CHECK(token != 0);
+    CHECK_FALSE(h->maybe_sampled(unaligned));
+    h->restore(unaligned, token);  // a failed realloc: it lives on, and is counted again
+    CHECK(h->maybe_sampled(unaligned));
+    CHECK(h->record_free(unaligned) != 0);
+    CHECK_FALSE(h->maybe_sampled(unaligned));
+    CHECK(h->record_free(page) != 0);
+    CHECK_FALSE(h->maybe_sampled(page));
+
+    // A second life of an address that was never freed through gprof replaces the first and is
+    // counted once.
+    h->record_alloc(unaligned, 24, 2);
+    h->record_alloc(unaligned, 24, 2);
+    CHECK(h->record_free(unaligned) != 0);
+    CHECK_FALSE(h->maybe_sampled(unaligned));
+}
+
+TEST_CASE("samples not placed: every free reads the bitmap") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start(false);
+    std::vector<char> memory(1 << 16);
+    void* a = &memory[48];
+    CHECK_FALSE(h->maybe_sampled(a));
+    h->record_alloc(a, 24, 1);
+    CHECK(h->maybe_sampled(a));
+    CHECK(h->record_free(a) != 0);
+    CHECK_FALSE(h->maybe_sampled(a));
 }
