@@ -83,7 +83,12 @@ void* realloc_nonnull(void* p, size_t size) {
 
 void* place_sampled(size_t size, size_t align, bool zero) {
     if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
-    return gprof_je_mallocx(size, __builtin_ctzl(align) | (zero ? kMallocxZero : 0));
+    // Zeroed as calloc() above zeroes: jemalloc's own zeroing would fault the pages in again.
+    bool memset_zero = zero && size <= kCallocMemsetMax;
+    void* p =
+        gprof_je_mallocx(size, __builtin_ctzl(align) | (zero && !memset_zero ? kMallocxZero : 0));
+    if (p != nullptr && memset_zero) memset(p, 0, size);
+    return p;
 }
 
 void* replace_sampled(void* p, size_t size, size_t align) {
