@@ -82,6 +82,8 @@ void* realloc_nonnull(void* p, size_t size) {
 }
 
 void* place_sampled(size_t size, size_t align, bool zero) {
+    // glibc's memalign would split an aligned block out of a free one, changing the heap's
+    // layout under a program that asked for glibc's allocator: not placed there.
     if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
     // Zeroed as calloc() above zeroes: jemalloc's own zeroing would fault the pages in again.
     bool memset_zero = zero && size <= kCallocMemsetMax;
@@ -92,6 +94,8 @@ void* place_sampled(size_t size, size_t align, bool zero) {
 }
 
 void* replace_sampled(void* p, size_t size, size_t align) {
+    // glibc's realloc cannot align, and a copy in its place would make a large block that grows
+    // by small steps (which glibc moves with mremap) quadratic: not placed.
     if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
     return gprof_je_rallocx(p, size, __builtin_ctzl(align));
 }

@@ -26,17 +26,17 @@
 //     negative. Threads whose blocks come from different slabs mostly use different shards, so
 //     at a high rate they neither wait for each other's locks nor trade the locks' cache lines
 //     (two threads at rate 1 ran twice as fast as with shards picked by a hash).
-//   * In front of the bitmap, page alignment. Where the backing allocator can place them so
-//     (gprof's jemalloc, at rates of kAlignedSamplesMinRate and above), sampled objects are
-//     allocated page-aligned (a small one then takes a 4 KiB slot: at most 4 KiB per 256 KiB
-//     sampled, under 1.6% of the heap), and the rare sampled object that is not page-aligned (a
-//     request gprof could not place, a jemalloc API call) is counted in unaligned_live_ while it
-//     lives. A free then reads the bitmap only for a page-aligned pointer or while that count is
-//     not zero; every other pointer costs a test of its low 12 bits and a load of a counter that
-//     hardly ever changes. On a small-object churn benchmark the bitmap read was most of the
-//     check's cost (1.12x jemalloc alone with it, 1.06x with the alignment test instead). Where
-//     samples are not placed (GPROF_ALLOCATOR=libc, low rates), the count stays at 1 for good and
-//     every free reads the bitmap, as before.
+//   * In front of the bitmap, page alignment. With gprof's jemalloc at rates of
+//     kAlignedSamplesMinRate and above, the shims allocate sampled objects page-aligned (a small
+//     one then takes a 4 KiB slot: at most 4 KiB per 256 KiB sampled, under 1.6% of the heap),
+//     and the rare sampled object that is not page-aligned (one jemalloc could not place so, a
+//     jemalloc API call) is counted in unaligned_live_ while it lives. A free then reads the
+//     bitmap only for a page-aligned pointer or while that count is not zero; every other pointer
+//     costs a test of its low 12 bits and a load of a counter that hardly ever changes. On a
+//     small-object churn benchmark the bitmap read was most of the check's cost (1.12x jemalloc
+//     alone with it, 1.06x with the alignment test instead). Where samples are not placed
+//     (GPROF_ALLOCATOR=libc, lower rates) the count stays at 1 for good and every free reads the
+//     bitmap; with sampling off (rate 0) it stays at 0 and none does.
 //   * Visibility: the allocating thread sets the bit (release) and counts an unaligned sample
 //     before malloc returns; any thread that later frees the pointer received it through the
 //     program's own synchronisation, so it sees both.
