@@ -15,7 +15,13 @@ void request();
 // progress to finish first; returns false if it had to give up.
 bool dump_now(int wait_ms);
 
-// fork(): the child gets its own thread, wake-up descriptor and sequence numbers.
+// fork(). A dump half done in another thread at the moment of fork would leave its locks (the
+// symbol cache's, libdw's) held in the child, where no thread is left to release them: the child's
+// own dump (at its exit) then waited forever. So prepare_fork waits for a dump in progress to end
+// (at most kForkWaitMs) and keeps the next from starting until fork returns, in the parent and
+// in the child; the child also gets its own thread and sequence numbers.
+void prepare_fork();
+void parent_after_fork();
 void child_after_fork();
 
 }  // namespace gprof::dumper

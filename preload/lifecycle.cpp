@@ -22,6 +22,7 @@ namespace {
 // in reverse order of registration, and jemalloc registered its own at the first malloc, before
 // this constructor), and released in both parent and child.
 void prepare_fork() {
+    dumper::prepare_fork();  // first: a dump in progress takes the locks below
     record::heap_profile().lock_all();
     record::stack_table().lock().lock();
 }
@@ -29,6 +30,7 @@ void prepare_fork() {
 void parent_after_fork() {
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
+    dumper::parent_after_fork();
 }
 
 void child_after_fork() {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "test/e2e/e2e.h"
@@ -234,6 +235,30 @@ TEST_CASE("heap after fork: parent and child write under their own pids", "[heap
         // The child's heap holds what it inherited: the parent's objects are live there too.
         CHECK(in_child["parent_site"].inuse_objects == 1000);
     }
+}
+
+TEST_CASE("fork while dumps are written: every child finishes its own at-exit dump", "[heap]") {
+    // Before prepare_fork waited for a dump in progress, about 1 child in 75 inherited the symbol
+    // cache's lock held by the parent's dumper and hung at exit.
+    std::string dir = make_dir("heap-fork-dump");
+    RunOptions options = with_env(preload_env("", {{"GPROF_OUTPUT", dir + "/p"}}));
+    options.timeout_seconds = 300;
+    RunResult r = run({kHeapPrograms + "/fork_during_dump", "150"}, options);
+    INFO(r.describe());
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "children 150 hung 0"));
+    // Every child wrote its at-exit heap profile under its own pid, and each one reads.
+    std::set<std::string> pids;
+    std::string last;
+    for (const std::string& file : heap_files(dir)) {
+        std::string name = file.substr(file.rfind('/') + 1);  // p.<pid>.<seq>.heap.pb.gz
+        pids.insert(name.substr(2, name.find('.', 2) - 2));
+        last = file;
+    }
+    CHECK(pids.size() == 151);
+    REQUIRE_FALSE(last.empty());
+    check_heap_file(last, 512 * 1024);
 }
 
 TEST_CASE("heap of an exec'ed program: profiled from scratch under its own name", "[heap]") {
