@@ -17,11 +17,15 @@ void* mallocx(size_t size, int flags) noexcept {
 }
 
 void* rallocx(void* p, size_t size, int flags) noexcept {
-    r::ReallocTicket t = r::realloc_begin(p);
-    void* q = b::rallocx(p, size, flags);
-    if (q == nullptr) errno = ENOMEM;
-    r::realloc_end(t, q, size);
-    return q;
+    // Not placed: the program's flags may name an arena (see mallocx).
+    return r::reallocation(
+        p, size,
+        [=] {
+            void* q = b::rallocx(p, size, flags);
+            if (q == nullptr) errno = ENOMEM;
+            return q;
+        },
+        [](size_t) -> void* { return nullptr; });
 }
 
 size_t xallocx(void* p, size_t size, size_t extra, int flags) noexcept {

@@ -6,9 +6,9 @@
 // This is the hot path of every allocation: one thread-local subtraction and compare for an
 // allocation; for a free, a test of the pointer's low bits and one load (sampled objects are
 // placed page-aligned; record/heap_profile.h), and a bit of a bitmap only where that cannot
-// decide. Counting every allocation as well
-// (three thread-local additions) cost 8% more on a small-object churn benchmark, so exact counts
-// come from the backing allocator's own statistics instead (api/memstats.cpp).
+// decide. Counting every allocation as well (three thread-local additions) cost 8% more on a
+// small-object churn benchmark, so exact counts come from the backing allocator's own statistics
+// instead (api/memstats.cpp).
 //
 // Ordering rule: an allocation is reported after the backing allocator made it, a free before the
 // backing allocator takes the memory back. So between the two, no other thread can be handed the
@@ -72,7 +72,7 @@ inline void* allocation(size_t size, size_t align, BackingCall backing_call) noe
     return allocation(size, align, backing_call, [](size_t) -> void* { return nullptr; });
 }
 
-// Both steps after the fact, for the paths that must call first (realloc, xallocx).
+// Both steps after the fact, for a path that must call first (xallocx).
 inline void allocated(void* p, size_t size) {
     if (sampling(size)) [[unlikely]]
         record_sampled(p, size, 0);
@@ -101,38 +101,23 @@ inline void release(void* p, BackingFree backing_free) noexcept {
     backing_free();
 }
 
-// realloc, rallocx: the old life of `p` ends before the backing call (the address may be handed to
-// another thread the moment it returns) and is restored if the call fails.
-struct ReallocTicket {
-    void* old;
-    uint32_t sample;
-};
-inline ReallocTicket realloc_begin(void* p) {
-    return ReallocTicket{p, freed(p)};
-}
-inline void realloc_end(ReallocTicket t, void* q, size_t size) {
-    if (q == nullptr) {
-        // Failed: the old block lives on unchanged, and so does its sample.
-        if (t.old != nullptr) heap_profile().restore(t.old, t.sample);
-        return;
-    }
-    allocated(q, size);
-}
-
-// realloc with placement: `backing_call` reallocates as asked, `placed_call(alignment)` reallocates
-// at that alignment (null, with the old block untouched, when it cannot). The sampling decision is
-// made before the call, so a sampled result can be placed.
+// realloc and rallocx of a non-null `p`: the old life of `p` ends before the backing call (the
+// address may be handed to another thread the moment it returns) and is restored if the call
+// fails. `backing_call` reallocates as asked; `placed_call(alignment)` reallocates at that
+// alignment (null, with the old block untouched, when it cannot) and runs only for a result to be
+// sampled while samples are placed. The sampling decision comes before the call for that reason.
 template <typename BackingCall, typename PlacedCall>
 inline void* reallocation(void* p, size_t size, BackingCall backing_call,
                           PlacedCall placed_call) noexcept {
-    ReallocTicket t = realloc_begin(p);
+    uint32_t old_sample = freed(p);
     bool sample = sampling(size);
     void* q = nullptr;
     if (sample && heap_profile().aligned_samples()) [[unlikely]]
         q = placed_call(sample_alignment(0));
     if (q == nullptr) q = backing_call();
     if (q == nullptr) {
-        heap_profile().restore(t.old, t.sample);
+        // Failed: the old block lives on unchanged, and so does its sample.
+        heap_profile().restore(p, old_sample);
         return nullptr;
     }
     if (sample) [[unlikely]]
