@@ -157,6 +157,22 @@ bool has_compressed_sections(const ElfImage& image) {
     return false;
 }
 
+uint64_t inflated_size(const ElfImage& image) {
+    uint64_t size = image.size();
+    size_t count = image.section_count();
+    for (size_t i = 0; i < count; ++i) {
+        Elf64_Shdr section;
+        Elf64_Chdr compression;
+        if (!image.section_header(i, &section)) break;
+        if ((section.sh_flags & SHF_COMPRESSED) == 0 || section.sh_type == SHT_NOBITS ||
+            !image.read(section.sh_offset, &compression))
+            continue;
+        if (compression.ch_size > UINT64_MAX - size) return UINT64_MAX;
+        size += compression.ch_size;
+    }
+    return size;
+}
+
 bool write_inflated(const ElfImage& image, int fd, std::string* error) {
     if (!image.valid()) {
         *error = "not a 64-bit ELF file";
@@ -311,7 +327,9 @@ bool DebugCache::directory_ready() {
 std::string DebugCache::file_for(const std::string& path, const ElfImage& image,
                                  Role role) noexcept {
     try {
-        if (!has_compressed_sections(image)) return path;
+        // A copy larger than half the directory's bound would push out everything else at each
+        // use: such a file is inflated in memory by libdw, as without the cache.
+        if (!has_compressed_sections(image) || inflated_size(image) > max_bytes_ / 2) return path;
         std::string build_id = build_id_of_image(image);
         if (build_id.empty()) return path;
         std::lock_guard<std::mutex> lock(mutex_);

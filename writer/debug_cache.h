@@ -32,6 +32,9 @@ class ElfImage;
 // Does the image have a section compressed with SHF_COMPRESSED?
 bool has_compressed_sections(const ElfImage& image);
 
+// The size of the image with its compressed sections inflated (an upper bound of the copy's).
+uint64_t inflated_size(const ElfImage& image);
+
 // Writes to fd the ELF image with every SHF_COMPRESSED (zlib) section inflated: the same header,
 // program headers and sections in the same order, laid out afresh. False, with *error, when the
 // image is malformed, uses a compression other than zlib, or a stream does not inflate to the
@@ -52,8 +55,9 @@ class DebugCache {
     enum class Role { Module, DebugFile };
 
     // The file libdw should read instead of path, an ELF file mapped at image. Returns path itself
-    // unless the image has compressed sections and a build ID, and the cache is usable; otherwise
-    // the path of its inflated copy, written now if there is none yet.
+    // unless the image has compressed sections, a build ID and an inflated size of at most half
+    // the bound, and the cache is usable; otherwise the path of its inflated copy, written now if
+    // there is none yet.
     std::string file_for(const std::string& path, const ElfImage& image, Role role) noexcept;
 
   private:

@@ -368,5 +368,13 @@ TEST_CASE("the debug cache writes a copy once, repairs a damaged one, and stays 
     CHECK(fs::exists(copies[0]));
     CHECK_FALSE(fs::exists(copies[1]));
     CHECK(fs::exists(copies[2]));
+
+    // A file whose copy would take more than half the bound is not copied at all.
+    uint64_t bound = gprof::writer::inflated_size(in);
+    CHECK(bound >= one);
+    CHECK(bound <= one + t.image.size());
+    DebugCache small(dir + "/small", true, 2 * bound - 1);
+    CHECK(small.file_for("/big", in, DebugCache::Role::DebugFile) == "/big");
+    CHECK_FALSE(fs::exists(dir + "/small/" + id + ".debug"));
     fs::remove_all(dir);
 }
