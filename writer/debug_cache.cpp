@@ -428,8 +428,12 @@ void DebugCache::trim(const std::string& keep) {
 }
 
 DebugCache& debug_cache() {
-    static DebugCache cache(config().debug_cache, config().debug_cache_explicit);
-    return cache;
+    // Never destroyed, like the symbol cache (writer/dump.cpp): a function-local static is
+    // destroyed at exit before gprof's at-exit handler runs if a signal dump used it first, and
+    // the at-exit dump then built its paths from freed memory (it renamed a copy of ld.so's debug
+    // file over whatever file name the freed bytes then held).
+    static DebugCache* cache = new DebugCache(config().debug_cache, config().debug_cache_explicit);
+    return *cache;
 }
 
 }  // namespace gprof::writer

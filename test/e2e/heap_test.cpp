@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -210,6 +211,39 @@ TEST_CASE("heap at the default rate with samples placed page-aligned: every entr
     }
 }
 
+TEST_CASE("a signal dump, then the at-exit dump: nothing is written outside the output and the "
+          "debug cache",
+          "[heap][debug-cache]") {
+    // The debug cache object was once a function-local static: first used by the signal dump, it
+    // was destroyed at exit before gprof's at-exit handler ran, whose dump then built paths from
+    // freed memory: a copy of libc's or ld.so's debug file landed in the working directory under
+    // a garbage name (4 runs in 5), or over whatever file's name the freed bytes held (once the
+    // test program itself). Three runs, each of a fresh copy of the program.
+    const std::string original = kHeapPrograms + "/known_allocs";
+    const std::string original_bytes = read_file(original);
+    for (int round = 0; round < 3; ++round) {
+        INFO("round " << round);
+        std::string dir = make_dir("heap-cache-exit");
+        std::string cwd = make_dir("heap-cache-cwd");
+        std::string program = dir + "/known_allocs";
+        std::filesystem::copy_file(original, program);
+        std::filesystem::permissions(program, std::filesystem::perms::owner_all);
+        RunOptions options = with_env(preload_env(
+            "", {{"GPROF_OUTPUT", dir + "/out/p"}, {"GPROF_DEBUG_CACHE", dir + "/cache"}}));
+        options.cwd = cwd;
+        RunResult r = run({program, "--signal-dump", dir + "/out"}, options);
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        CHECK(r.err.empty());
+        CHECK(heap_files(dir + "/out").size() == 2);
+        std::vector<std::string> stray;
+        for (const auto& entry : std::filesystem::directory_iterator(cwd))
+            stray.push_back(entry.path().filename().string());
+        CHECK(stray.empty());
+        CHECK(read_file(program) == original_bytes);
+    }
+}
+
 TEST_CASE("heap after fork: parent and child write under their own pids", "[heap]") {
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
@@ -241,8 +275,10 @@ TEST_CASE("fork while dumps are written: every child finishes its own at-exit du
     // Before prepare_fork waited for a dump in progress, about 1 child in 75 inherited the symbol
     // cache's lock held by the parent's dumper and hung at exit.
     std::string dir = make_dir("heap-fork-dump");
+    std::string cwd = make_dir("heap-fork-cwd");
     RunOptions options = with_env(preload_env("", {{"GPROF_OUTPUT", dir + "/p"}}));
     options.timeout_seconds = 300;
+    options.cwd = cwd;
     RunResult r = run({kHeapPrograms + "/fork_during_dump", "150"}, options);
     INFO(r.describe());
     CHECK_FALSE(r.timed_out);
@@ -259,6 +295,15 @@ TEST_CASE("fork while dumps are written: every child finishes its own at-exit du
     CHECK(pids.size() == 151);
     REQUIRE_FALSE(last.empty());
     check_heap_file(last, 512 * 1024);
+    // Nothing is written outside the output and the debug cache. (The cache object was once a
+    // function-local static: first used by a signal dump, it was destroyed before gprof's
+    // at-exit handler ran, whose dump then built paths from freed memory and wrote copies of
+    // libc's debug file under garbage names into the working directory.)
+    std::vector<std::string> stray;
+    for (const auto& entry : std::filesystem::directory_iterator(cwd))
+        stray.push_back(entry.path().filename().string());
+    INFO(stray.size() << " stray files in the working directory");
+    CHECK(stray.empty());
 }
 
 TEST_CASE("heap of an exec'ed program: profiled from scratch under its own name", "[heap]") {
