@@ -125,8 +125,12 @@ void* memalign(size_t align, size_t size) {
     return p;
 }
 
+bool posix_alignment(size_t align) {
+    return power_of_two(align) && align % sizeof(void*) == 0;
+}
+
 int posix_memalign(void** out, size_t align, size_t size) {
-    if (!power_of_two(align) || align % sizeof(void*) != 0) return EINVAL;
+    if (!posix_alignment(align)) return EINVAL;
     if (jemalloc()) return gprof_je_posix_memalign(out, align, size);
     int saved = errno;
     void* p = align <= kMallocAlign ? __libc_malloc(size) : __libc_memalign(align, size);

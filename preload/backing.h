@@ -83,6 +83,8 @@ void* memalign(size_t align, size_t size);
 // glibc's posix_memalign: EINVAL unless a power of two multiple of sizeof(void*); *out untouched
 // on any error.
 int posix_memalign(void** out, size_t align, size_t size);
+// The alignments posix_memalign accepts: a power of two multiple of sizeof(void*).
+bool posix_alignment(size_t align);
 
 // An object to be sampled, placed at `align` (a power of two, at least a page: see
 // record/heap_profile.h), zeroed if asked: jemalloc only. Null when it cannot be placed so (libc

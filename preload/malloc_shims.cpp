@@ -90,8 +90,7 @@ int posix_memalign(void** out, size_t align, size_t size) noexcept {
     if (!r::sampling(size)) [[likely]]
         return b::posix_memalign(out, align, size);
     // Placed only for an alignment posix_memalign accepts (it must still fail with EINVAL).
-    bool valid = align != 0 && (align & (align - 1)) == 0 && align % sizeof(void*) == 0;
-    if (valid && r::heap_profile().aligned_samples()) {
+    if (b::posix_alignment(align) && r::heap_profile().aligned_samples()) {
         if (void* p = b::place_sampled(size, r::sample_alignment(align), false)) {
             *out = p;
             r::record_sampled(p, size, align);
