@@ -294,7 +294,7 @@ DebugCache::DebugCache(std::string dir, bool explicit_dir, uint64_t max_bytes)
 void DebugCache::report(const std::string& what) {
     if (!explicit_ || reported_) return;
     reported_ = true;
-    log::problem("GPROF_DEBUG_CACHE=%s: %s; compressed debug files are read without the cache",
+    log::problem("GPROF_DEBUG_CACHE=%s: %s; debug information is read without the cache",
                  dir_.c_str(), what.c_str());
 }
 
@@ -358,7 +358,8 @@ std::string DebugCache::file_for(const std::string& path, const ElfImage& image,
     }
 }
 
-std::string DebugCache::write_copy(const ElfImage& image, const std::string& name) {
+template <typename Write>
+bool DebugCache::write_atomically(const std::string& name, Write write) {
     std::string temp = dir_ + "/" + kTempPrefix + std::to_string(getpid()) + "-" + name;
     int fd;
     do {
@@ -366,16 +367,15 @@ std::string DebugCache::write_copy(const ElfImage& image, const std::string& nam
     } while (fd == -1 && errno == EINTR);
     if (fd == -1) {
         report("cannot create " + temp + ": " + errno_text(errno));
-        return "";
+        return false;
     }
     std::string error;
-    bool ok = write_inflated(image, fd, &error);
+    bool ok = write(fd, &error);
     if (close(fd) != 0 && ok) {
         ok = false;
         error = "cannot write: " + errno_text(errno);
     }
-    std::string copy = dir_ + "/" + name;
-    if (ok && rename(temp.c_str(), copy.c_str()) != 0) {
+    if (ok && rename(temp.c_str(), (dir_ + "/" + name).c_str()) != 0) {
         ok = false;
         error = "cannot rename into place: " + errno_text(errno);
     }
@@ -383,9 +383,49 @@ std::string DebugCache::write_copy(const ElfImage& image, const std::string& nam
         unlink(temp.c_str());
         // A malformed file is the file's problem, not the directory's: only I/O is reported.
         if (error.starts_with("cannot")) report(error);
+        return false;
+    }
+    return true;
+}
+
+std::string DebugCache::write_copy(const ElfImage& image, const std::string& name) {
+    bool written = write_atomically(
+        name, [&](int fd, std::string* error) { return write_inflated(image, fd, error); });
+    return written ? dir_ + "/" + name : "";
+}
+
+std::string DebugCache::path_of(const std::string& name) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return directory_ready() ? dir_ + "/" + name : "";
+    } catch (...) {
         return "";
     }
-    return copy;
+}
+
+void DebugCache::mark_used(const std::string& name) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (directory_ready()) utimensat(AT_FDCWD, (dir_ + "/" + name).c_str(), nullptr, 0);
+    } catch (...) {
+    }
+}
+
+bool DebugCache::write_file(const std::string& name, std::string_view bytes) noexcept {
+    try {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (bytes.size() > max_bytes_ / 2 || !directory_ready()) return false;
+        bool written = write_atomically(name, [&](int fd, std::string* error) {
+            Output out(fd);
+            if (out.put(bytes.data(), bytes.size()) && out.flush()) return true;
+            *error = "cannot write: " + errno_text(errno);
+            return false;
+        });
+        if (written) trim(name);
+        return written;
+    } catch (...) {
+        return false;
+    }
 }
 
 void DebugCache::trim(const std::string& keep) {
@@ -409,7 +449,8 @@ void DebugCache::trim(const std::string& keep) {
             if (now - status.st_mtime > kStaleTempSeconds) unlink(path.c_str());
             continue;
         }
-        if (!name.ends_with(".debug") && !name.ends_with(".elf")) continue;
+        if (!name.ends_with(".debug") && !name.ends_with(".elf") && !name.ends_with(".sym"))
+            continue;
         entries.push_back({path, static_cast<uint64_t>(status.st_size), status.st_mtim});
         total += static_cast<uint64_t>(status.st_size);
     }

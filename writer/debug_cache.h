@@ -18,12 +18,16 @@
 // again. The directory is kept under kMaxBytes by removing the copies used longest ago (using a
 // copy updates its modification time).
 //
+// The directory also keeps the resolved address tables of writer/resolved_store.h
+// (<build-id>.sym), trimmed with the copies.
+//
 // Only the dumper uses this (one dump at a time; a mutex guards it anyway). Never throws.
 #pragma once
 
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace gprof::writer {
 
@@ -60,8 +64,20 @@ class DebugCache {
     // there is none yet.
     std::string file_for(const std::string& path, const ElfImage& image, Role role) noexcept;
 
+    // Other files kept here, by name (the resolved address tables of writer/resolved_store.h):
+    // the path of name in the directory, or "" when the cache is off or cannot be used.
+    std::string path_of(const std::string& name) noexcept;
+    // Records that the file name was just used (it is then the last to be trimmed).
+    void mark_used(const std::string& name) noexcept;
+    // Writes bytes as the file name, whole (a temporary file renamed into place), and trims the
+    // directory. False if the cache cannot be used or the write failed (reported, when the
+    // directory was named explicitly, as for copies).
+    bool write_file(const std::string& name, std::string_view bytes) noexcept;
+
   private:
     bool directory_ready();
+    template <typename Write>
+    bool write_atomically(const std::string& name, Write write);
     std::string write_copy(const ElfImage& image, const std::string& name);
     void trim(const std::string& keep);
     void report(const std::string& what);

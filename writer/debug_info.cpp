@@ -268,15 +268,15 @@ struct DebugInfo::State {
 DebugInfo::DebugInfo(std::unique_ptr<State> state) : state_(std::move(state)) {}
 DebugInfo::~DebugInfo() = default;
 
-bool DebugInfo::may_exist(const ElfImage& image, const std::string& build_id,
-                          const std::string& search_dir) noexcept {
+std::string DebugInfo::source(const ElfImage& image, const std::string& path,
+                              const std::string& build_id, const std::string& search_dir) noexcept {
     try {
         std::string debuglink;
         for (size_t i = 0; i < image.section_count(); ++i) {
             Elf64_Shdr section;
             if (!image.section_header(i, &section)) break;
             std::string_view name = image.section_name(section);
-            if (name.starts_with(".debug_") || name.starts_with(".zdebug_")) return true;
+            if (name.starts_with(".debug_") || name.starts_with(".zdebug_")) return path;
             if (name == ".gnu_debuglink" && section.sh_type != SHT_NOBITS) {
                 const uint8_t* text = image.bytes(section.sh_offset, section.sh_size);
                 const void* end = text ? std::memchr(text, '\0', section.sh_size) : nullptr;
@@ -287,11 +287,11 @@ bool DebugInfo::may_exist(const ElfImage& image, const std::string& build_id,
         }
         for (const std::string& candidate : separate_debug_paths(
                  build_id, debuglink.empty() ? nullptr : debuglink.c_str(), search_dir)) {
-            if (access(candidate.c_str(), R_OK) == 0) return true;
+            if (access(candidate.c_str(), R_OK) == 0) return candidate;
         }
-        return false;
+        return "";
     } catch (...) {
-        return true;
+        return path;  // cannot tell: libdw may look
     }
 }
 

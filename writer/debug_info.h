@@ -59,13 +59,14 @@ class DebugInfo {
     static std::unique_ptr<DebugInfo> open(const std::string& path, const std::string& build_id,
                                            const std::string& search_dir) noexcept;
 
-    // False when the ELF file in image surely has no DWARF: no .debug_* section of its own and no
-    // separate debug file where open() would look (build_id and search_dir as for open()). Reads
+    // Where the DWARF of the ELF file in image (read from path) would come from: path itself when
+    // it has .debug_* sections of its own, else the first separate debug file that exists where
+    // open() would look (build_id and search_dir as for open()), else "" (surely no DWARF). Reads
     // only section headers and checks paths exist, so a dump of a program without debug
     // information never loads libdw (loading it and asking it about each module cost about 2 ms of
     // each at-exit dump of /bin/true here, a third of it). Never throws.
-    static bool may_exist(const ElfImage& image, const std::string& build_id,
-                          const std::string& search_dir) noexcept;
+    static std::string source(const ElfImage& image, const std::string& path,
+                              const std::string& build_id, const std::string& search_dir) noexcept;
 
     // The frames of link_address (an address as the linker assigned it: file virtual address),
     // innermost first. False when the DWARF does not cover it. frames may then still hold a line

@@ -1,6 +1,7 @@
 #include "writer/symbols.h"
 
 #include <cxxabi.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -11,8 +12,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "writer/debug_cache.h"
 #include "writer/debug_info.h"
 #include "writer/elf_file.h"
+#include "writer/resolved_store.h"
 
 namespace gprof::writer {
 
@@ -31,19 +34,20 @@ class SymbolTable {
 
     // Where the file was read from (path or /proc/self/map_files/...), its build ID, and the
     // directory of its real name; set when a file was loaded. Used to find its DWARF, unless
-    // dwarf_possible is false (DebugInfo::may_exist): then libdw is never asked about it.
+    // dwarf_source (DebugInfo::source) is "": then libdw is never asked about it.
     void set_origin(std::string path, std::string build_id, std::string search_dir,
-                    bool dwarf_possible) {
-        origin_path_ = std::move(path);
-        build_id_ = std::move(build_id);
-        search_dir_ = std::move(search_dir);
-        debug_missing_ = !dwarf_possible;
-    }
+                    const std::string& dwarf_source);
 
+    // The frames of address as this process or a stored table (writer/resolved_store.h) already
+    // resolved them: false if neither has it. *out may be empty: an address known to have no name.
+    bool known(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
+               bool* from_dwarf);
     // SymbolCache::symbolize for this table.
     bool symbolize(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
                    bool* from_dwarf);
     void release_debug_info() { debug_.reset(); }
+    // Writes the stored table again if this process resolved addresses with DWARF that it lacks.
+    void store_resolved();
     // Whether a look-up may still open this module's DWARF (and so needs libdw loaded): false once
     // it is open, or known to be nowhere.
     bool may_open_debug_info() const {
@@ -71,6 +75,8 @@ class SymbolTable {
     };
     uint32_t intern(std::string_view text);
     void emit(const Resolved& resolved, std::vector<SourceFrame>* out) const;
+    void remember(uint64_t link_address, const std::vector<SourceFrame>& frames, bool from_dwarf);
+    const ResolvedStore* stored();
     bool resolve(const Module& module, uintptr_t address, uint64_t link_address,
                  std::vector<SourceFrame>* frames, bool* from_dwarf);
 
@@ -108,6 +114,16 @@ class SymbolTable {
     std::deque<std::string> pool_;  // a deque: growing it never moves the strings viewed below
     std::unordered_map<std::string_view, uint32_t> pool_index_;
     size_t resolved_bytes_ = 0;
+
+    // The stored table of resolved addresses: its name ("" when not kept: no build ID or no DWARF),
+    // the key of the DWARF source it must match, and the file, read at the first miss.
+    std::string store_name_;
+    uint64_t store_key_ = 0;
+    bool store_read_ = false;
+    MappedFile store_file_;
+    ResolvedStore store_;
+    bool dwarf_read_ = false;    // DWARF was opened: what resolve() finds may be stored
+    bool store_behind_ = false;  // resolved_ holds addresses, resolved with DWARF, store_ lacks
 };
 
 namespace {
@@ -181,12 +197,27 @@ bool load_from_file(const std::string& path, const std::string& build_id,
     size_t slash = real_path.rfind('/');
     std::string id = build_id_of_image(image);
     std::string dir = slash == std::string::npos ? "." : real_path.substr(0, slash);
-    bool dwarf_possible = DebugInfo::may_exist(image, id, dir);
-    table->set_origin(path, std::move(id), std::move(dir), dwarf_possible);
+    std::string source = DebugInfo::source(image, path, id, dir);
+    table->set_origin(path, std::move(id), std::move(dir), source);
     return true;
 }
 
 }  // namespace
+
+void SymbolTable::set_origin(std::string path, std::string build_id, std::string search_dir,
+                             const std::string& dwarf_source) {
+    origin_path_ = std::move(path);
+    build_id_ = std::move(build_id);
+    search_dir_ = std::move(search_dir);
+    debug_missing_ = dwarf_source.empty();
+    struct stat status;
+    if (!debug_missing_ && !build_id_.empty() && stat(dwarf_source.c_str(), &status) == 0) {
+        store_name_ = build_id_ + ".sym";
+        store_key_ = resolved_source_key(
+            build_id_, status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
+            int64_t{status.st_mtim.tv_sec} * 1000000000 + status.st_mtim.tv_nsec);
+    }
+}
 
 void SymbolTable::load(const ElfImage& image) {
     if (!image.valid()) return;
@@ -420,32 +451,93 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
     return true;
 }
 
-bool SymbolTable::symbolize(const Module& module, uintptr_t address,
-                            std::vector<SourceFrame>* out, bool* from_dwarf) {
-    uint64_t link_address;
-    out->clear();
-    *from_dwarf = false;
-    if (!to_link_address(module, address, &link_address)) return false;
-    auto found = resolved_.find(link_address);
-    if (found != resolved_.end()) {
-        emit(found->second, out);
-        *from_dwarf = found->second.from_dwarf;
-        return !out->empty();
-    }
-    std::vector<SourceFrame> frames;
-    resolve(module, address, link_address, &frames, from_dwarf);
-    if (frames.size() > UINT16_MAX) frames.resize(UINT16_MAX);
-    Resolved resolved{static_cast<uint32_t>(frames_.size()), static_cast<uint16_t>(frames.size()),
-                      *from_dwarf};
-    for (const SourceFrame& frame : frames) {
+void SymbolTable::remember(uint64_t link_address, const std::vector<SourceFrame>& frames,
+                           bool from_dwarf) {
+    size_t count = std::min<size_t>(frames.size(), UINT16_MAX);
+    Resolved resolved{static_cast<uint32_t>(frames_.size()), static_cast<uint16_t>(count),
+                      from_dwarf};
+    for (size_t i = 0; i < count; ++i) {
+        const SourceFrame& frame = frames[i];
         frames_.push_back({intern(frame.function.name), intern(frame.function.system_name),
                            intern(frame.filename), static_cast<int32_t>(frame.line),
                            static_cast<int32_t>(frame.start_line)});
     }
     resolved_.emplace(link_address, resolved);
-    resolved_bytes_ += 48 + frames.size() * sizeof(CompactFrame);
+    resolved_bytes_ += 48 + count * sizeof(CompactFrame);
+}
+
+const ResolvedStore* SymbolTable::stored() {
+    if (store_name_.empty()) return nullptr;
+    if (!store_read_) {
+        store_read_ = true;
+        std::string path = debug_cache().path_of(store_name_);
+        std::string ignored;
+        if (!path.empty() && store_file_.open(path, &ignored) &&
+            store_.open(store_file_.data(), store_file_.size(), build_id_, store_key_))
+            debug_cache().mark_used(store_name_);
+    }
+    return &store_;
+}
+
+bool SymbolTable::known(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
+                        bool* from_dwarf) {
+    uint64_t link_address;
+    out->clear();
+    *from_dwarf = false;
+    if (!to_link_address(module, address, &link_address)) return true;  // nothing names it
+    auto found = resolved_.find(link_address);
+    if (found != resolved_.end()) {
+        emit(found->second, out);
+        *from_dwarf = found->second.from_dwarf;
+        return true;
+    }
+    StoredAddress from_store;
+    const ResolvedStore* store = stored();
+    if (store == nullptr || !store->find(link_address, &from_store)) return false;
+    remember(link_address, from_store.frames, from_store.from_dwarf);
+    *out = std::move(from_store.frames);
+    *from_dwarf = from_store.from_dwarf;
+    return true;
+}
+
+bool SymbolTable::symbolize(const Module& module, uintptr_t address,
+                            std::vector<SourceFrame>* out, bool* from_dwarf) {
+    if (known(module, address, out, from_dwarf)) return !out->empty();
+    uint64_t link_address;
+    if (!to_link_address(module, address, &link_address)) return false;
+    std::vector<SourceFrame> frames;
+    resolve(module, address, link_address, &frames, from_dwarf);
+    if (frames.size() > UINT16_MAX) frames.resize(UINT16_MAX);
+    remember(link_address, frames, *from_dwarf);
+    if (debug_ != nullptr) dwarf_read_ = true;
+    if (dwarf_read_ && !store_name_.empty()) store_behind_ = true;
     *out = std::move(frames);
     return !out->empty();
+}
+
+void SymbolTable::store_resolved() {
+    if (!store_behind_) return;
+    store_behind_ = false;
+    const ResolvedStore* store = stored();
+    std::vector<StoredAddress> addresses;
+    addresses.reserve(resolved_.size() + (store ? store->size() : 0));
+    for (const auto& [link_address, resolved] : resolved_) {
+        StoredAddress& a = addresses.emplace_back();
+        a.link_address = link_address;
+        a.from_dwarf = resolved.from_dwarf;
+        emit(resolved, &a.frames);
+    }
+    // What the stored table has and this process did not ask about (or forgot) is kept.
+    for (size_t i = 0; store != nullptr && i < store->size(); ++i) {
+        StoredAddress a;
+        store->get(i, &a);
+        if (resolved_.find(a.link_address) == resolved_.end()) addresses.push_back(std::move(a));
+    }
+    std::sort(addresses.begin(), addresses.end(),
+              [](const StoredAddress& a, const StoredAddress& b) {
+                  return a.link_address < b.link_address;
+              });
+    debug_cache().write_file(store_name_, encode_resolved(build_id_, store_key_, addresses));
 }
 
 SymbolCache::SymbolCache(size_t max_resolved_bytes) : max_resolved_bytes_(max_resolved_bytes) {}
@@ -501,20 +593,27 @@ bool SymbolCache::symbolize(const Module& module, uintptr_t address, std::vector
         std::unique_lock<std::mutex> lock(mutex_);
         SymbolTable* table = table_for(module);
         if (table == nullptr) return false;
-        if (!libdw_tried_ && table->may_open_debug_info()) {
-            // libdw is opened (dlopen, once) outside the cache's lock: no call into the loader
-            // under a lock of gprof's, where another thread holding the loader's lock could wait
-            // on it. A process none of whose modules has DWARF never loads it.
-            lock.unlock();
-            debug_info_library_available();
-            lock.lock();
-            libdw_tried_ = true;
-            table = table_for(module);
-            if (table == nullptr) return false;
-        }
         size_t before = table->resolved_bytes();
-        bool found = table->symbolize(module, address, out, from_dwarf);
+        bool answered = table->known(module, address, out, from_dwarf);
         resolved_total_ += table->resolved_bytes() - before;
+        if (!answered) {
+            if (!libdw_tried_ && table->may_open_debug_info()) {
+                // libdw is opened (dlopen, once) outside the cache's lock: no call into the loader
+                // under a lock of gprof's, where another thread holding the loader's lock could
+                // wait on it. A process none of whose modules has DWARF never loads it, nor one
+                // whose addresses the stored tables all answer.
+                lock.unlock();
+                debug_info_library_available();
+                lock.lock();
+                libdw_tried_ = true;
+                table = table_for(module);
+                if (table == nullptr) return false;
+            }
+            before = table->resolved_bytes();
+            table->symbolize(module, address, out, from_dwarf);
+            resolved_total_ += table->resolved_bytes() - before;
+        }
+        bool found = !out->empty();
         if (resolved_total_ > max_resolved_bytes_) {
             for (const auto& [key, t] : tables_) t->forget_resolved();
             resolved_total_ = 0;
@@ -529,7 +628,13 @@ bool SymbolCache::symbolize(const Module& module, uintptr_t address, std::vector
 
 void SymbolCache::end_dump() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [key, table] : tables_) table->release_debug_info();
+    for (const auto& [key, table] : tables_) {
+        table->release_debug_info();
+        try {
+            table->store_resolved();
+        } catch (...) {  // a table not stored now is resolved again by the next process
+        }
+    }
 }
 
 size_t SymbolCache::resolved_bytes() {

@@ -11,7 +11,9 @@
 // a repeated dump costs a hash look-up per address. The cache is bounded: past
 // kMaxResolvedBytes of resolved addresses (an estimate counting the hash nodes and the strings),
 // every table forgets its resolved addresses and starts again. libdw's own state is kept only
-// until end_dump().
+// until end_dump(). For a module whose DWARF was read, end_dump() also stores what its addresses
+// resolved to on disk (writer/resolved_store.h), and later processes answer those addresses from
+// there without loading libdw.
 #pragma once
 
 #include <cstdint>
@@ -60,7 +62,7 @@ class SymbolCache {
                    bool* from_dwarf) noexcept;
 
     // Ends a dump: drops libdw's state (parsed DWARF, mapped files, descriptors); the resolved
-    // addresses stay cached.
+    // addresses stay cached, and those of modules with DWARF are stored for later processes.
     void end_dump() noexcept;
 
     // Bytes the cached resolved addresses take (an estimate), for tests and the benchmark.

@@ -593,6 +593,8 @@ TEST_CASE("compressed DWARF is read from an inflated copy that later processes r
         CHECK(inode_of(copy) == inode);
 
         // A damaged copy (cut short) is not trusted: it is written again, and lines still come.
+        // (The stored table of resolved addresses goes too, or no DWARF would be read at all.)
+        fs::remove(cache + "/" + build_id + ".sym");
         fs::resize_file(copy, fs::file_size(copy) / 2);
         p = read_profile(run_for_profile({kSymbolPrograms + "/loader", library}, make_dir("zdebug"),
                                          nullptr, env));
@@ -600,6 +602,114 @@ TEST_CASE("compressed DWARF is read from an inflated copy that later processes r
         CHECK(compressed_section_count(copy) == 0);
         CHECK(fs::file_size(copy) > fs::file_size(compressed));
     }
+}
+
+namespace {
+
+// Every frame the profile's locations name, as "function file:line" (one entry per location line,
+// inlined frames included): equal for two runs of one program that resolved the same addresses.
+std::multiset<std::string> named_frames(const perftools::profiles::Profile& p) {
+    std::map<uint64_t, const perftools::profiles::Function*> functions;
+    for (const auto& f : p.function()) functions[f.id()] = &f;
+    std::multiset<std::string> frames;
+    for (const auto& location : p.location()) {
+        for (const auto& line : location.line()) {
+            const auto* f = functions[line.function_id()];
+            REQUIRE(f != nullptr);
+            frames.insert(string_at(p, f->name()) + " " + string_at(p, f->filename()) + ":" +
+                          std::to_string(line.line()));
+        }
+    }
+    return frames;
+}
+
+struct StoreRun {
+    perftools::profiles::Profile profile;
+    bool loaded_libdw = false;
+};
+
+// Runs the loader on a library at rate 1 with the debug cache at cache; LD_DEBUG=files tells
+// whether the process loaded libdw (the dynamic loader reports every library it opens).
+StoreRun run_with_store(const std::string& library, const std::string& cache) {
+    std::string dir = make_dir("resolved-store");
+    auto env = preload_env("", {{"GPROF_DEBUG_CACHE", cache},
+                                {"GPROF_MEM_PROFILE_RATE", "1"},
+                                {"GPROF_OUTPUT", dir + "/gprof"},
+                                {"LD_DEBUG", "files"}});
+    RunResult r = run({kSymbolPrograms + "/loader", library}, with_env(env));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    for (const std::string& line : split_lines(r.err)) CHECK_FALSE(line.starts_with("gprof:"));
+    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+    REQUIRE(files.size() == 1);
+    StoreRun result{read_profile(files[0]), contains(r.err, "file=libdw.so.1")};
+    CHECK(consistency_problems(result.profile).empty());
+    std::string ignored;
+    CHECK(pprof_stderr({"-raw"}, files[0], &ignored) == "");
+    return result;
+}
+
+}  // namespace
+
+TEST_CASE("resolved addresses are stored: a later process names them without reading DWARF",
+          "[symbols][debug-cache]") {
+    const std::string library = kSymbolPrograms + "/libsymplugin.so";
+    std::string cache = make_dir("debug-cache") + "/cache";
+
+    // First run: DWARF is read (libdw loaded) and the resolved addresses are stored by build ID.
+    StoreRun first = run_with_store(library, cache);
+    CHECK(first.loaded_libdw);
+    check_plugin_frames(first.profile);
+    const auto* plugin = mapping_named(first.profile, "libsymplugin.so");
+    REQUIRE(plugin != nullptr);
+    const std::string stored = cache + "/" + string_at(first.profile, plugin->build_id()) + ".sym";
+    REQUIRE(fs::exists(stored));
+    for (const auto& entry : fs::directory_iterator(cache))  // no temporary file left
+        CHECK_FALSE(entry.path().filename().string().starts_with(".tmp"));
+
+    // Second run: every address is answered from the stored tables; libdw is never loaded, and
+    // the profile names exactly the same frames, files and lines.
+    StoreRun second = run_with_store(library, cache);
+    CHECK_FALSE(second.loaded_libdw);
+    check_plugin_frames(second.profile);
+    CHECK(named_frames(second.profile) == named_frames(first.profile));
+    const auto* again = mapping_named(second.profile, "libsymplugin.so");
+    REQUIRE(again != nullptr);
+    CHECK(again->has_filenames());
+    CHECK(again->has_line_numbers());
+    CHECK(again->has_inline_frames());
+
+    // The same build ID with its DWARF elsewhere (a .gnu_debuglink file): the stored table was
+    // resolved from another file, so it is not used; DWARF is read again, and lines come.
+    StoreRun debuglink = run_with_store(kSymbolPrograms + "/libsymplugin_debuglink.so", cache);
+    CHECK(debuglink.loaded_libdw);
+    check_plugin_frames(debuglink.profile);
+
+    // The same build ID with no DWARF at all (stripped): names from .dynsym only, never the
+    // stored files and lines.
+    StoreRun stripped = run_with_store(kSymbolPrograms + "/libsymplugin_stripped.so", cache);
+    const auto* bare = mapping_named(stripped.profile, "libsymplugin_stripped.so");
+    REQUIRE(bare != nullptr);
+    CHECK(bare->has_functions());
+    CHECK_FALSE(bare->has_filenames());
+    CHECK_FALSE(bare->has_line_numbers());
+
+    // A damaged table (cut short) is not used: DWARF is read, lines come, and the table is
+    // written again, whole, for the next process.
+    // The debuglink run replaced the table with one for its own DWARF: this library's frames are
+    // resolved again, and stored again.
+    StoreRun back = run_with_store(library, cache);
+    CHECK(back.loaded_libdw);
+    CHECK(named_frames(back.profile) == named_frames(first.profile));
+    uintmax_t whole = fs::file_size(stored);
+    fs::resize_file(stored, whole / 2);
+    StoreRun damaged = run_with_store(library, cache);
+    CHECK(damaged.loaded_libdw);
+    check_plugin_frames(damaged.profile);
+    CHECK(fs::file_size(stored) == whole);
+    StoreRun repaired = run_with_store(library, cache);
+    CHECK_FALSE(repaired.loaded_libdw);
+    CHECK(named_frames(repaired.profile) == named_frames(first.profile));
 }
 
 TEST_CASE("the debug cache: the default directory, none, and a directory that cannot be made",
@@ -614,6 +724,7 @@ TEST_CASE("the debug cache: the default directory, none, and a directory that ca
         REQUIRE(plugin != nullptr);
         const std::string name = string_at(p, plugin->build_id()) + ".debug";
         CHECK(fs::exists(home + "/.cache/gprof/" + name));
+        CHECK(fs::exists(home + "/.cache/gprof/" + string_at(p, plugin->build_id()) + ".sym"));
         std::string xdg = make_dir("xdg");
         read_profile(run_for_profile(argv, make_dir("zdebug"), nullptr,
                                      {{"HOME", home}, {"XDG_CACHE_HOME", xdg}}));

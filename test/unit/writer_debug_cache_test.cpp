@@ -378,3 +378,46 @@ TEST_CASE("the debug cache writes a copy once, repairs a damaged one, and stays 
     CHECK_FALSE(fs::exists(dir + "/small/" + id + ".debug"));
     fs::remove_all(dir);
 }
+
+TEST_CASE("the debug cache keeps named files whole, private, and under the same bound",
+          "[debug-cache]") {
+    std::string dir = temp_dir("debug-cache-named");
+    DebugCache off("", false);
+    CHECK(off.path_of("a.sym") == "");
+    CHECK_FALSE(off.write_file("a.sym", "bytes"));
+
+    DebugCache cache(dir + "/c", true, 3000);
+    CHECK(cache.path_of("a.sym") == dir + "/c/a.sym");
+    const std::string a(1000, 'a');
+    REQUIRE(cache.write_file("a.sym", a));
+    std::ifstream in(dir + "/c/a.sym", std::ios::binary);
+    std::string read((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(read == a);
+    CHECK((fs::status(dir + "/c/a.sym").permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
+    // Written again whole (a new file renamed over the old, so a reader's mapping stays intact).
+    struct stat before, after;
+    REQUIRE(stat((dir + "/c/a.sym").c_str(), &before) == 0);
+    REQUIRE(cache.write_file("a.sym", std::string(900, 'b')));
+    REQUIRE(stat((dir + "/c/a.sym").c_str(), &after) == 0);
+    CHECK(after.st_ino != before.st_ino);
+    CHECK(fs::file_size(dir + "/c/a.sym") == 900);
+
+    // More than half the bound: not written.
+    CHECK_FALSE(cache.write_file("big.sym", std::string(1501, 'x')));
+    CHECK_FALSE(fs::exists(dir + "/c/big.sym"));
+
+    // Named files count toward the bound and leave in order of last use, like copies.
+    struct timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
+    REQUIRE(utimensat(AT_FDCWD, (dir + "/c/a.sym").c_str(), old_times, 0) == 0);
+    REQUIRE(cache.write_file("b.sym", std::string(1000, 'b')));
+    REQUIRE(utimensat(AT_FDCWD, (dir + "/c/b.sym").c_str(), old_times, 0) == 0);
+    cache.mark_used("a.sym");  // now a.sym is the more recently used
+    REQUIRE(cache.write_file("c.sym", std::string(1400, 'c')));  // 900 + 1000 + 1400 > 3000
+    CHECK(fs::exists(dir + "/c/a.sym"));
+    CHECK_FALSE(fs::exists(dir + "/c/b.sym"));
+    CHECK(fs::exists(dir + "/c/c.sym"));
+    for (const auto& entry : fs::directory_iterator(dir + "/c"))  // no temporary file left
+        CHECK_FALSE(entry.path().filename().string().starts_with(".tmp"));
+    fs::remove_all(dir);
+}

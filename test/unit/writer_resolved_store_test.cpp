@@ -1,0 +1,189 @@
+// The stored tables of resolved addresses (writer/resolved_store.h): what is encoded reads back
+// field by field, and a file that is not exactly a valid table for this build ID and DWARF source
+// is refused, never read out of bounds.
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "writer/resolved_store.h"
+
+using gprof::writer::ResolvedStore;
+using gprof::writer::SourceFrame;
+using gprof::writer::StoredAddress;
+
+namespace {
+
+const std::string kBuildId = "93ac61ec5a8eb1396f9fbd350e3169a558528a40";
+
+std::vector<StoredAddress> random_addresses(unsigned seed, size_t count) {
+    std::mt19937_64 rng(seed);
+    static const char* names[] = {"malloc", "_ZN3foo3barEv", "", "exit", "__libc_start_call_main"};
+    static const char* files[] = {"", "stdlib/exit.c", "malloc/malloc.c", "a/very/long/path.cpp"};
+    std::vector<StoredAddress> out;
+    uint64_t address = 0x1000;
+    for (size_t i = 0; i < count; ++i) {
+        address += 1 + rng() % 5000;
+        StoredAddress a;
+        a.link_address = address;
+        a.from_dwarf = rng() % 3 != 0;
+        size_t frames = rng() % 5;  // 0: an address known to have no name
+        for (size_t f = 0; f < frames; ++f) {
+            SourceFrame frame;
+            frame.function.system_name = names[rng() % 5];
+            frame.function.name = frame.function.system_name + (rng() % 2 ? "()" : "");
+            frame.filename = files[rng() % 4];
+            frame.line = static_cast<int64_t>(rng() % 100000);
+            frame.start_line = static_cast<int64_t>(rng() % 100000);
+            a.frames.push_back(frame);
+        }
+        out.push_back(a);
+    }
+    return out;
+}
+
+void check_equal(const StoredAddress& got, const StoredAddress& want) {
+    CHECK(got.link_address == want.link_address);
+    CHECK(got.from_dwarf == want.from_dwarf);
+    REQUIRE(got.frames.size() == want.frames.size());
+    for (size_t i = 0; i < want.frames.size(); ++i) {
+        CHECK(got.frames[i].function.name == want.frames[i].function.name);
+        CHECK(got.frames[i].function.system_name == want.frames[i].function.system_name);
+        CHECK(got.frames[i].filename == want.frames[i].filename);
+        CHECK(got.frames[i].line == want.frames[i].line);
+        CHECK(got.frames[i].start_line == want.frames[i].start_line);
+    }
+}
+
+const uint8_t* bytes(const std::string& s) {
+    return reinterpret_cast<const uint8_t*>(s.data());
+}
+
+// Header offsets (writer/resolved_store.h): counts at 16 and 20, reserved word at 28, checksum at
+// 40, body at 48.
+constexpr size_t kAddressCountAt = 16, kFrameCountAt = 20, kChecksumAt = 40, kBodyAt = 48;
+
+// Sets the checksum right again after a forged change, so only the structural checks can refuse.
+void reseal(std::string* file) {
+    uint64_t sum = gprof::writer::resolved_checksum(bytes(*file) + kBodyAt, file->size() - kBodyAt);
+    std::memcpy(file->data() + kChecksumAt, &sum, sizeof sum);
+}
+
+}  // namespace
+
+TEST_CASE("a stored table reads back every address, frame and string it was given",
+          "[resolved-store]") {
+    for (unsigned seed = 1; seed <= 20; ++seed) {
+        INFO("seed " << seed);
+        std::vector<StoredAddress> addresses = random_addresses(seed, seed * 37);
+        uint64_t key = gprof::writer::resolved_source_key(kBuildId, 2049, seed, 1000, 12345);
+        std::string file = gprof::writer::encode_resolved(kBuildId, key, addresses);
+        ResolvedStore store;
+        REQUIRE(store.open(bytes(file), file.size(), kBuildId, key));
+        REQUIRE(store.size() == addresses.size());
+        for (size_t i = 0; i < addresses.size(); ++i) {
+            StoredAddress got;
+            store.get(i, &got);
+            check_equal(got, addresses[i]);
+            StoredAddress found;
+            REQUIRE(store.find(addresses[i].link_address, &found));
+            check_equal(found, addresses[i]);
+            uint64_t between = addresses[i].link_address + 1;  // not stored, unless the next
+            bool next = i + 1 < addresses.size() && addresses[i + 1].link_address == between;
+            CHECK(store.find(between, &found) == next);
+        }
+        StoredAddress none;
+        CHECK_FALSE(store.find(0, &none));
+        CHECK_FALSE(store.find(~uint64_t{0}, &none));
+    }
+    // An empty table is a valid table.
+    std::string empty = gprof::writer::encode_resolved(kBuildId, 7, {});
+    ResolvedStore store;
+    CHECK(store.open(bytes(empty), empty.size(), kBuildId, 7));
+    CHECK(store.size() == 0);
+}
+
+TEST_CASE("the source key tells DWARF sources apart", "[resolved-store]") {
+    using gprof::writer::resolved_source_key;
+    uint64_t key = resolved_source_key(kBuildId, 1, 2, 3, 4);
+    CHECK(key == resolved_source_key(kBuildId, 1, 2, 3, 4));
+    CHECK(key != resolved_source_key(kBuildId, 9, 2, 3, 4));
+    CHECK(key != resolved_source_key(kBuildId, 1, 9, 3, 4));
+    CHECK(key != resolved_source_key(kBuildId, 1, 2, 9, 4));
+    CHECK(key != resolved_source_key(kBuildId, 1, 2, 3, 9));
+    CHECK(key != resolved_source_key("ab" + kBuildId.substr(2), 1, 2, 3, 4));
+}
+
+TEST_CASE("a stored table that is not exactly right is refused", "[resolved-store]") {
+    std::vector<StoredAddress> addresses = random_addresses(99, 50);
+    const uint64_t key = 0x1234;
+    const std::string good = gprof::writer::encode_resolved(kBuildId, key, addresses);
+    ResolvedStore store;
+    REQUIRE(store.open(bytes(good), good.size(), kBuildId, key));
+
+    // Another build ID or DWARF source, none at all, or bytes that are not a table.
+    CHECK_FALSE(store.open(bytes(good), good.size(), "ff" + kBuildId.substr(2), key));
+    CHECK_FALSE(store.open(bytes(good), good.size(), kBuildId, key + 1));
+    CHECK_FALSE(store.open(nullptr, 0, kBuildId, key));
+    std::string text(200, 'x');
+    CHECK_FALSE(store.open(bytes(text), text.size(), kBuildId, key));
+
+    // Cut anywhere, or one byte longer.
+    for (size_t size : {size_t{0}, size_t{10}, size_t{47}, size_t{48}, good.size() / 2,
+                        good.size() - 1}) {
+        INFO("cut to " << size);
+        CHECK_FALSE(store.open(bytes(good), size, kBuildId, key));
+    }
+    std::string longer = good + '\0';
+    CHECK_FALSE(store.open(bytes(longer), longer.size(), kBuildId, key));
+
+    // Any byte changed: refused (the checksum covers the body; the header is checked field by
+    // field), except in the header's reserved word, which nothing reads.
+    for (size_t at = 0; at < good.size(); ++at) {
+        if (at >= 28 && at < 32) continue;  // reserved
+        std::string bad = good;
+        bad[at] = static_cast<char>(bad[at] ^ 0x5a);
+        INFO("byte " << at);
+        CHECK_FALSE(store.open(bytes(bad), bad.size(), kBuildId, key));
+    }
+
+    // Forged with a right checksum: the structure is still checked.
+    const size_t addresses_at = kBodyAt + 40;  // the 40-character build ID is already 8-aligned
+    const size_t frames_at = addresses_at + 16 * addresses.size();
+    size_t frame_count = 0;
+    for (const StoredAddress& a : addresses) frame_count += a.frames.size();
+    REQUIRE(frame_count > 0);
+    auto forged = [&](auto change) {
+        std::string bad = good;
+        change(bad);
+        reseal(&bad);
+        return store.open(bytes(bad), bad.size(), kBuildId, key);
+    };
+    CHECK(forged([](std::string&) {}));  // resealing alone changes nothing
+    CHECK_FALSE(forged([&](std::string& f) {  // addresses out of order
+        std::swap_ranges(f.begin() + addresses_at, f.begin() + addresses_at + 8,
+                         f.begin() + addresses_at + 16);
+    }));
+    CHECK_FALSE(forged([&](std::string& f) {  // a frame range past the frames
+        uint32_t first = static_cast<uint32_t>(frame_count);
+        std::memcpy(f.data() + addresses_at + 8, &first, 4);
+        uint16_t count = 1;
+        std::memcpy(f.data() + addresses_at + 12, &count, 2);
+    }));
+    CHECK_FALSE(forged([&](std::string& f) {  // a string offset past the strings
+        uint32_t far = 0x7fffffff;
+        std::memcpy(f.data() + frames_at + 8, &far, 4);
+    }));
+    CHECK_FALSE(forged([&](std::string& f) {  // strings that do not end in a NUL
+        f.back() = 'x';
+    }));
+    CHECK_FALSE(forged([&](std::string& f) {  // counts that do not add up to the size
+        uint32_t more = static_cast<uint32_t>(addresses.size() + 1);
+        std::memcpy(f.data() + kAddressCountAt, &more, 4);
+    }));
+    CHECK_FALSE(forged([&](std::string& f) {
+        uint32_t more = static_cast<uint32_t>(frame_count + 1000);
+        std::memcpy(f.data() + kFrameCountAt, &more, 4);
+    }));
+}

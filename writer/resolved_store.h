@@ -1,0 +1,86 @@
+// What a module's code addresses resolved to, kept on disk so that later processes skip libdw.
+//
+// Reading DWARF is most of what an at-exit dump costs where debug information is installed: for a
+// stack through libc with Debian's libc6-dbg, loading libdw and finding one address's function,
+// inlined frames and line took about 19 ms of the ~31 ms that `/bin/true` under gprof cost here,
+// in every process, for the same few addresses. So the resolved frames of a module whose DWARF was
+// read are written, at the end of a dump, to `<build-id>.sym` in the debug cache directory
+// (writer/debug_cache.h), and a later process answers those addresses from the file, opening the
+// DWARF only for an address the file does not hold.
+//
+// A stored table is valid for one build ID and one source of DWARF: `source_key` hashes the
+// identity of the file the DWARF was read from (device, inode, size, modification time), so a
+// debug file that is installed, replaced or removed, or a copy of the module with its DWARF
+// stripped (same build ID), never reads frames resolved from another. The key includes
+// kResolverVersion: a change to how gprof names frames must bump it.
+//
+// File layout (little-endian, every integer aligned to its size):
+//   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
+//            string bytes u32, reserved u32, source key u64, checksum u64 (of everything after
+//            the header)
+//   build ID as lowercase hex, padded with NULs to a multiple of 8
+//   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
+//            from_dwarf u8, reserved u8
+//   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
+//            start line i32; padded with NULs to a multiple of 8
+//   strings, each NUL-terminated; the last byte is a NUL
+// A file that is not exactly this (cut, damaged, another build ID or key) is not used, and the
+// next dump that resolves an address of the module writes it again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "writer/elf_file.h"
+#include "writer/symbols.h"
+
+namespace gprof::writer {
+
+// One resolved address: its frames, innermost first, as SymbolCache::symbolize returns them.
+struct StoredAddress {
+    uint64_t link_address = 0;
+    bool from_dwarf = false;
+    std::vector<SourceFrame> frames;
+};
+
+// Bump when the frames gprof resolves for an address change (naming rules, inlining, lines).
+constexpr uint32_t kResolverVersion = 1;
+
+// The key of a DWARF source: hashes the build ID, kResolverVersion and the identity of the file
+// read (device, inode, size, modification time in ns).
+uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
+                             uint64_t size, int64_t mtime_ns);
+
+// The header's checksum of the bytes that follow it (tests forge files with it).
+uint64_t resolved_checksum(const uint8_t* data, size_t size);
+
+// The file's bytes for addresses (sorted by link address, distinct).
+std::string encode_resolved(std::string_view build_id, uint64_t source_key,
+                            const std::vector<StoredAddress>& addresses);
+
+// A stored table, read in place.
+class ResolvedStore {
+  public:
+    // Uses bytes (which must outlive this object) if they are a valid table for build_id and
+    // source_key; otherwise the store stays empty and open returns false.
+    bool open(const uint8_t* data, size_t size, std::string_view build_id, uint64_t source_key);
+
+    size_t size() const { return address_count_; }
+
+    // The frames stored for link_address; false if the table has none.
+    bool find(uint64_t link_address, StoredAddress* out) const;
+    // The i-th address in link address order (i < size()).
+    void get(size_t i, StoredAddress* out) const;
+
+  private:
+    std::string_view string_at(uint32_t offset) const;
+
+    const uint8_t* addresses_ = nullptr;
+    const uint8_t* frames_ = nullptr;
+    const char* strings_ = nullptr;
+    size_t address_count_ = 0;
+};
+
+}  // namespace gprof::writer
