@@ -1,6 +1,8 @@
 // All 20 replaceable C++ allocation functions ([new.delete]): throwing, nothrow, aligned, sized,
 // for objects and arrays. Sized deletes ignore the size: a program's wrong size (a missing
 // virtual destructor) must not corrupt the heap, and free() needs no size.
+#include <dlfcn.h>
+
 #include <cstddef>
 #include <new>
 
@@ -12,6 +14,24 @@ namespace r = gprof::record;
 
 namespace {
 
+// The program's new-handler. gprof links libstdc++ in (meson.build), so std::get_new_handler()
+// here would read gprof's private copy, which the program's std::set_new_handler() never sets:
+// this asks the program's C++ runtime, found by name in the global scope, else a libstdc++.so.6
+// loaded only locally (a C program that dlopen'ed a C++ library). Only a failed allocation comes
+// here. (Exceptions need no such care: the C++ ABI lets one runtime catch another's, each object
+// freed by the runtime that threw it.)
+std::new_handler program_new_handler() {
+    using Get = std::new_handler (*)();
+    static constexpr char kName[] = "_ZSt15get_new_handlerv";
+    if (auto get = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, kName))) return get();
+    void* runtime = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (runtime == nullptr) return nullptr;  // no C++ runtime: no handler was ever set
+    auto get = reinterpret_cast<Get>(dlsym(runtime, kName));
+    std::new_handler handler = get != nullptr ? get() : nullptr;
+    dlclose(runtime);  // drops the reference RTLD_NOLOAD took; its users keep it loaded
+    return handler;
+}
+
 // [new.delete.single]: on failure call the new-handler until it makes memory available, and throw
 // bad_alloc when there is none.
 void* allocate(std::size_t size, std::size_t align) {
@@ -22,7 +42,7 @@ void* allocate(std::size_t size, std::size_t align) {
         });
         if (p != nullptr) [[likely]]
             return p;
-        std::new_handler handler = std::get_new_handler();
+        std::new_handler handler = program_new_handler();
         if (handler == nullptr) throw std::bad_alloc();
         handler();
     }

@@ -128,10 +128,13 @@ void warm_up() {
     g_init_local2 = reinterpret_cast<InitLocal2Fn>(dlsym(lib, "_ULx86_64_init_local2"));
     g_step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
     g_get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
-    void* pcs[kMaxFrames];
-    backtrace(pcs, kMaxFrames);  // warms the caches for the start-up path
     g_backtrace = backtrace;
     g_ready.store(true, std::memory_order_release);
+    // libunwind's one-time initialisation, and its caches for the start-up path, happen here
+    // rather than inside the first sampled malloc; without the frame cache, which a process that
+    // never samples in its main thread does not need.
+    uintptr_t pcs[kMaxFrames];
+    capture_once(pcs, kMaxFrames);
 }
 
 bool ready() { return g_ready.load(std::memory_order_acquire); }
@@ -151,6 +154,12 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
         if (!in_gprof(pc)) pcs[depth++] = pc;
     }
     return depth;
+}
+
+__attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {
+    ucontext_t context;
+    if (!ready() || getcontext(&context) != 0) return 0;
+    return capture_context(&context, false, pcs, max);
 }
 
 int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,

@@ -25,6 +25,11 @@ bool ready();
 // every thread) are left out too.
 int capture(uintptr_t* pcs, int max);
 
+// capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
+// step by step. unw_backtrace's first call in a thread maps and fills a 256 KiB frame cache (64 page
+// faults, about 0.7 ms here), worth it for a thread that samples, not for one walk.
+int capture_once(uintptr_t* pcs, int max);
+
 // Walks the stack that a register context describes: a signal handler's context (`interrupted`:
 // its instruction pointer is the interrupted instruction, stored + 1 so that every frame reads as a
 // return address) or registers known for a thread parked in a system call (its instruction pointer

@@ -390,7 +390,7 @@ std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), int res
         ThreadSnapshot snap;
         snap.tid = self;
         read_name(self, snap.name);
-        snap.depth = capture(snap.pcs, kMaxFrames);
+        snap.depth = capture_once(snap.pcs, kMaxFrames);
         threads.push_back(snap);
         ++census->threads;
     }

@@ -60,6 +60,25 @@ TEST_CASE("C++ contract: glibc baseline and both gprof modes", "[programs][contr
     }
 }
 
+TEST_CASE("a C program's dlopened C++ module keeps its new-handler under gprof",
+          "[programs][dlopen]") {
+    // gprof's operator new must call the handler the module set in its own libstdc++, which the
+    // program loaded with RTLD_LOCAL (gprof carries a private libstdc++ of its own).
+    RunResult base = run({program("dlopen_new"), "--new-handler"});
+    INFO("baseline: " << base.describe());
+    REQUIRE(base.status == 0);
+    REQUIRE(base.out == "new_handler_calls=2\n");
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        RunResult r = run({program("dlopen_new"), "--new-handler"},
+                          with_env(preload_env(mode, {{"GPROF_AT_EXIT", "0"}})));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.err.empty());
+        CHECK(r.out == "new_handler_calls=2\n");
+    }
+}
+
 TEST_CASE("a C program's dlopened C++ module allocates through gprof", "[programs][dlopen]") {
     // The setup means something only if the program has no libstdc++ of its own.
     REQUIRE_FALSE(kReadelf.empty());

@@ -4,7 +4,9 @@
    module's operator new and delete went: both must be n (plus a little slack), in both modes.
 
    Usage: dlopen_new [module-path [n]]; the module defaults to libnewdelete.so next to this
-   program. Prints `mallocs_delta=<n> frees_delta=<n>`, or `gprof: absent` without gprof. */
+   program. Prints `mallocs_delta=<n> frees_delta=<n>`, or `gprof: absent` without gprof.
+   `dlopen_new --new-handler` instead prints `new_handler_calls=<n>`: how often a failing
+   operator new called the module's new-handler (2 is right; see libnewdelete.cpp). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <libgen.h>
@@ -18,7 +20,8 @@
 
 int main(int argc, char** argv) {
     char path[PATH_MAX];
-    if (argc > 1) {
+    int handler_test = argc > 1 && strcmp(argv[1], "--new-handler") == 0;
+    if (argc > 1 && !handler_test) {
         snprintf(path, sizeof path, "%s", argv[1]);
     } else {
         char self[PATH_MAX];
@@ -36,6 +39,15 @@ int main(int argc, char** argv) {
     if (module == NULL) {
         fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
         return 2;
+    }
+    if (handler_test) {
+        int (*calls)(void) = (int (*)(void))dlsym(module, "new_handler_calls");
+        if (calls == NULL) {
+            fprintf(stderr, "dlsym new_handler_calls: %s\n", dlerror());
+            return 2;
+        }
+        printf("new_handler_calls=%d\n", calls());
+        return 0;
     }
     void (*churn)(int) = (void (*)(int))dlsym(module, "churn");
     if (churn == NULL) {
