@@ -25,13 +25,24 @@ class SymbolTable {
     // Reads image (a mapped file or the vDSO in memory). Without a valid image or symbols the
     // table stays empty and every lookup fails.
     void load(const ElfImage& image);
+    // Reads only the image's segments (the address translation); its symbols are read from the
+    // origin file (set_origin) when a look-up first needs them. For a module whose resolved
+    // addresses are stored: a process whose addresses the stored table all answers never reads
+    // its symbols (libc's .dynsym: about 0.7 ms of each at-exit dump here).
+    void load_segments(const ElfImage& image);
 
     // Names the function whose code contains address (an address in module, which maps this
     // image); false if no symbol covers it.
     bool lookup(const Module& module, uintptr_t address, FunctionName* out);
 
-    bool empty() const { return symbols_.empty(); }
+    bool empty() {
+        read_deferred_symbols();
+        return symbols_.empty();
+    }
 
+    // Whether resolved addresses are stored for this table (set_origin found DWARF and a build
+    // ID).
+    bool stores_resolved() const { return !store_name_.empty(); }
     // Where the file was read from (path or /proc/self/map_files/...), its build ID, and the
     // directory of its real name; set when a file was loaded. Used to find its DWARF, unless
     // dwarf_source (DebugInfo::source) is "": then libdw is never asked about it.
@@ -94,6 +105,8 @@ class SymbolTable {
 
     bool to_link_address(const Module& module, uintptr_t address, uint64_t* link_address) const;
     const Symbol* find(uint64_t link_address) const;
+    void read_function_symbols(const ElfImage& image);
+    void read_deferred_symbols();
     void read_symbols(const ElfImage& image, uint32_t section_type);
     // A stripped module keeps only .dynsym; its separate debug file has the whole .symtab (at the
     // same link addresses).
@@ -108,6 +121,7 @@ class SymbolTable {
     std::unique_ptr<DebugInfo> debug_;  // this dump's libdw state
     bool debug_missing_ = false;        // no DWARF anywhere: not looked for again
     bool full_symtab_ = false;          // symbols_ came from a .symtab, not only .dynsym
+    bool symbols_deferred_ = false;     // load_segments() left the symbols to be read
     bool separate_symtab_tried_ = false;
     std::unordered_map<uint64_t, Resolved> resolved_;  // by link address
     std::vector<CompactFrame> frames_;
@@ -193,12 +207,15 @@ bool load_from_file(const std::string& path, const std::string& build_id,
     ElfImage image(file.data(), file.size());
     // A file that is not the one mapped (rebuilt in place) would give wrong names.
     if (!image.valid() || (!build_id.empty() && build_id_of_image(image) != build_id)) return false;
-    table->load(image);
     size_t slash = real_path.rfind('/');
     std::string id = build_id_of_image(image);
     std::string dir = slash == std::string::npos ? "." : real_path.substr(0, slash);
     std::string source = DebugInfo::source(image, path, id, dir);
     table->set_origin(path, std::move(id), std::move(dir), source);
+    if (table->stores_resolved())
+        table->load_segments(image);
+    else
+        table->load(image);
     return true;
 }
 
@@ -219,7 +236,7 @@ void SymbolTable::set_origin(std::string path, std::string build_id, std::string
     }
 }
 
-void SymbolTable::load(const ElfImage& image) {
+void SymbolTable::load_segments(const ElfImage& image) {
     if (!image.valid()) return;
     for (size_t i = 0; i < image.program_header_count(); ++i) {
         Elf64_Phdr segment;
@@ -227,12 +244,33 @@ void SymbolTable::load(const ElfImage& image) {
             segments_.push_back({segment.p_vaddr, segment.p_offset, segment.p_filesz});
         }
     }
-    if (segments_.empty()) return;
+    symbols_deferred_ = !segments_.empty();
+}
+
+void SymbolTable::load(const ElfImage& image) {
+    load_segments(image);
+    symbols_deferred_ = false;
+    if (!segments_.empty()) read_function_symbols(image);
+}
+
+void SymbolTable::read_function_symbols(const ElfImage& image) {
     // .symtab has every function, .dynsym only the exported ones; stripped files keep only
     // .dynsym.
     read_symbols(image, SHT_SYMTAB);
     full_symtab_ = !symbols_.empty();
     if (symbols_.empty()) read_symbols(image, SHT_DYNSYM);
+}
+
+void SymbolTable::read_deferred_symbols() {
+    if (!symbols_deferred_) return;
+    symbols_deferred_ = false;
+    // The file is mapped again; if it is gone or is another file now (same checks as at load),
+    // the module's addresses keep what the stored table and DWARF give.
+    MappedFile file;
+    std::string ignored;
+    if (!file.open(origin_path_, &ignored)) return;
+    ElfImage image(file.data(), file.size());
+    if (image.valid() && build_id_of_image(image) == build_id_) read_function_symbols(image);
 }
 
 void SymbolTable::load_separate_symtab(const std::string& path) {
@@ -356,6 +394,7 @@ const SymbolTable::Symbol* SymbolTable::find(uint64_t link_address) const {
 }
 
 bool SymbolTable::lookup(const Module& module, uintptr_t address, FunctionName* out) {
+    read_deferred_symbols();
     uint64_t link_address;
     if (!to_link_address(module, address, &link_address)) return false;
     const Symbol* symbol = find(link_address);
@@ -403,6 +442,7 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
                           std::vector<SourceFrame>* frames, bool* from_dwarf) {
     frames->clear();
     *from_dwarf = false;
+    read_deferred_symbols();
     if (may_open_debug_info()) {
         debug_ = DebugInfo::open(origin_path_, build_id_, search_dir_);
         // Without libdw.so.1 nothing is found either; it is not looked for again in this table.
