@@ -66,16 +66,24 @@ void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_
         .fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
 }
 
+// A bitmap word is written only under the lock of the shard that owns all its bits, so a load and
+// a store update it: no locked read-modify-write (two fewer per sampled allocation and free).
 void HeapProfile::filter_add_locked(uint32_t bit) {
     if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: the bit stays set
-    if (filter_counts_[bit]++ == 0)
-        filter_[bit >> 6].fetch_or(uint64_t{1} << (bit & 63), std::memory_order_release);
+    if (filter_counts_[bit]++ == 0) {
+        std::atomic<uint64_t>& word = filter_[bit >> 6];
+        word.store(word.load(std::memory_order_relaxed) | (uint64_t{1} << (bit & 63)),
+                   std::memory_order_release);
+    }
 }
 
 void HeapProfile::filter_remove_locked(uint32_t bit) {
     if (filter_counts_[bit] == UINT8_MAX) return;  // saturated: no longer counted
-    if (--filter_counts_[bit] == 0)
-        filter_[bit >> 6].fetch_and(~(uint64_t{1} << (bit & 63)), std::memory_order_release);
+    if (--filter_counts_[bit] == 0) {
+        std::atomic<uint64_t>& word = filter_[bit >> 6];
+        word.store(word.load(std::memory_order_relaxed) & ~(uint64_t{1} << (bit & 63)),
+                   std::memory_order_release);
+    }
 }
 
 bool HeapProfile::grow_locked(Shard& s) {
