@@ -5,7 +5,6 @@
 #include <unordered_map>
 
 namespace gprof::writer {
-
 namespace {
 
 struct AddressRecord {
@@ -14,8 +13,9 @@ struct AddressRecord {
     uint16_t frame_count;
     uint8_t from_dwarf;
     uint8_t reserved;
+    uint64_t check;  // record_check() of this address's frames and their strings
 };
-static_assert(sizeof(AddressRecord) == 16);
+static_assert(sizeof(AddressRecord) == 24);
 
 struct FrameRecord {
     uint32_t name, system_name, filename;
@@ -24,7 +24,7 @@ struct FrameRecord {
 static_assert(sizeof(FrameRecord) == 20);
 
 constexpr char kMagic[8] = {'G', 'P', 'R', 'O', 'F', 'S', 'Y', 'M'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 
 struct Header {
     char magic[8];
@@ -35,7 +35,7 @@ struct Header {
     uint32_t string_bytes;
     uint32_t reserved;
     uint64_t source_key;
-    uint64_t checksum;
+    uint64_t check;  // of the fields above and the build ID
 };
 static_assert(sizeof(Header) == 48);
 
@@ -45,26 +45,41 @@ uint64_t mix(uint64_t h, uint64_t word) {
     return h ^ (h >> 29);
 }
 
-}  // namespace
-
-uint64_t resolved_checksum(const uint8_t* data, size_t size) {
-    uint64_t h = 0x6a09e667f3bcc908ULL ^ size;
+uint64_t hash_bytes(uint64_t h, const void* data, size_t size) {
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    h = mix(h, size);
     size_t i = 0;
     for (; i + 8 <= size; i += 8) {
         uint64_t word;
-        std::memcpy(&word, data + i, 8);
+        std::memcpy(&word, bytes + i, 8);
         h = mix(h, word);
     }
     uint64_t tail = 0;
-    std::memcpy(&tail, data + i, size - i);
+    std::memcpy(&tail, bytes + i, size - i);
     return mix(h, tail);
 }
 
-namespace {
+uint64_t header_check(const Header& header, std::string_view build_id) {
+    Header fields = header;
+    fields.check = 0;
+    return hash_bytes(hash_bytes(0x243f6a8885a308d3ULL, &fields, sizeof fields), build_id.data(),
+                      build_id.size());
+}
 
-uint64_t hash_text(uint64_t h, std::string_view text) {
-    h = mix(h, text.size());
-    for (unsigned char c : text) h = mix(h, c);
+// An address's check: its own fields, each frame's fields and the text of each frame's strings
+// (so a damaged string shared by many addresses fails all of them).
+template <typename StringAt>
+uint64_t record_check(const AddressRecord& a, const FrameRecord* frames, StringAt string_at) {
+    uint64_t h = mix(mix(0x13198a2e03707344ULL, a.link_address), a.frame_count);
+    h = mix(h, a.from_dwarf);
+    for (size_t i = 0; i < a.frame_count; ++i) {
+        const FrameRecord& f = frames[i];
+        h = mix(mix(h, static_cast<uint32_t>(f.line)), static_cast<uint32_t>(f.start_line));
+        for (uint32_t offset : {f.name, f.system_name, f.filename}) {
+            std::string_view text = string_at(offset);
+            h = hash_bytes(h, text.data(), text.size());
+        }
+    }
     return h;
 }
 
@@ -82,7 +97,7 @@ int32_t stored_line(int64_t line) {
 uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
                              uint64_t size, int64_t mtime_ns) {
     uint64_t h = mix(0x243f6a8885a308d3ULL, kResolverVersion);
-    h = hash_text(h, build_id);
+    h = hash_bytes(h, build_id.data(), build_id.size());
     h = mix(h, device);
     h = mix(h, inode);
     h = mix(h, size);
@@ -108,7 +123,7 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
     for (const StoredAddress& a : addresses) {
         size_t count = std::min<size_t>(a.frames.size(), UINT16_MAX);
         records.push_back({a.link_address, static_cast<uint32_t>(frames.size()),
-                           static_cast<uint16_t>(count), static_cast<uint8_t>(a.from_dwarf), 0});
+                           static_cast<uint16_t>(count), static_cast<uint8_t>(a.from_dwarf), 0, 0});
         for (size_t i = 0; i < count; ++i) {
             const SourceFrame& f = a.frames[i];
             frames.push_back({intern(f.function.name), intern(f.function.system_name),
@@ -116,14 +131,8 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
         }
     }
     if (strings.empty()) strings.push_back('\0');
-
-    std::string body;
-    body.append(build_id);
-    body.resize(padded(body.size()), '\0');
-    body.append(reinterpret_cast<const char*>(records.data()), records.size() * sizeof records[0]);
-    body.append(reinterpret_cast<const char*>(frames.data()), frames.size() * sizeof frames[0]);
-    body.resize(padded(body.size()), '\0');  // frames are 20 bytes each: pad to 8 again
-    body.append(strings);
+    auto string_at = [&](uint32_t offset) { return std::string_view(strings.data() + offset); };
+    for (AddressRecord& r : records) r.check = record_check(r, frames.data() + r.first_frame, string_at);
 
     Header header{};
     std::memcpy(header.magic, kMagic, sizeof kMagic);
@@ -133,9 +142,15 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
     header.frame_count = static_cast<uint32_t>(frames.size());
     header.string_bytes = static_cast<uint32_t>(strings.size());
     header.source_key = source_key;
-    header.checksum = resolved_checksum(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+    header.check = header_check(header, build_id);
+
     std::string file(reinterpret_cast<const char*>(&header), sizeof header);
-    file += body;
+    file.append(build_id);
+    file.resize(sizeof header + padded(build_id.size()), '\0');
+    file.append(reinterpret_cast<const char*>(records.data()), records.size() * sizeof records[0]);
+    file.append(reinterpret_cast<const char*>(frames.data()), frames.size() * sizeof frames[0]);
+    file.resize(padded(file.size()), '\0');  // frames are 20 bytes each: pad to 8 again
+    file.append(strings);
     return file;
 }
 
@@ -146,60 +161,48 @@ bool ResolvedStore::open(const uint8_t* data, size_t size, std::string_view buil
     if (data == nullptr || size < sizeof header) return false;
     std::memcpy(&header, data, sizeof header);
     if (std::memcmp(header.magic, kMagic, sizeof kMagic) != 0 || header.version != kFormatVersion ||
-        header.source_key != source_key || header.build_id_size != build_id.size())
+        header.source_key != source_key || header.build_id_size != build_id.size() ||
+        header.check != header_check(header, build_id))
         return false;
-    const uint8_t* body = data + sizeof header;
-    size_t body_size = size - sizeof header;
     // The sizes are 32-bit, so none of these sums overflows a 64-bit size_t.
     size_t id_bytes = padded(header.build_id_size);
     size_t address_bytes = size_t{header.address_count} * sizeof(AddressRecord);
     size_t frame_bytes = padded(size_t{header.frame_count} * sizeof(FrameRecord));
-    size_t expected = id_bytes + address_bytes + frame_bytes + header.string_bytes;
-    if (expected != body_size || header.string_bytes == 0) return false;
-    if (std::memcmp(body, build_id.data(), build_id.size()) != 0) return false;
-    if (resolved_checksum(body, body_size) != header.checksum) return false;
-
-    const uint8_t* addresses = body + id_bytes;
-    const uint8_t* frames = addresses + address_bytes;
-    const char* strings = reinterpret_cast<const char*>(frames + frame_bytes);
-    if (strings[header.string_bytes - 1] != '\0') return false;
-    // Every reference in bounds and the addresses in order, so look-ups need no checks.
-    uint64_t previous = 0;
-    for (size_t i = 0; i < header.address_count; ++i) {
-        AddressRecord a;
-        std::memcpy(&a, addresses + i * sizeof a, sizeof a);
-        if ((i > 0 && a.link_address <= previous) ||
-            size_t{a.first_frame} + a.frame_count > header.frame_count)
-            return false;
-        previous = a.link_address;
-    }
-    for (size_t i = 0; i < header.frame_count; ++i) {
-        FrameRecord f;
-        std::memcpy(&f, frames + i * sizeof f, sizeof f);
-        if (f.name >= header.string_bytes || f.system_name >= header.string_bytes ||
-            f.filename >= header.string_bytes)
-            return false;
-    }
-    addresses_ = addresses;
-    frames_ = frames;
-    strings_ = strings;
+    size_t expected = sizeof header + id_bytes + address_bytes + frame_bytes + header.string_bytes;
+    if (expected != size || header.string_bytes == 0) return false;
+    if (std::memcmp(data + sizeof header, build_id.data(), build_id.size()) != 0) return false;
+    addresses_ = data + sizeof header + id_bytes;
+    frames_ = addresses_ + address_bytes;
+    strings_ = reinterpret_cast<const char*>(frames_ + frame_bytes);
+    if (strings_[header.string_bytes - 1] != '\0') return false;  // every string then ends
     address_count_ = header.address_count;
+    frame_count_ = header.frame_count;
+    string_bytes_ = header.string_bytes;
     return true;
 }
 
-std::string_view ResolvedStore::string_at(uint32_t offset) const {
-    return std::string_view(strings_ + offset);  // open() checked the table ends in a NUL
-}
-
-void ResolvedStore::get(size_t i, StoredAddress* out) const {
+bool ResolvedStore::get(size_t i, StoredAddress* out) const {
     AddressRecord a;
     std::memcpy(&a, addresses_ + i * sizeof a, sizeof a);
+    // Nothing but the header was checked at open: each record is checked where it is used, so
+    // opening a large table costs nothing, and a damaged record is a miss, never a wrong frame.
+    if (size_t{a.first_frame} + a.frame_count > frame_count_) return false;
+    std::vector<FrameRecord> frames(a.frame_count);
+    if (a.frame_count > 0)
+        std::memcpy(frames.data(), frames_ + size_t{a.first_frame} * sizeof(FrameRecord),
+                    a.frame_count * sizeof(FrameRecord));
+    for (const FrameRecord& f : frames) {
+        if (f.name >= string_bytes_ || f.system_name >= string_bytes_ ||
+            f.filename >= string_bytes_)
+            return false;
+    }
+    auto string_at = [this](uint32_t offset) { return std::string_view(strings_ + offset); };
+    if (record_check(a, frames.data(), string_at) != a.check) return false;
     out->link_address = a.link_address;
     out->from_dwarf = a.from_dwarf != 0;
     out->frames.resize(a.frame_count);
     for (size_t k = 0; k < a.frame_count; ++k) {
-        FrameRecord f;
-        std::memcpy(&f, frames_ + (a.first_frame + k) * sizeof f, sizeof f);
+        const FrameRecord& f = frames[k];
         SourceFrame& to = out->frames[k];
         to.function.name = string_at(f.name);
         to.function.system_name = string_at(f.system_name);
@@ -207,9 +210,11 @@ void ResolvedStore::get(size_t i, StoredAddress* out) const {
         to.line = f.line;
         to.start_line = f.start_line;
     }
+    return true;
 }
 
 bool ResolvedStore::find(uint64_t link_address, StoredAddress* out) const {
+    // A binary search: on a damaged table that is out of order it may miss, never read outside.
     size_t lo = 0, hi = address_count_;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -220,8 +225,7 @@ bool ResolvedStore::find(uint64_t link_address, StoredAddress* out) const {
         } else if (at > link_address) {
             hi = mid;
         } else {
-            get(mid, out);
-            return true;
+            return get(mid, out) && out->link_address == link_address;
         }
     }
     return false;

@@ -16,16 +16,18 @@
 //
 // File layout (little-endian, every integer aligned to its size):
 //   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
-//            string bytes u32, reserved u32, source key u64, checksum u64 (of everything after
-//            the header)
+//            string bytes u32, reserved u32, source key u64, check u64 (of the header's other
+//            fields and the build ID)
 //   build ID as lowercase hex, padded with NULs to a multiple of 8
 //   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
-//            from_dwarf u8, reserved u8
+//            from_dwarf u8, reserved u8, check u64 (of the address's fields, frames and strings)
 //   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
 //            start line i32; padded with NULs to a multiple of 8
 //   strings, each NUL-terminated; the last byte is a NUL
-// A file that is not exactly this (cut, damaged, another build ID or key) is not used, and the
-// next dump that resolves an address of the module writes it again.
+// Opening a table checks only its header and sizes (a process may open libc's table of 100 000
+// addresses to look up ten); each address is checked where it is looked up, and one that fails is
+// a miss. A table for another build ID or key, or cut short, is not used at all; the next dump
+// that resolves an address of the module writes it again.
 #pragma once
 
 #include <cstdint>
@@ -53,9 +55,6 @@ constexpr uint32_t kResolverVersion = 1;
 uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
                              uint64_t size, int64_t mtime_ns);
 
-// The header's checksum of the bytes that follow it (tests forge files with it).
-uint64_t resolved_checksum(const uint8_t* data, size_t size);
-
 // The file's bytes for addresses (sorted by link address, distinct).
 std::string encode_resolved(std::string_view build_id, uint64_t source_key,
                             const std::vector<StoredAddress>& addresses);
@@ -69,18 +68,18 @@ class ResolvedStore {
 
     size_t size() const { return address_count_; }
 
-    // The frames stored for link_address; false if the table has none.
+    // The frames stored for link_address; false if the table has none (or a damaged record).
     bool find(uint64_t link_address, StoredAddress* out) const;
-    // The i-th address in link address order (i < size()).
-    void get(size_t i, StoredAddress* out) const;
+    // The i-th address in link address order (i < size()); false if its record is damaged.
+    bool get(size_t i, StoredAddress* out) const;
 
   private:
-    std::string_view string_at(uint32_t offset) const;
-
     const uint8_t* addresses_ = nullptr;
     const uint8_t* frames_ = nullptr;
     const char* strings_ = nullptr;
     size_t address_count_ = 0;
+    size_t frame_count_ = 0;
+    size_t string_bytes_ = 0;
 };
 
 }  // namespace gprof::writer
