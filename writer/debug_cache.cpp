@@ -24,6 +24,8 @@ constexpr size_t kChunk = 256 * 1024;
 constexpr const char kTempPrefix[] = ".tmp-";
 // A temporary file this old was left by a process that died while writing it.
 constexpr time_t kStaleTempSeconds = 3600;
+// How finely the last use of a file is recorded (see mark_used_locked).
+constexpr time_t kUseGranularity = 600;
 
 uint64_t round_up(uint64_t value, uint64_t alignment) {
     if (alignment <= 1) return value;
@@ -343,7 +345,7 @@ std::string DebugCache::file_for(const std::string& path, const ElfImage& image,
                 ElfImage cached(existing.data(), existing.size());
                 if (cached.valid() && sections_inside(cached) && !has_compressed_sections(cached) &&
                     build_id_of_image(cached) == build_id) {
-                    utimensat(AT_FDCWD, copy.c_str(), nullptr, 0);  // recently used
+                    mark_used_locked(copy);
                     return copy;
                 }
                 unlink(copy.c_str());  // damaged or foreign: write it again
@@ -394,6 +396,16 @@ std::string DebugCache::write_copy(const ElfImage& image, const std::string& nam
     return written ? dir_ + "/" + name : "";
 }
 
+// The trim goes by modification time: a file used now gets the current time, unless it was
+// marked within the last kUseGranularity seconds already (every process reads libc's table at its
+// first dump: one stat, not one inode write per process).
+void DebugCache::mark_used_locked(const std::string& path) {
+    struct stat status;
+    if (stat(path.c_str(), &status) == 0 && time(nullptr) - status.st_mtime < kUseGranularity)
+        return;
+    utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+}
+
 std::string DebugCache::path_of(const std::string& name) noexcept {
     try {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -406,7 +418,7 @@ std::string DebugCache::path_of(const std::string& name) noexcept {
 void DebugCache::mark_used(const std::string& name) noexcept {
     try {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (directory_ready()) utimensat(AT_FDCWD, (dir_ + "/" + name).c_str(), nullptr, 0);
+        if (directory_ready()) mark_used_locked(dir_ + "/" + name);
     } catch (...) {
     }
 }

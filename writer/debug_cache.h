@@ -76,6 +76,7 @@ class DebugCache {
 
   private:
     bool directory_ready();
+    void mark_used_locked(const std::string& path);
     template <typename Write>
     bool write_atomically(const std::string& name, Write write);
     std::string write_copy(const ElfImage& image, const std::string& name);
