@@ -8,6 +8,7 @@
 
 #include "preload/backing.h"
 #include "record/heap_events.h"
+#include "record/reentry_guard.h"
 
 namespace b = gprof::backing;
 namespace r = gprof::record;
@@ -55,6 +56,16 @@ void* aligned(size_t align, size_t size) {
 extern "C" {
 
 void* malloc(size_t size) noexcept {
+    return allocate(size);
+}
+
+// Code linked into the library that calls malloc itself, not through gprof's own paths: the
+// private libstdc++ (meson.build), whose start-up allocates its 71 KiB exception pool from a static
+// constructor. -Wl,--wrap=malloc sends those calls here, where they are gprof's, never sampled as
+// the program's (at GPROF_MEM_PROFILE_RATE=1 the pool showed in every profile, under ld.so's
+// call_init, since all its frames but that one are gprof's).
+void* __wrap_malloc(size_t size) noexcept {
+    r::ReentryGuard guard;
     return allocate(size);
 }
 
