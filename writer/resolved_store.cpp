@@ -12,7 +12,7 @@ struct AddressRecord {
     uint32_t first_frame;
     uint16_t frame_count;
     uint8_t from_dwarf;
-    uint8_t reserved;
+    uint8_t age;     // not under the check: a rewrite changes it alone
     uint64_t check;  // record_check() of this address's frames and their strings
 };
 static_assert(sizeof(AddressRecord) == 24);
@@ -24,7 +24,7 @@ struct FrameRecord {
 static_assert(sizeof(FrameRecord) == 20);
 
 constexpr char kMagic[8] = {'G', 'P', 'R', 'O', 'F', 'S', 'Y', 'M'};
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 
 struct Header {
     char magic[8];
@@ -123,7 +123,8 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
     for (const StoredAddress& a : addresses) {
         size_t count = std::min<size_t>(a.frames.size(), UINT16_MAX);
         records.push_back({a.link_address, static_cast<uint32_t>(frames.size()),
-                           static_cast<uint16_t>(count), static_cast<uint8_t>(a.from_dwarf), 0, 0});
+                           static_cast<uint16_t>(count), static_cast<uint8_t>(a.from_dwarf), a.age,
+                           0});
         for (size_t i = 0; i < count; ++i) {
             const SourceFrame& f = a.frames[i];
             frames.push_back({intern(f.function.name), intern(f.function.system_name),
@@ -132,7 +133,8 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
     }
     if (strings.empty()) strings.push_back('\0');
     auto string_at = [&](uint32_t offset) { return std::string_view(strings.data() + offset); };
-    for (AddressRecord& r : records) r.check = record_check(r, frames.data() + r.first_frame, string_at);
+    for (AddressRecord& r : records)
+        r.check = record_check(r, frames.data() + r.first_frame, string_at);
 
     Header header{};
     std::memcpy(header.magic, kMagic, sizeof kMagic);
@@ -200,6 +202,7 @@ bool ResolvedStore::get(size_t i, StoredAddress* out) const {
     if (record_check(a, frames.data(), string_at) != a.check) return false;
     out->link_address = a.link_address;
     out->from_dwarf = a.from_dwarf != 0;
+    out->age = a.age;
     out->frames.resize(a.frame_count);
     for (size_t k = 0; k < a.frame_count; ++k) {
         const FrameRecord& f = frames[k];

@@ -20,7 +20,7 @@
 //            fields and the build ID)
 //   build ID as lowercase hex, padded with NULs to a multiple of 8
 //   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
-//            from_dwarf u8, reserved u8, check u64 (of the address's fields, frames and strings)
+//            from_dwarf u8, age u8, check u64 (of the address's fields but age, frames and strings)
 //   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
 //            start line i32; padded with NULs to a multiple of 8
 //   strings, each NUL-terminated; the last byte is a NUL
@@ -44,6 +44,9 @@ namespace gprof::writer {
 struct StoredAddress {
     uint64_t link_address = 0;
     bool from_dwarf = false;
+    // How many times the table was rewritten since a process last used this address (0: the
+    // writing process used it); a full table drops the oldest first.
+    uint8_t age = 0;
     std::vector<SourceFrame> frames;
 };
 

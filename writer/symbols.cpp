@@ -40,9 +40,14 @@ class SymbolTable {
         return symbols_.empty();
     }
 
+    // Where this table's resolved addresses are stored (the process's debug cache unless a test
+    // gives another).
+    explicit SymbolTable(DebugCache* store_cache) : store_cache_(store_cache) {}
     // Whether resolved addresses are stored for this table (set_origin found DWARF and a build
     // ID).
     bool stores_resolved() const { return !store_name_.empty(); }
+    // How many addresses the stored table answered in this process.
+    size_t stored_answers() const { return stored_answers_; }
     // Where the file was read from (path or /proc/self/map_files/...), its build ID, and the
     // directory of its real name; set when a file was loaded. Used to find its DWARF, unless
     // dwarf_source (DebugInfo::source) is "": then libdw is never asked about it.
@@ -131,8 +136,10 @@ class SymbolTable {
 
     // The stored table of resolved addresses: its name ("" when not kept: no build ID or no DWARF),
     // the key of the DWARF source it must match, and the file, read at the first miss.
+    DebugCache* store_cache_;
     std::string store_name_;
     uint64_t store_key_ = 0;
+    size_t stored_answers_ = 0;
     bool store_read_ = false;
     MappedFile store_file_;
     ResolvedStore store_;
@@ -195,8 +202,8 @@ std::string demangle(std::string_view mangled) {
     return result;
 }
 
-// The most addresses a stored table keeps per module: what this process resolved comes first,
-// then what the old table had. Adding to a table rewrites it whole, decoding and encoding every
+// The most addresses a stored table keeps per module: what this process used comes first, then
+// what the old table had, those used most recently first. Adding to a table rewrites it whole, decoding and encoding every
 // address: for libc, about 2 ms per 1000 addresses here (65536 took 125 ms), so the bound keeps a
 // process that resolves one new address from paying more for the table than for libdw itself.
 constexpr size_t kMaxStoredAddresses = 8192;
@@ -285,7 +292,7 @@ void SymbolTable::load_separate_symtab(const std::string& path) {
     if (!file.open(path, &ignored)) return;
     ElfImage image(file.data(), file.size());
     if (!image.valid()) return;
-    SymbolTable other;
+    SymbolTable other(store_cache_);
     other.read_symbols(image, SHT_SYMTAB);
     if (other.symbols_.empty()) return;
     symbols_ = std::move(other.symbols_);
@@ -516,11 +523,11 @@ const ResolvedStore* SymbolTable::stored() {
     if (store_name_.empty()) return nullptr;
     if (!store_read_) {
         store_read_ = true;
-        std::string path = debug_cache().path_of(store_name_);
+        std::string path = store_cache_->path_of(store_name_);
         std::string ignored;
         if (!path.empty() && store_file_.open(path, &ignored) &&
             store_.open(store_file_.data(), store_file_.size(), build_id_, store_key_))
-            debug_cache().mark_used(store_name_);
+            store_cache_->mark_used(store_name_);
     }
     return &store_;
 }
@@ -541,6 +548,7 @@ bool SymbolTable::known(const Module& module, uintptr_t address, std::vector<Sou
     const ResolvedStore* store = stored();
     if (store == nullptr || !store->find(link_address, &from_store)) return false;
     remember(link_address, from_store.frames, from_store.from_dwarf);
+    ++stored_answers_;
     *out = std::move(from_store.frames);
     *from_dwarf = from_store.from_dwarf;
     return true;
@@ -565,8 +573,9 @@ void SymbolTable::store_resolved() {
     if (!store_behind_) return;
     store_behind_ = false;
     const ResolvedStore* store = stored();
+    // What this process used first (age 0), then the old table's other addresses, youngest first
+    // (a rewrite ages them by one), up to the bound.
     std::vector<StoredAddress> addresses;
-    addresses.reserve(resolved_.size() + (store ? store->size() : 0));
     for (const auto& [link_address, resolved] : resolved_) {
         if (addresses.size() >= kMaxStoredAddresses) break;
         StoredAddress& a = addresses.emplace_back();
@@ -574,12 +583,19 @@ void SymbolTable::store_resolved() {
         a.from_dwarf = resolved.from_dwarf;
         emit(resolved, &a.frames);
     }
-    // What the stored table has and this process did not ask about (or forgot) is kept.
+    std::vector<StoredAddress> older;
     for (size_t i = 0; store != nullptr && i < store->size(); ++i) {
-        if (addresses.size() >= kMaxStoredAddresses) break;
         StoredAddress a;
-        if (store->get(i, &a) && resolved_.find(a.link_address) == resolved_.end())
-            addresses.push_back(std::move(a));
+        if (!store->get(i, &a) || resolved_.count(a.link_address) != 0) continue;
+        if (a.age < UINT8_MAX) ++a.age;
+        older.push_back(std::move(a));
+    }
+    std::stable_sort(older.begin(), older.end(), [](const StoredAddress& a, const StoredAddress& b) {
+        return a.age < b.age;
+    });
+    for (StoredAddress& a : older) {
+        if (addresses.size() >= kMaxStoredAddresses) break;
+        addresses.push_back(std::move(a));
     }
     std::stable_sort(addresses.begin(), addresses.end(),
                      [](const StoredAddress& a, const StoredAddress& b) {
@@ -591,10 +607,11 @@ void SymbolTable::store_resolved() {
                                     return a.link_address == b.link_address;
                                 }),
                     addresses.end());
-    debug_cache().write_file(store_name_, encode_resolved(build_id_, store_key_, addresses));
+    store_cache_->write_file(store_name_, encode_resolved(build_id_, store_key_, addresses));
 }
 
-SymbolCache::SymbolCache(size_t max_resolved_bytes) : max_resolved_bytes_(max_resolved_bytes) {}
+SymbolCache::SymbolCache(size_t max_resolved_bytes, DebugCache* store)
+    : max_resolved_bytes_(max_resolved_bytes), store_(store != nullptr ? store : &debug_cache()) {}
 SymbolCache::~SymbolCache() = default;
 
 SymbolTable* SymbolCache::table_for(const Module& module) {
@@ -608,7 +625,7 @@ SymbolTable* SymbolCache::table_for(const Module& module) {
         tables_.clear();
         resolved_total_ = 0;
     }
-    auto table = std::make_unique<SymbolTable>();
+    auto table = std::make_unique<SymbolTable>(store_);
     if (module.path == "[vdso]") {
         // The kernel maps the whole vDSO image, section headers included.
         table->load(
@@ -694,6 +711,13 @@ void SymbolCache::end_dump() noexcept {
 size_t SymbolCache::resolved_bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
     return resolved_total_;
+}
+
+size_t SymbolCache::stored_answers() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t total = 0;
+    for (const auto& [key, table] : tables_) total += table->stored_answers();
+    return total;
 }
 
 size_t SymbolCache::cached_tables() {

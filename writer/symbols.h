@@ -27,6 +27,7 @@
 
 namespace gprof::writer {
 
+class DebugCache;
 class SymbolTable;
 
 struct FunctionName {
@@ -45,7 +46,9 @@ struct SourceFrame {
 class SymbolCache {
   public:
     // max_resolved_bytes: the bound on the cache of resolved addresses (tests make it small).
-    explicit SymbolCache(size_t max_resolved_bytes = kMaxResolvedBytes);
+    // store: where resolved addresses are stored for later processes (writer/resolved_store.h);
+    // nullptr: the process's debug cache (GPROF_DEBUG_CACHE).
+    explicit SymbolCache(size_t max_resolved_bytes = kMaxResolvedBytes, DebugCache* store = nullptr);
     ~SymbolCache();
     SymbolCache(const SymbolCache&) = delete;
     SymbolCache& operator=(const SymbolCache&) = delete;
@@ -72,6 +75,8 @@ class SymbolCache {
 
     // How many module tables are cached (tests check that repeated lookups reuse them).
     size_t cached_tables();
+    // How many addresses were answered from stored tables, not resolved here (tests).
+    size_t stored_answers();
 
   private:
     SymbolTable* table_for(const Module& module);
@@ -81,6 +86,7 @@ class SymbolCache {
     std::map<std::string, std::unique_ptr<SymbolTable>> tables_;  // key: path, NUL, build ID
     size_t resolved_total_ = 0;  // the sum of the tables' resolved_bytes()
     size_t max_resolved_bytes_;
+    DebugCache* store_;
 };
 
 }  // namespace gprof::writer

@@ -1,10 +1,15 @@
 // Source lines and inlined frames from DWARF (libdw, loaded lazily) for code of the test program
 // itself, and the cache of resolved addresses. Skipped, with a warning, where libdw.so.1 is absent.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "writer/debug_cache.h"
 #include "writer/debug_info.h"
 #include "writer/modules.h"
 #include "writer/symbols.h"
@@ -131,4 +136,96 @@ TEST_CASE("symbols: the cache of resolved addresses stays within its bound", "[w
     CHECK(named > 1000);
     CHECK(unbounded.resolved_bytes() > kBound);  // the bound was really reached
     CHECK(peak <= kBound);
+}
+
+TEST_CASE("stored tables: a later cache answers from them; a full one keeps the addresses used last",
+          "[writer][symbols][dwarf]") {
+    if (!gprof::writer::debug_info_library_available()) {
+        WARN("libdw.so.1 missing (Debian package libdw1): stored tables not tested");
+        return;
+    }
+    ModuleSnapshot snapshot;
+    std::string error;
+    REQUIRE(snapshot.capture(&error));
+    const gprof::writer::Module* libc = nullptr;
+    for (const auto& m : snapshot.modules())
+        if (m.path.find("/libc.so.6") != std::string::npos) libc = &m;
+    REQUIRE(libc != nullptr);
+    // Distinct addresses spread over libc's text, in disjoint sets: set k holds every 4th address
+    // from offset k, so all sets interleave over the whole library. (The mapping's last page runs
+    // past the file's segment, where addresses have no link address: the last 1% is left out.)
+    const uintptr_t span = (libc->limit - libc->start) / 100 * 99;
+    auto set = [&](size_t k, size_t n) {
+        std::vector<uintptr_t> out;
+        for (size_t i = 0; i < n; ++i) out.push_back(libc->start + span * (4 * i + k) / (4 * n));
+        return out;
+    };
+    std::string dir = std::filesystem::temp_directory_path().string() + "/gprof-unit-stored-" +
+                      std::to_string(getpid());
+    std::filesystem::remove_all(dir);
+    gprof::writer::DebugCache store(dir, true);
+    const std::string table = dir + "/" + libc->build_id + ".sym";
+    std::vector<SourceFrame> frames;
+    bool from_dwarf = false;
+    auto use = [&](SymbolCache& cache, const std::vector<uintptr_t>& addresses) {
+        size_t dwarf = 0;
+        for (uintptr_t a : addresses)
+            if (cache.symbolize(*libc, a, &frames, &from_dwarf) && from_dwarf) ++dwarf;
+        cache.end_dump();
+        return dwarf;
+    };
+    const std::vector<uintptr_t> a = set(0, 5000), b = set(1, 3000), c = set(2, 1000);
+
+    // A first process resolves `a` with DWARF and stores it; a later one answers it all from the
+    // table, with the same frames, and does not rewrite it.
+    SymbolCache first(SymbolCache::kMaxResolvedBytes, &store);
+    size_t dwarf = use(first, a);
+    if (dwarf == 0) {
+        WARN("no DWARF for libc (Debian package libc6-dbg): stored tables not tested");
+        return;
+    }
+    REQUIRE(std::filesystem::exists(table));
+    struct stat written;
+    REQUIRE(stat(table.c_str(), &written) == 0);
+    SymbolCache second(SymbolCache::kMaxResolvedBytes, &store);
+    for (uintptr_t address : a) {
+        std::vector<SourceFrame> again, direct;
+        bool d1 = false, d2 = false;
+        bool found = second.symbolize(*libc, address, &again, &d1);
+        CHECK(found == first.symbolize(*libc, address, &direct, &d2));
+        CHECK(d1 == d2);
+        REQUIRE(again.size() == direct.size());
+        for (size_t i = 0; i < again.size(); ++i) {
+            CHECK(again[i].function.system_name == direct[i].function.system_name);
+            CHECK(again[i].filename == direct[i].filename);
+            CHECK(again[i].line == direct[i].line);
+        }
+    }
+    CHECK(second.stored_answers() == a.size());
+    second.end_dump();
+    struct stat unchanged;
+    REQUIRE(stat(table.c_str(), &unchanged) == 0);
+    CHECK(unchanged.st_ino == written.st_ino);
+
+    // A process that adds `b` fills the table to its bound: 3000 + 5000 > 8192, so 192 of `a`
+    // (now one rewrite old) go.
+    SymbolCache third(SymbolCache::kMaxResolvedBytes, &store);
+    use(third, b);
+    // One that uses 1000 of `a` again and adds `c`: what goes now is 1000 of `a`'s others, never
+    // `b`, which is younger, though `b`'s and `a`'s addresses interleave.
+    SymbolCache fourth(SymbolCache::kMaxResolvedBytes, &store);
+    use(fourth, std::vector<uintptr_t>(a.begin(), a.begin() + 1000));
+    use(fourth, c);
+    SymbolCache fifth(SymbolCache::kMaxResolvedBytes, &store);
+    use(fifth, b);
+    CHECK(fifth.stored_answers() == b.size());
+    use(fifth, c);
+    CHECK(fifth.stored_answers() == b.size() + c.size());
+    use(fifth, std::vector<uintptr_t>(a.begin(), a.begin() + 1000));
+    CHECK(fifth.stored_answers() == b.size() + c.size() + 1000);
+    SymbolCache sixth(SymbolCache::kMaxResolvedBytes, &store);
+    use(sixth, a);
+    // 8192 - 3000 (b) - 1000 (c) - 1000 (a's first 1000): 3192 of a's other 4000 remain.
+    CHECK(sixth.stored_answers() == 1000 + 3192);
+    std::filesystem::remove_all(dir);
 }
