@@ -34,6 +34,15 @@ inline __attribute__((always_inline)) void debug_info_inlined_helper() {
     record_return_address();
 }
 
+// libc's text mapping in a fresh snapshot of the process's modules (nullptr if none).
+const gprof::writer::Module* libc_module(ModuleSnapshot* snapshot) {
+    std::string error;
+    if (!snapshot->capture(&error)) return nullptr;
+    for (const auto& m : snapshot->modules())
+        if (m.path.find("/libc.so.6") != std::string::npos) return &m;
+    return nullptr;
+}
+
 }  // namespace
 
 extern "C" __attribute__((noinline)) void debug_info_test_outer() {
@@ -109,11 +118,7 @@ TEST_CASE("debug info: a file without DWARF gives nothing, and no crash", "[writ
 
 TEST_CASE("symbols: the cache of resolved addresses stays within its bound", "[writer][symbols]") {
     ModuleSnapshot snapshot;
-    std::string error;
-    REQUIRE(snapshot.capture(&error));
-    const gprof::writer::Module* libc = nullptr;
-    for (const auto& m : snapshot.modules())
-        if (m.path.find("/libc.so.6") != std::string::npos) libc = &m;
+    const gprof::writer::Module* libc = libc_module(&snapshot);
     REQUIRE(libc != nullptr);
     constexpr size_t kBound = 64 * 1024;
     SymbolCache bounded(kBound), unbounded;
@@ -145,11 +150,7 @@ TEST_CASE("stored tables: a later cache answers from them; a full one keeps the 
         return;
     }
     ModuleSnapshot snapshot;
-    std::string error;
-    REQUIRE(snapshot.capture(&error));
-    const gprof::writer::Module* libc = nullptr;
-    for (const auto& m : snapshot.modules())
-        if (m.path.find("/libc.so.6") != std::string::npos) libc = &m;
+    const gprof::writer::Module* libc = libc_module(&snapshot);
     REQUIRE(libc != nullptr);
     // Distinct addresses spread over libc's text, in disjoint sets: set k holds every 4th address
     // from offset k, so all sets interleave over the whole library. (The mapping's last page runs
