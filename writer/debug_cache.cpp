@@ -16,6 +16,7 @@
 #include "preload/config.h"
 #include "preload/log.h"
 #include "writer/elf_file.h"
+#include "writer/sink.h"
 
 namespace gprof::writer {
 namespace {
@@ -361,7 +362,12 @@ std::string DebugCache::file_for(const std::string& path, const ElfImage& image,
 }
 
 template <typename Write>
-bool DebugCache::write_atomically(const std::string& name, Write write) {
+bool DebugCache::write_atomically(const std::string& name, uint64_t max_size, Write write) {
+    std::string limit_error;
+    if (!within_file_size_limit(0, max_size, &limit_error)) {
+        report("cannot write " + name + ": " + limit_error);
+        return false;
+    }
     std::string temp = dir_ + "/" + kTempPrefix + std::to_string(getpid()) + "-" + name;
     int fd;
     do {
@@ -391,8 +397,9 @@ bool DebugCache::write_atomically(const std::string& name, Write write) {
 }
 
 std::string DebugCache::write_copy(const ElfImage& image, const std::string& name) {
-    bool written = write_atomically(
-        name, [&](int fd, std::string* error) { return write_inflated(image, fd, error); });
+    bool written = write_atomically(name, inflated_size(image), [&](int fd, std::string* error) {
+        return write_inflated(image, fd, error);
+    });
     return written ? dir_ + "/" + name : "";
 }
 
@@ -427,7 +434,7 @@ bool DebugCache::write_file(const std::string& name, std::string_view bytes) noe
     try {
         std::lock_guard<std::mutex> lock(mutex_);
         if (bytes.size() > max_bytes_ / 2 || !directory_ready()) return false;
-        bool written = write_atomically(name, [&](int fd, std::string* error) {
+        bool written = write_atomically(name, bytes.size(), [&](int fd, std::string* error) {
             Output out(fd);
             if (out.put(bytes.data(), bytes.size()) && out.flush()) return true;
             *error = "cannot write: " + errno_text(errno);

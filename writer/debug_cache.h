@@ -47,7 +47,7 @@ bool write_inflated(const ElfImage& image, int fd, std::string* error);
 
 class DebugCache {
   public:
-    // The largest total size of the copies in the directory.
+    // The largest total size of the files in the directory (copies and resolved tables).
     static constexpr uint64_t kMaxBytes = 512ull << 20;
 
     // dir: the cache directory ("" turns the cache off). explicit_dir: the user named it, so a
@@ -77,8 +77,11 @@ class DebugCache {
   private:
     bool directory_ready();
     void mark_used_locked(const std::string& path);
+    // Writes the file name through write(fd, error), at most max_size bytes (checked against
+    // RLIMIT_FSIZE first: past it the kernel would end the program with SIGXFSZ), under a
+    // temporary name renamed into place.
     template <typename Write>
-    bool write_atomically(const std::string& name, Write write);
+    bool write_atomically(const std::string& name, uint64_t max_size, Write write);
     std::string write_copy(const ElfImage& image, const std::string& name);
     void trim(const std::string& keep);
     void report(const std::string& what);

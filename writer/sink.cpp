@@ -21,20 +21,6 @@ namespace {
 // A unique temporary name per attempt, even for several threads of one process.
 std::atomic<unsigned> g_temporary_counter{0};
 
-// Whether count more bytes written at offset stay within RLIMIT_FSIZE. Past it the kernel raises
-// SIGXFSZ, whose default action ends the process; EFBIG comes only when the signal is ignored.
-bool within_file_size_limit(off_t offset, size_t count, std::string* error) {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_FSIZE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
-    if (offset >= 0 && static_cast<unsigned long long>(offset) + count <= limit.rlim_cur) {
-        return true;
-    }
-    *error = "the profile (" + std::to_string(count) +
-             " bytes) would exceed the file size limit (RLIMIT_FSIZE, ulimit -f) of " +
-             std::to_string(static_cast<unsigned long long>(limit.rlim_cur)) + " bytes";
-    return false;
-}
-
 // write(2) until everything is out. send_flags >= 0 means fd is a socket: use send(2) with those
 // flags (MSG_NOSIGNAL) instead.
 bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number) {
@@ -166,6 +152,18 @@ bool without_exceptions(std::string* error, Body body) noexcept {
 }
 
 }  // namespace
+
+bool within_file_size_limit(off_t offset, size_t count, std::string* error) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+    if (offset >= 0 && static_cast<unsigned long long>(offset) + count <= limit.rlim_cur) {
+        return true;
+    }
+    *error = "writing " + std::to_string(count) +
+             " bytes would exceed the file size limit (RLIMIT_FSIZE, ulimit -f) of " +
+             std::to_string(static_cast<unsigned long long>(limit.rlim_cur)) + " bytes";
+    return false;
+}
 
 std::string profile_file_path(std::string_view prefix, pid_t pid, unsigned sequence,
                               std::string_view profile) {

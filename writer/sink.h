@@ -19,6 +19,11 @@ namespace gprof::writer {
 std::string profile_file_path(std::string_view prefix, pid_t pid, unsigned sequence,
                               std::string_view profile);
 
+// Whether count more bytes written at offset stay within RLIMIT_FSIZE (false, with *error, if
+// not). Past it the kernel raises SIGXFSZ, whose default action ends the process (EFBIG comes only
+// when the signal is ignored): every file gprof writes is checked before it is written.
+bool within_file_size_limit(off_t offset, size_t count, std::string* error);
+
 // Creates the missing directories above path (like mkdir -p of its directory part), with mode
 // 0777 less the umask, as mkdir(1) does.
 bool create_parent_directories(const std::string& path, std::string* error) noexcept;

@@ -2,8 +2,11 @@
 // byte, on images built here; and the cache directory's rules (reuse, repair, size bound).
 #include <elf.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -419,5 +422,36 @@ TEST_CASE("the debug cache keeps named files whole, private, and under the same 
     CHECK(fs::exists(dir + "/c/c.sym"));
     for (const auto& entry : fs::directory_iterator(dir + "/c"))  // no temporary file left
         CHECK_FALSE(entry.path().filename().string().starts_with(".tmp"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("the debug cache under a file size limit: no SIGXFSZ, nothing written, the original used",
+          "[debug-cache]") {
+    std::string dir = temp_dir("debug-cache-fsize");
+    TestElf t;
+    t.build();
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // The default action of SIGXFSZ ends the process: the cache must check before writing.
+        signal(SIGXFSZ, SIG_DFL);
+        struct rlimit limit = {100000, RLIM_INFINITY};  // the copy is about 310 000 bytes
+        setrlimit(RLIMIT_FSIZE, &limit);
+        DebugCache cache(dir, false);
+        ElfImage in(t.image.data(), t.image.size());
+        bool copy_refused = cache.file_for("/some/file", in, DebugCache::Role::DebugFile) ==
+                            "/some/file";
+        bool table_refused = !cache.write_file("big.sym", std::string(200000, 'x'));
+        bool small_written = cache.write_file("small.sym", std::string(1000, 'x'));
+        _exit(copy_refused && table_refused && small_written ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));  // not killed by SIGXFSZ
+    CHECK(WEXITSTATUS(status) == 0);
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir))
+        names.push_back(entry.path().filename().string());
+    CHECK(names == std::vector<std::string>{"small.sym"});  // no copy, no temporary file
     fs::remove_all(dir);
 }
