@@ -121,8 +121,7 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
             if (s.slots[j].ptr == 0) {
                 ++s.used;
                 filter_add_locked(filter_bit(reinterpret_cast<void*>(p)));
-                if (aligned_samples_ && (p & (kSampleAlignment - 1)) != 0)
-                    unaligned_live_.fetch_add(1, std::memory_order_relaxed);
+                if (counted_unaligned(p)) unaligned_live_.fetch_add(1, std::memory_order_relaxed);
             }
             s.slots[j] = LiveEntry{p, bucket, 0};
             return true;
@@ -174,7 +173,7 @@ uint32_t HeapProfile::record_free(void* p) {
         s.slots[j] = LiveEntry{};
         --s.used;
         filter_remove_locked(filter_bit(p));
-        if (aligned_samples_ && (reinterpret_cast<uintptr_t>(p) & (kSampleAlignment - 1)) != 0)
+        if (counted_unaligned(reinterpret_cast<uintptr_t>(p)))
             unaligned_live_.fetch_sub(1, std::memory_order_relaxed);
     }
     count(bucket, &BucketCounts::frees, 1);

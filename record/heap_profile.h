@@ -72,7 +72,7 @@ class HeapProfile {
 
     // False when p was surely not sampled: the check of every free.
     bool maybe_sampled(const void* p) const {
-        if ((reinterpret_cast<uintptr_t>(p) & (kSampleAlignment - 1)) != 0 &&
+        if (!page_aligned(reinterpret_cast<uintptr_t>(p)) &&
             unaligned_live_.load(std::memory_order_relaxed) == 0) [[likely]]
             return false;
         uint32_t bit = filter_bit(p);
@@ -128,6 +128,10 @@ class HeapProfile {
         size_t capacity = 0;  // power of two
         size_t used = 0;
     };
+
+    static bool page_aligned(uintptr_t p) { return (p & (kSampleAlignment - 1)) == 0; }
+    // Whether a live sample at p counts in unaligned_live_: one insert and its removal must agree.
+    bool counted_unaligned(uintptr_t p) const { return aligned_samples_ && !page_aligned(p); }
 
     static uint64_t hash(const void* p) {
         return (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL;
