@@ -92,6 +92,8 @@ class SymbolTable {
     uint32_t intern(std::string_view text);
     void emit(const Resolved& resolved, std::vector<SourceFrame>* out) const;
     void remember(uint64_t link_address, const std::vector<SourceFrame>& frames, bool from_dwarf);
+    // known() for an address already translated; *out and *from_dwarf cleared by the caller.
+    bool known_at(uint64_t link_address, std::vector<SourceFrame>* out, bool* from_dwarf);
     const ResolvedStore* stored();
     bool resolve(const Module& module, uintptr_t address, uint64_t link_address,
                  std::vector<SourceFrame>* frames, bool* from_dwarf);
@@ -203,9 +205,10 @@ std::string demangle(std::string_view mangled) {
 }
 
 // The most addresses a stored table keeps per module: what this process used comes first, then
-// what the old table had, those used most recently first. Adding to a table rewrites it whole, decoding and encoding every
-// address: for libc, about 2 ms per 1000 addresses here (65536 took 125 ms), so the bound keeps a
-// process that resolves one new address from paying more for the table than for libdw itself.
+// what the old table had, those used most recently first. Adding to a table rewrites it whole,
+// decoding and encoding every address: for libc, about 2 ms per 1000 addresses here (65536 took
+// 125 ms), so the bound keeps a process that resolves one new address from paying more for the
+// table than for libdw itself.
 constexpr size_t kMaxStoredAddresses = 8192;
 
 // How many tables to keep before starting over; only a program that loads and unloads very many
@@ -218,10 +221,11 @@ bool load_from_file(const std::string& path, const std::string& build_id,
     std::string ignored;
     if (!file.open(path, &ignored)) return false;
     ElfImage image(file.data(), file.size());
-    // A file that is not the one mapped (rebuilt in place) would give wrong names.
-    if (!image.valid() || (!build_id.empty() && build_id_of_image(image) != build_id)) return false;
-    size_t slash = real_path.rfind('/');
+    if (!image.valid()) return false;
     std::string id = build_id_of_image(image);
+    // A file that is not the one mapped (rebuilt in place) would give wrong names.
+    if (!build_id.empty() && id != build_id) return false;
+    size_t slash = real_path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : real_path.substr(0, slash);
     std::string source = DebugInfo::source(image, path, id, dir);
     table->set_origin(path, std::move(id), std::move(dir), source);
@@ -538,6 +542,11 @@ bool SymbolTable::known(const Module& module, uintptr_t address, std::vector<Sou
     out->clear();
     *from_dwarf = false;
     if (!to_link_address(module, address, &link_address)) return true;  // nothing names it
+    return known_at(link_address, out, from_dwarf);
+}
+
+bool SymbolTable::known_at(uint64_t link_address, std::vector<SourceFrame>* out,
+                           bool* from_dwarf) {
     auto found = resolved_.find(link_address);
     if (found != resolved_.end()) {
         emit(found->second, out);
@@ -556,9 +565,11 @@ bool SymbolTable::known(const Module& module, uintptr_t address, std::vector<Sou
 
 bool SymbolTable::symbolize(const Module& module, uintptr_t address,
                             std::vector<SourceFrame>* out, bool* from_dwarf) {
-    if (known(module, address, out, from_dwarf)) return !out->empty();
     uint64_t link_address;
+    out->clear();
+    *from_dwarf = false;
     if (!to_link_address(module, address, &link_address)) return false;
+    if (known_at(link_address, out, from_dwarf)) return !out->empty();
     std::vector<SourceFrame> frames;
     resolve(module, address, link_address, &frames, from_dwarf);
     if (frames.size() > UINT16_MAX) frames.resize(UINT16_MAX);
@@ -601,7 +612,8 @@ void SymbolTable::store_resolved() {
                      [](const StoredAddress& a, const StoredAddress& b) {
                          return a.link_address < b.link_address;
                      });
-    // A damaged table may repeat an address: the first copy (this process's) is kept.
+    // A table not written by gprof could repeat an address (each record checks out alone): one
+    // copy is kept.
     addresses.erase(std::unique(addresses.begin(), addresses.end(),
                                 [](const StoredAddress& a, const StoredAddress& b) {
                                     return a.link_address == b.link_address;
