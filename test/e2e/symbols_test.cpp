@@ -246,6 +246,20 @@ std::map<std::string, std::string> llvm_demangled(const std::set<std::string>& n
     return out;
 }
 
+// The one heap profile a run wrote into dir, checked both ways: libprotobuf (consistent
+// references) and go tool pprof -raw (no warning). Its path goes to *path if given.
+perftools::profiles::Profile checked_heap_profile(const std::string& dir,
+                                                  std::string* path = nullptr) {
+    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
+    REQUIRE(files.size() == 1);
+    perftools::profiles::Profile p = read_profile(files[0]);
+    CHECK(consistency_problems(p).empty());
+    std::string raw;
+    CHECK(pprof_stderr({"-raw"}, files[0], &raw) == "");
+    if (path != nullptr) *path = files[0];
+    return p;
+}
+
 // A run of test/symbols/inlines at rate 1, its heap profile checked both ways.
 perftools::profiles::Profile profile_of_inlines(const std::string& dir,
                                                 std::map<std::string, std::string> extra = {}) {
@@ -255,13 +269,7 @@ perftools::profiles::Profile profile_of_inlines(const std::string& dir,
     RunResult r = run({kSymbolPrograms + "/inlines"}, with_env(env));
     INFO(r.describe());
     REQUIRE(r.status == 0);
-    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
-    REQUIRE(files.size() == 1);
-    perftools::profiles::Profile p = read_profile(files[0]);
-    CHECK(consistency_problems(p).empty());
-    std::string out;
-    CHECK(pprof_stderr({"-raw"}, files[0], &out) == "");
-    return p;
+    return checked_heap_profile(dir);
 }
 
 }  // namespace
@@ -380,13 +388,9 @@ std::string run_for_profile(const std::vector<std::string>& argv, const std::str
     REQUIRE(r.status == 0);
     CHECK(r.err.empty());
     if (out != nullptr) *out = r.out;
-    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
-    REQUIRE(files.size() == 1);
-    perftools::profiles::Profile p = read_profile(files[0]);
-    CHECK(consistency_problems(p).empty());
-    std::string raw;
-    CHECK(pprof_stderr({"-raw"}, files[0], &raw) == "");
-    return files[0];
+    std::string path;
+    checked_heap_profile(dir, &path);
+    return path;
 }
 
 // Does some location of p have a frame of function `name` (a substring of the name) at file:line?
@@ -640,13 +644,7 @@ StoreRun run_with_store(const std::string& library, const std::string& cache) {
     INFO(r.describe());
     REQUIRE(r.status == 0);
     for (const std::string& line : split_lines(r.err)) CHECK_FALSE(line.starts_with("gprof:"));
-    std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
-    REQUIRE(files.size() == 1);
-    StoreRun result{read_profile(files[0]), contains(r.err, "file=libdw.so.1")};
-    CHECK(consistency_problems(result.profile).empty());
-    std::string ignored;
-    CHECK(pprof_stderr({"-raw"}, files[0], &ignored) == "");
-    return result;
+    return StoreRun{checked_heap_profile(dir), contains(r.err, "file=libdw.so.1")};
 }
 
 }  // namespace
@@ -751,9 +749,7 @@ TEST_CASE("the debug cache: the default directory, none, and a directory that ca
         REQUIRE(lines.size() == 1);
         CHECK(
             lines[0].starts_with("gprof: GPROF_DEBUG_CACHE=" + blocker + "/cache: cannot create"));
-        std::vector<std::string> files = list_files(dir, ".heap.pb.gz");
-        REQUIRE(files.size() == 1);
-        check_plugin_frames(read_profile(files[0]));
+        check_plugin_frames(checked_heap_profile(dir));
     }
 }
 

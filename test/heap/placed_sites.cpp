@@ -31,6 +31,17 @@ struct Site {
     void* kept = nullptr;
     void alloc(size_t n) { ++alloc_objects, alloc_space += n, ++inuse_objects, inuse_space += n; }
     void free(size_t n) { --inuse_objects, inuse_space -= n; }
+    // Of a site's two objects of n bytes (i = 0, 1), the first is freed by `release`, the second
+    // kept live for the dump.
+    template <typename Release>
+    void first_freed(int i, void* p, size_t n, Release release) {
+        if (i == 0) {
+            release();
+            free(n);
+        } else {
+            kept = p;
+        }
+    }
 };
 
 Site s_malloc{"site_malloc"}, s_calloc{"site_calloc"}, s_realloc{"site_realloc"},
@@ -56,12 +67,7 @@ NOINLINE void site_malloc_fn() {
         expect(p != nullptr, "malloc");
         p[0] = 1, p[kBig - 1] = 2;
         s_malloc.alloc(kBig);
-        if (i == 0) {
-            free(p);
-            s_malloc.free(kBig);
-        } else {
-            s_malloc.kept = p;
-        }
+        s_malloc.first_freed(i, p, kBig, [&] { free(p); });
     }
 }
 
@@ -70,13 +76,10 @@ NOINLINE void site_calloc_fn() {
         auto* p = static_cast<unsigned char*>(calloc(kBig / 16, 16));
         expect(p != nullptr && p[0] == 0 && p[kBig / 2] == 0 && p[kBig - 1] == 0, "calloc zeroes");
         s_calloc.alloc(kBig);
-        if (i == 0) {
+        s_calloc.first_freed(i, p, kBig, [&] {
             memset(p, 0xab, 4096);  // dirty, so a later reuse must zero again
             free(p);
-            s_calloc.free(kBig);
-        } else {
-            s_calloc.kept = p;
-        }
+        });
     }
 }
 
@@ -111,12 +114,7 @@ NOINLINE void site_posix_memalign_fn() {
         void* p = nullptr;
         expect(posix_memalign(&p, 64, kBig) == 0 && aligned(p, 64), "posix_memalign");
         s_memalign.alloc(kBig);
-        if (i == 0) {
-            free(p);
-            s_memalign.free(kBig);
-        } else {
-            s_memalign.kept = p;
-        }
+        s_memalign.first_freed(i, p, kBig, [&] { free(p); });
     }
     void* untouched = &failures;
     expect(posix_memalign(&untouched, 24, kBig) == EINVAL && untouched == &failures,
@@ -128,12 +126,7 @@ NOINLINE void site_aligned_alloc_fn() {
         void* p = aligned_alloc(size_t{2} << 20, kBig);
         expect(p != nullptr && aligned(p, size_t{2} << 20), "aligned_alloc 2 MiB");
         s_aligned_alloc.alloc(kBig);
-        if (i == 0) {
-            free(p);
-            s_aligned_alloc.free(kBig);
-        } else {
-            s_aligned_alloc.kept = p;
-        }
+        s_aligned_alloc.first_freed(i, p, kBig, [&] { free(p); });
     }
 }
 
@@ -148,12 +141,7 @@ NOINLINE void site_new_fn() {
     for (int i = 0; i < 2; ++i) {
         auto* p = new char[kBig];
         s_new.alloc(kBig);
-        if (i == 0) {
-            delete[] p;
-            s_new.free(kBig);
-        } else {
-            s_new.kept = p;
-        }
+        s_new.first_freed(i, p, kBig, [&] { delete[] p; });
     }
 }
 
@@ -166,12 +154,7 @@ NOINLINE void site_new_aligned_fn() {
         auto* p = new Block;
         expect(aligned(p, 256), "aligned new");
         s_new_aligned.alloc(sizeof(Block));
-        if (i == 0) {
-            delete p;  // sized, aligned delete
-            s_new_aligned.free(sizeof(Block));
-        } else {
-            s_new_aligned.kept = p;
-        }
+        s_new_aligned.first_freed(i, p, sizeof(Block), [&] { delete p; });  // sized, aligned delete
     }
 }
 
