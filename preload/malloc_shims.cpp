@@ -98,6 +98,9 @@ void* reallocarray(void* p, size_t n, size_t size) noexcept {
 }
 
 int posix_memalign(void** out, size_t align, size_t size) noexcept {
+    // r::allocation's two steps by hand: its calls return a pointer, and carrying posix_memalign's
+    // error code out through them put the lambdas' setup (a dozen instructions, a larger frame)
+    // on the unsampled path.
     if (!r::sampling(size)) [[likely]]
         return b::posix_memalign(out, align, size);
     // Placed only for an alignment posix_memalign accepts (it must still fail with EINVAL).
