@@ -1,12 +1,14 @@
 // The C allocation surface (glibc's malloc family). Each shim asks the backing allocator, around
 // the recorder's two steps (record/heap_events.h); the contract details (errno, zero sizes,
-// alignment rules) live in backing.
+// alignment rules) live in backing. The hot four go through preload/routes.h, which skips the
+// recorder when nothing is sampled.
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 
 #include "preload/backing.h"
+#include "preload/routes.h"
 #include "record/heap_events.h"
 #include "record/reentry_guard.h"
 
@@ -51,12 +53,36 @@ void* aligned(size_t align, size_t size) {
         [=](size_t placed) { return b::place_sampled(size, placed, false); });
 }
 
+void* zeroed(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) return b::calloc(n, size);  // NULL with ENOMEM
+    return r::allocation(
+        total, 0, [=] { return b::calloc(n, size); },
+        [=](size_t placed) { return b::place_sampled(total, placed, true); });
+}
+
 }  // namespace
+
+// The recorded hot entry points (preload/routes.h).
+namespace gprof::routes {
+void* recorded_malloc(size_t size) noexcept {
+    return allocate(size);
+}
+void recorded_free(void* p) noexcept {
+    release(p);
+}
+void* recorded_calloc(size_t n, size_t size) noexcept {
+    return zeroed(n, size);
+}
+void* recorded_realloc(void* p, size_t size) noexcept {
+    return reallocate(p, size);
+}
+}  // namespace gprof::routes
 
 extern "C" {
 
 void* malloc(size_t size) noexcept {
-    return allocate(size);
+    return gprof::routes::table().malloc(size);
 }
 
 // Code linked into the library that calls malloc itself, not through gprof's own paths: the
@@ -70,22 +96,18 @@ void* __wrap_malloc(size_t size) noexcept {
 }
 
 void free(void* p) noexcept {
-    release(p);
+    gprof::routes::table().free(p);
 }
 void cfree(void* p) noexcept {
-    release(p);
+    gprof::routes::table().free(p);
 }
 
 void* calloc(size_t n, size_t size) noexcept {
-    size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) return b::calloc(n, size);  // NULL with ENOMEM
-    return r::allocation(
-        total, 0, [=] { return b::calloc(n, size); },
-        [=](size_t placed) { return b::place_sampled(total, placed, true); });
+    return gprof::routes::table().calloc(n, size);
 }
 
 void* realloc(void* p, size_t size) noexcept {
-    return reallocate(p, size);
+    return gprof::routes::table().realloc(p, size);
 }
 
 void* reallocarray(void* p, size_t n, size_t size) noexcept {
@@ -94,7 +116,7 @@ void* reallocarray(void* p, size_t n, size_t size) noexcept {
         errno = ENOMEM;
         return nullptr;
     }
-    return reallocate(p, total);
+    return gprof::routes::table().realloc(p, total);
 }
 
 int posix_memalign(void** out, size_t align, size_t size) noexcept {

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "preload/backing.h"
+#include "preload/routes.h"
 #include "record/heap_events.h"
 
 namespace b = gprof::backing;
@@ -34,18 +35,25 @@ std::new_handler program_new_handler() {
 
 // [new.delete.single]: on failure call the new-handler until it makes memory available, and throw
 // bad_alloc when there is none.
-void* allocate(std::size_t size, std::size_t align) {
-    auto backing_call = [=] { return align ? b::memalign(align, size) : b::malloc(size); };
+template <typename Allocate>
+void* handle_failure(Allocate retry) {
     for (;;) {
-        void* p = r::allocation(size, align, backing_call, [=](size_t placed) {
-            return b::place_sampled(size, placed, false);
-        });
-        if (p != nullptr) [[likely]]
-            return p;
         std::new_handler handler = program_new_handler();
         if (handler == nullptr) throw std::bad_alloc();
         handler();
+        if (void* p = retry()) return p;
     }
+}
+
+void* allocate(std::size_t size, std::size_t align) {
+    auto recorded = [=] {
+        return r::allocation(
+            size, align, [=] { return align ? b::memalign(align, size) : b::malloc(size); },
+            [=](size_t placed) { return b::place_sampled(size, placed, false); });
+    };
+    if (void* p = recorded()) [[likely]]
+        return p;
+    return handle_failure(recorded);
 }
 
 void* allocate_nothrow(std::size_t size, std::size_t align) noexcept {
@@ -57,7 +65,7 @@ void* allocate_nothrow(std::size_t size, std::size_t align) noexcept {
 }
 
 void release(void* p) noexcept {
-    r::release(p, [=] { b::free(p); });  // errno: see release() in malloc_shims.cpp
+    gprof::routes::table().free(p);
 }
 
 std::size_t value(std::align_val_t a) {
@@ -66,11 +74,21 @@ std::size_t value(std::align_val_t a) {
 
 }  // namespace
 
+namespace gprof::routes {
+void* recorded_new(size_t size) {
+    return allocate(size, 0);
+}
+void* new_failed(size_t size, void* (*retry)(size_t) noexcept) {
+    return handle_failure([=] { return retry(size); });
+}
+}  // namespace gprof::routes
+
+// The plain forms go through preload/routes.h, which skips the recorder when nothing is sampled.
 void* operator new(std::size_t n) {
-    return allocate(n, 0);
+    return gprof::routes::table().new_(n);
 }
 void* operator new[](std::size_t n) {
-    return allocate(n, 0);
+    return gprof::routes::table().new_(n);
 }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     return allocate_nothrow(n, 0);

@@ -1,0 +1,89 @@
+#include "preload/routes.h"
+
+#include <cerrno>
+
+#include "preload/backing.h"
+#include "record/heap_sampler.h"
+
+namespace gprof::routes {
+namespace {
+
+namespace b = gprof::backing;
+
+// Direct, gprof's jemalloc: glibc's contract for realloc's edge cases (backing.h), nothing else.
+void* je_realloc(void* p, size_t size) noexcept {
+    if (p == nullptr) return gprof_je_malloc(size);
+    if (size == 0) {  // glibc: frees p, returns NULL, errno untouched
+        gprof_je_free(p);
+        return nullptr;
+    }
+    return b::realloc_nonnull(p, size);
+}
+
+void* je_new(size_t size) {
+    if (void* p = gprof_je_malloc(size)) [[likely]]
+        return p;
+    return new_failed(size, gprof_je_malloc);
+}
+
+void* je_calloc(size_t n, size_t size) noexcept {
+    return b::calloc(n, size);
+}
+
+// Direct, glibc's allocator: its own entry points are the whole contract.
+void* libc_new(size_t size) {
+    if (void* p = __libc_malloc(size)) [[likely]]
+        return p;
+    return new_failed(size, __libc_malloc);
+}
+
+// The table before the first allocation: choose, then go where the choice says.
+void* first_malloc(size_t size) noexcept {
+    choose_routes();
+    return g_table.malloc(size);
+}
+void first_free(void* p) noexcept {
+    choose_routes();
+    g_table.free(p);
+}
+void* first_calloc(size_t n, size_t size) noexcept {
+    choose_routes();
+    return g_table.calloc(n, size);
+}
+void* first_realloc(void* p, size_t size) noexcept {
+    choose_routes();
+    return g_table.realloc(p, size);
+}
+void* first_new(size_t size) {
+    choose_routes();
+    return g_table.new_(size);
+}
+
+constexpr Table kRecorded = {recorded_malloc, recorded_free, recorded_calloc, recorded_realloc,
+                             recorded_new};
+constexpr Table kJemalloc = {gprof_je_malloc, gprof_je_free, je_calloc, je_realloc, je_new};
+constexpr Table kLibc = {__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, libc_new};
+
+}  // namespace
+
+constinit Table g_table = {first_malloc, first_free, first_calloc, first_realloc, first_new};
+
+void choose_routes() noexcept {
+    // Both reads allocate nothing (config() parses into static storage), so this is safe from the
+    // process's first malloc. Racing first callers compute and store the same table.
+    static bool sampled_before = false;
+    bool sampling = record::mem_profile_rate() != 0;
+    if (sampling) __atomic_store_n(&sampled_before, true, __ATOMIC_RELAXED);
+    Table t = sampling ? kRecorded : b::jemalloc() ? kJemalloc : kLibc;
+    if (__atomic_load_n(&sampled_before, __ATOMIC_RELAXED)) {  // samples may live: see routes.h
+        t.free = recorded_free;
+        t.realloc = recorded_realloc;
+    }
+    __atomic_store_n(&g_table.malloc, t.malloc, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_table.free, t.free, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_table.calloc, t.calloc, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_table.realloc, t.realloc, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_table.new_, t.new_, __ATOMIC_RELAXED);
+}
+
+}  // namespace gprof::routes
