@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "record/heap_sampler.h"
+
 namespace gprof::backing {
 
 Kind g_kind = Kind::Unset;
@@ -12,6 +14,9 @@ Kind choose() {
     // config() allocates nothing, so this is safe from the process's very first malloc. Two
     // threads racing here compute the same answer.
     Kind k = config().allocator == Allocator::Libc ? Kind::Libc : Kind::Jemalloc;
+    // Before jemalloc starts: whether its profiler runs is one of its options (jemalloc_conf.cpp).
+    if (k == Kind::Jemalloc && record::mem_profile_rate() >= kJemallocSamplingMinRate)
+        record::hand_sampling_to_allocator();
     __atomic_store_n(&g_kind, k, __ATOMIC_RELAXED);
     return k;
 }
@@ -79,25 +84,6 @@ void* realloc_nonnull(void* p, size_t size) {
     void* q = gprof_je_realloc(p, size);
     if (q == nullptr) errno = ENOMEM;  // jemalloc leaves errno alone for sizes it cannot serve
     return q;
-}
-
-void* place_sampled(size_t size, size_t align, bool zero) {
-    // glibc's memalign would split an aligned block out of a free one, changing the heap's
-    // layout under a program that asked for glibc's allocator: not placed there.
-    if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
-    // Zeroed as calloc() above zeroes: jemalloc's own zeroing would fault the pages in again.
-    bool memset_zero = zero && size <= kCallocMemsetMax;
-    void* p =
-        gprof_je_mallocx(size, __builtin_ctzl(align) | (zero && !memset_zero ? kMallocxZero : 0));
-    if (p != nullptr && memset_zero) memset(p, 0, size);
-    return p;
-}
-
-void* replace_sampled(void* p, size_t size, size_t align) {
-    // glibc's realloc cannot align, and a copy in its place would make a large block that grows
-    // by small steps (which glibc moves with mremap) quadratic: not placed.
-    if (!jemalloc() || size == 0 || !power_of_two(align)) return nullptr;
-    return gprof_je_rallocx(p, size, __builtin_ctzl(align));
 }
 
 size_t usable_size(void* p) {

@@ -44,6 +44,12 @@ extern Kind g_kind;
 
 Kind choose();  // slow path of the first allocation: reads GPROF_ALLOCATOR
 
+// From this heap rate up, gprof's jemalloc samples with its own profiler's machinery
+// (preload/jemalloc_sampling.cpp). jemalloc makes each sampled object a page-aligned extent of at
+// least 16 KiB, so a program of tiny objects pays up to 16 KiB per `rate` bytes of heap (6% here,
+// 3% at the default rate); below it, the shims sample, at a cost on every call instead.
+constexpr int64_t kJemallocSamplingMinRate = 256 * 1024;
+
 inline bool jemalloc() {
     Kind k = g_kind;
     if (k == Kind::Jemalloc) [[likely]]
@@ -85,13 +91,6 @@ void* memalign(size_t align, size_t size);
 int posix_memalign(void** out, size_t align, size_t size);
 // The alignments posix_memalign accepts: a power of two multiple of sizeof(void*).
 bool posix_alignment(size_t align);
-
-// An object to be sampled, placed at `align` (a power of two, at least a page: see
-// record/heap_profile.h), zeroed if asked: jemalloc only. Null when it cannot be placed so (libc
-// mode, size 0, no memory): the caller then allocates as the program asked.
-void* place_sampled(size_t size, size_t align, bool zero);
-// The same for a realloc of p (not null) to size (not 0): null, with p untouched, when it cannot.
-void* replace_sampled(void* p, size_t size, size_t align);
 
 // jemalloc's non-standard API (MALLOCX_* flags), served by glibc too in libc mode.
 void* mallocx(size_t size, int flags);

@@ -8,6 +8,10 @@
 # `malloc_conf`. Two libc calls are routed to gprof (preload/jemalloc_conf.cpp) so the embedded
 # copy takes its options from gprof, never from the program's MALLOC_CONF or /etc/malloc.conf.
 # The C++ operator member is dropped: gprof defines those operators itself.
+#
+# Five internal calls of jemalloc's profiler are then pointed at gprof, in the objects that make
+# them, so gprof records the samples jemalloc takes (preload/jemalloc_sampling.cpp). That file
+# relies on jemalloc 5.3.0's internals (an argument's layout), so any other version is refused.
 set -eu
 objcopy=$1
 in=$(realpath "$2")
@@ -17,8 +21,36 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 ar x "$in"
 rm -f jemalloc_cpp.pic.o jemalloc_cpp.o
+version=5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c
+if ! grep -q -a "$version" ./jemalloc*.o ./ctl*.o; then
+    echo "embed_jemalloc.sh: $in is not jemalloc $version, which preload/jemalloc_sampling.cpp was written for" >&2
+    exit 1
+fi
 nm --defined-only -g ./*.o | awk 'NF == 3 { print $3 " gprof_je_" $3 }' | sort -u > syms
 printf '%s\n' 'secure_getenv gprof_je_secure_getenv' 'readlink gprof_je_readlink' >> syms
 for o in ./*.o; do "$objcopy" --redefine-syms=syms "$o"; done
+redirect() {  # OBJECT-STEM OLD=NEW...: calls made by that object only; each must exist
+    o=./$1.pic.o
+    [ -f "$o" ] || o=./$1.o
+    shift
+    for pair in "$@"; do
+        "$objcopy" --redefine-sym "$pair" "$o"
+        if ! nm -u "$o" | grep -q " ${pair#*=}\$"; then
+            echo "embed_jemalloc.sh: $o does not call ${pair%%=*}" >&2
+            exit 1
+        fi
+    done
+}
+redirect thread_event \
+    gprof_je_je_prof_sample_new_event_wait=gprof_jemalloc_sample_wait \
+    gprof_je_je_prof_sample_postponed_event_wait=gprof_jemalloc_sample_wait
+redirect jemalloc \
+    gprof_je_je_prof_tctx_create=gprof_jemalloc_tctx_create \
+    gprof_je_je_prof_malloc_sample_object=gprof_jemalloc_sampled \
+    gprof_je_je_large_prof_info_get=gprof_jemalloc_prof_info_get \
+    gprof_je_je_prof_free_sampled_object=gprof_jemalloc_sample_freed
+redirect arena \
+    gprof_je_je_large_prof_info_get=gprof_jemalloc_prof_info_get \
+    gprof_je_je_prof_free_sampled_object=gprof_jemalloc_sample_freed
 rm -f "$out"
 ar rcs "$out" ./*.o

@@ -17,15 +17,11 @@ void* mallocx(size_t size, int flags) noexcept {
 }
 
 void* rallocx(void* p, size_t size, int flags) noexcept {
-    // Not placed: the program's flags may name an arena (see mallocx).
-    return r::reallocation(
-        p, size,
-        [=] {
-            void* q = b::rallocx(p, size, flags);
-            if (q == nullptr) errno = ENOMEM;
-            return q;
-        },
-        [](size_t) -> void* { return nullptr; });
+    return r::reallocation(p, size, [=] {
+        void* q = b::rallocx(p, size, flags);
+        if (q == nullptr) errno = ENOMEM;
+        return q;
+    });
 }
 
 size_t xallocx(void* p, size_t size, size_t extra, int flags) noexcept {

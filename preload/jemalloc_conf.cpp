@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "preload/backing.h"
+#include "record/heap_sampler.h"
+
 namespace {
 
 // gprof's jemalloc runs with jemalloc's defaults. The one tuning the benchmarks called for (calloc
@@ -15,10 +18,21 @@ namespace {
 // more resident memory in small multithreaded programs.
 constexpr const char kJemallocOptions[] = "";
 
+// Where jemalloc samples for gprof (preload/jemalloc_sampling.cpp): its profiler on, writing
+// nothing (these are its defaults, spelt out), and its own record of each thread's samples kept
+// to the minimum (no cumulative counts, no record of recent allocations).
+constexpr const char kJemallocSamplingOptions[] =
+    "prof:true,prof_active:true,prof_accum:false,prof_final:false,prof_gdump:false,"
+    "prof_leak:false,lg_prof_interval:-1,prof_recent_alloc_max:0";
+
 }  // namespace
 
 extern "C" char* gprof_je_secure_getenv(const char* name) {
-    if (strcmp(name, "MALLOC_CONF") == 0) return const_cast<char*>(kJemallocOptions);
+    if (strcmp(name, "MALLOC_CONF") == 0) {
+        gprof::backing::jemalloc();  // the choice of sampler is made before jemalloc starts
+        return const_cast<char*>(gprof::record::allocator_samples() ? kJemallocSamplingOptions
+                                                                    : kJemallocOptions);
+    }
     return secure_getenv(name);
 }
 

@@ -11,6 +11,7 @@
 #include "preload/originals.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
+#include "record/heap_sampler.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
@@ -43,13 +44,7 @@ void child_after_fork() {
 __attribute__((constructor)) void start() {
     record::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
-    // Sampled objects are placed page-aligned where gprof's jemalloc serves them and the rate
-    // keeps the slack small (record/heap_profile.h); with no sampling at all, no free needs the
-    // bitmap either. Decided once: a rate changed later only changes how much slack the placed
-    // samples take (or, from 0, makes every sample an unplaced one).
-    int64_t rate = config().mem_profile_rate;
-    record::heap_profile().start(
-        rate == 0 || (backing::jemalloc() && rate >= record::HeapProfile::kAlignedSamplesMinRate));
+    record::heap_profile().start();
     record::start_stack_table();
     originals::functions();  // before the program can have a second thread
     unwind::warm_up();       // from here on, allocations are sampled

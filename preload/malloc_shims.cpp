@@ -31,9 +31,7 @@ void release(void* p) {
 }
 
 void* allocate(size_t size) {
-    return r::allocation(
-        size, 0, [=] { return b::malloc(size); },
-        [=](size_t placed) { return b::place_sampled(size, placed, false); });
+    return r::allocation(size, 0, [=] { return b::malloc(size); });
 }
 
 void* reallocate(void* p, size_t size) {
@@ -42,23 +40,17 @@ void* reallocate(void* p, size_t size) {
         release(p);
         return nullptr;
     }
-    return r::reallocation(
-        p, size, [=] { return b::realloc_nonnull(p, size); },
-        [=](size_t placed) { return b::replace_sampled(p, size, placed); });
+    return r::reallocation(p, size, [=] { return b::realloc_nonnull(p, size); });
 }
 
 void* aligned(size_t align, size_t size) {
-    return r::allocation(
-        size, align, [=] { return b::memalign(align, size); },
-        [=](size_t placed) { return b::place_sampled(size, placed, false); });
+    return r::allocation(size, align, [=] { return b::memalign(align, size); });
 }
 
 void* zeroed(size_t n, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) return b::calloc(n, size);  // NULL with ENOMEM
-    return r::allocation(
-        total, 0, [=] { return b::calloc(n, size); },
-        [=](size_t placed) { return b::place_sampled(total, placed, true); });
+    return r::allocation(total, 0, [=] { return b::calloc(n, size); });
 }
 
 }  // namespace
@@ -125,14 +117,6 @@ int posix_memalign(void** out, size_t align, size_t size) noexcept {
     // on the unsampled path.
     if (!r::sampling(size)) [[likely]]
         return b::posix_memalign(out, align, size);
-    // Placed only for an alignment posix_memalign accepts (it must still fail with EINVAL).
-    if (b::posix_alignment(align) && r::heap_profile().aligned_samples()) {
-        if (void* p = b::place_sampled(size, r::sample_alignment(align), false)) {
-            *out = p;
-            r::record_sampled(p, size, align);
-            return 0;
-        }
-    }
     int err = b::posix_memalign(out, align, size);
     if (err == 0) r::record_sampled(*out, size, align);
     return err;

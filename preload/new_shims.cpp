@@ -47,9 +47,8 @@ void* handle_failure(Allocate retry) {
 
 void* allocate(std::size_t size, std::size_t align) {
     auto recorded = [=] {
-        return r::allocation(
-            size, align, [=] { return align ? b::memalign(align, size) : b::malloc(size); },
-            [=](size_t placed) { return b::place_sampled(size, placed, false); });
+        return r::allocation(size, align,
+                             [=] { return align ? b::memalign(align, size) : b::malloc(size); });
     };
     if (void* p = recorded()) [[likely]]
         return p;

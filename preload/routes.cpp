@@ -72,9 +72,11 @@ void choose_routes() noexcept {
     // Both reads allocate nothing (config() parses into static storage), so this is safe from the
     // process's first malloc. Racing first callers compute and store the same table.
     static bool sampled_before = false;
-    bool sampling = record::mem_profile_rate() != 0;
+    bool jemalloc = b::jemalloc();  // first: it decides whether jemalloc samples itself
+    // Where gprof's jemalloc samples itself, the direct route is the sampling one.
+    bool sampling = record::mem_profile_rate() != 0 && !record::allocator_samples();
     if (sampling) __atomic_store_n(&sampled_before, true, __ATOMIC_RELAXED);
-    Table t = sampling ? kRecorded : b::jemalloc() ? kJemalloc : kLibc;
+    Table t = sampling ? kRecorded : jemalloc ? kJemalloc : kLibc;
     if (__atomic_load_n(&sampled_before, __ATOMIC_RELAXED)) {  // samples may live: see routes.h
         t.free = recorded_free;
         t.realloc = recorded_realloc;

@@ -3,10 +3,9 @@
 // alignment. Recorders (the heap profile now) hook in here and nowhere else, so the shims never
 // change when a recorder is added.
 //
-// This is the hot path of every allocation: one thread-local subtraction and compare for an
-// allocation; for a free, a test of the pointer's low bits and one load (sampled objects are
-// placed page-aligned; record/heap_profile.h), and a bit of a bitmap only where that cannot
-// decide. Counting every allocation as well (three thread-local additions) cost 8% more on a
+// This is the hot path of every allocation where the shims sample (preload/routes.h): one
+// thread-local subtraction and compare for an allocation; for a free, a bit of a bitmap
+// (record/heap_profile.h). Counting every allocation as well (three thread-local additions) cost 8% more on a
 // small-object churn benchmark, so exact counts come from the backing allocator's own statistics
 // instead (api/memstats.cpp).
 //
@@ -34,42 +33,29 @@ inline bool sampling(size_t size) {
 // Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
 void record_sampled(void* p, size_t size, size_t align) noexcept;
 
-// Where sampled objects are placed page-aligned (HeapProfile::aligned_samples), the alignment to
-// ask for: the caller's, if larger.
-inline size_t sample_alignment(size_t align) {
-    return align > HeapProfile::kSampleAlignment ? align : HeapProfile::kSampleAlignment;
-}
+// Where the backing allocator samples itself (record/heap_sampler.h: allocator_samples()), it
+// reports here instead: an object of `size` requested bytes at p that its sampler counted as
+// sampled_size, and later that object's end (`births` as in HeapProfile::record_reported_free).
+void record_allocator_sample(void* p, size_t size, size_t sampled_size) noexcept;
+void record_allocator_free(void* p, uint32_t births) noexcept;
 
-// The two steps around an allocating call, for the shims. `backing_call` makes the allocation as
-// the program asked; `placed_call(alignment)` makes the same allocation at that alignment (a power
-// of two, at least a page), or returns null when it cannot, and runs only for an object to be
-// sampled while samples are placed. One of the two runs, once (backing_call after a null from
-// placed_call). Only the countdown is inline, so the unsampled case ends in a tail call of the
-// backing allocator.
-template <typename BackingCall, typename PlacedCall>
-[[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align, BackingCall backing_call,
-                                             PlacedCall placed_call) noexcept {
+// The two steps around an allocating call, for the shims: `backing_call` makes the allocation as
+// the program asked. Only the countdown is inline, so the unsampled case ends in a tail call of
+// the backing allocator.
+template <typename BackingCall>
+[[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align,
+                                             BackingCall backing_call) noexcept {
     if (!sampler_slow_path(size)) return backing_call();
-    void* p = nullptr;
-    if (heap_profile().aligned_samples()) p = placed_call(sample_alignment(align));
-    if (p == nullptr) p = backing_call();
+    void* p = backing_call();
     record_sampled(p, size, align);
     return p;
 }
 
-template <typename BackingCall, typename PlacedCall>
-inline void* allocation(size_t size, size_t align, BackingCall backing_call,
-                        PlacedCall placed_call) noexcept {
-    if (!interval_ended(size)) [[likely]]
-        return backing_call();
-    return allocation_slow_path(size, align, backing_call, placed_call);
-}
-
-// For an allocation gprof does not place (jemalloc's own API, whose flags may name an arena): its
-// samples are counted as unaligned while they live.
 template <typename BackingCall>
 inline void* allocation(size_t size, size_t align, BackingCall backing_call) noexcept {
-    return allocation(size, align, backing_call, [](size_t) -> void* { return nullptr; });
+    if (!interval_ended(size)) [[likely]]
+        return backing_call();
+    return allocation_slow_path(size, align, backing_call);
 }
 
 // Both steps after the fact, for a path that must call first (xallocx).
@@ -103,18 +89,12 @@ inline void release(void* p, BackingFree backing_free) noexcept {
 
 // realloc and rallocx of a non-null `p`: the old life of `p` ends before the backing call (the
 // address may be handed to another thread the moment it returns) and is restored if the call
-// fails. `backing_call` reallocates as asked; `placed_call(alignment)` reallocates at that
-// alignment (null, with the old block untouched, when it cannot) and runs only for a result to be
-// sampled while samples are placed. The sampling decision comes before the call for that reason.
-template <typename BackingCall, typename PlacedCall>
-inline void* reallocation(void* p, size_t size, BackingCall backing_call,
-                          PlacedCall placed_call) noexcept {
+// fails.
+template <typename BackingCall>
+inline void* reallocation(void* p, size_t size, BackingCall backing_call) noexcept {
     uint32_t old_sample = freed(p);
     bool sample = sampling(size);
-    void* q = nullptr;
-    if (sample && heap_profile().aligned_samples()) [[unlikely]]
-        q = placed_call(sample_alignment(0));
-    if (q == nullptr) q = backing_call();
+    void* q = backing_call();
     if (q == nullptr) {
         // Failed: the old block lives on unchanged, and so does its sample.
         heap_profile().restore(p, old_sample);

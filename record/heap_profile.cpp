@@ -16,38 +16,40 @@ constinit std::atomic<unsigned> g_next_stripe{0};
 
 }  // namespace
 
-void HeapProfile::start(bool aligned_samples) {
+void HeapProfile::start() {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
-    aligned_samples_ = aligned_samples;
-    if (!aligned_samples) unaligned_live_.store(1, std::memory_order_relaxed);
     buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
     counts_ =
         static_cast<BucketCounts*>(os_reserve(sizeof(BucketCounts) * kMaxBuckets * kCountStripes));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
-uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size) const {
+uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size,
+                                  uint64_t sampled_size) const {
     for (uint32_t i = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire); i != 0;
          i = buckets_[i].next) {
-        if (buckets_[i].stack_id == stack_id && buckets_[i].size == size) return i;
+        const Bucket& b = buckets_[i];
+        if (b.stack_id == stack_id && b.size == size && b.sampled_size == sampled_size) return i;
     }
     return 0;
 }
 
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
-uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size) {
+uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size) {
     if (buckets_ == nullptr || counts_ == nullptr || bucket_index_ == nullptr) return 0;
-    uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL);
+    uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL) ^
+                 (sampled_size * 0x165667B19E3779F9ULL);
     uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
-    if (uint32_t i = find_bucket(head, stack_id, size)) return i;
+    if (uint32_t i = find_bucket(head, stack_id, size, sampled_size)) return i;
     SpinGuard guard(buckets_lock_);
-    if (uint32_t i = find_bucket(head, stack_id, size)) return i;
+    if (uint32_t i = find_bucket(head, stack_id, size, sampled_size)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
     Bucket& b = buckets_[i];
     b.stack_id = stack_id;
     b.size = size;
+    b.sampled_size = sampled_size;
     b.next = std::atomic_ref<uint32_t>(*head).load(std::memory_order_relaxed);
     bucket_count_.store(i, std::memory_order_release);
     std::atomic_ref<uint32_t>(*head).store(i, std::memory_order_release);
@@ -110,27 +112,40 @@ bool HeapProfile::grow_locked(Shard& s) {
     return true;
 }
 
-bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket) {
+bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t born) {
     if ((s.used + 1) * 2 > s.capacity && !grow_locked(s)) return false;
     uint64_t h = hash(reinterpret_cast<void*>(p));
     size_t mask = s.capacity - 1;
     for (size_t j = (h ^ (h >> 32)) & mask;; j = (j + 1) & mask) {
         if (s.slots[j].ptr == 0 || s.slots[j].ptr == p) {
             // An address still in the table was freed behind gprof's back (by a free that does
-            // not pass through gprof); the new life replaces the old one.
+            // not pass through gprof, or one jemalloc reports after the new life: a realloc in
+            // place that is sampled again); the new life replaces the old one, which ends.
             if (s.slots[j].ptr == 0) {
                 ++s.used;
                 filter_add_locked(filter_bit(reinterpret_cast<void*>(p)));
-                if (counted_unaligned(p)) unaligned_live_.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                count(s.slots[j].bucket, &BucketCounts::frees, 1);
             }
-            s.slots[j] = LiveEntry{p, bucket, 0};
+            s.slots[j] = LiveEntry{p, bucket, born};
             return true;
         }
     }
 }
 
 void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
-    uint32_t bucket = bucket_for(stack_id, size);
+    frees_watched_.store(true, std::memory_order_relaxed);  // published by the bit's release
+    add(p, size, size, stack_id, 0);
+}
+
+void HeapProfile::record_reported_alloc(void* p, size_t size, size_t sampled_size,
+                                        uint32_t stack_id) {
+    add(p, size, sampled_size, stack_id, births_.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
+                      uint32_t born) {
+    uint32_t bucket = bucket_for(stack_id, size, sampled_size);
     if (bucket == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;
@@ -138,7 +153,7 @@ void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
     count(bucket, &BucketCounts::allocs, 1);
     Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
-    if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket)) {
+    if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, born)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
         count(bucket, &BucketCounts::frees, 1);
         dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -146,6 +161,14 @@ void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
 }
 
 uint32_t HeapProfile::record_free(void* p) {
+    return remove(p, false, 0);
+}
+
+uint32_t HeapProfile::record_reported_free(void* p, uint32_t births) {
+    return remove(p, true, births);
+}
+
+uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
     uint64_t h = hash(p);
     Shard& s = shards_[shard_of(filter_bit(p))];
     uint32_t bucket = 0;
@@ -158,6 +181,8 @@ uint32_t HeapProfile::record_free(void* p) {
             if (s.slots[j].ptr == 0) return 0;  // a false positive of the bitmap
             if (s.slots[j].ptr == reinterpret_cast<uintptr_t>(p)) break;
         }
+        // Begun after `births` (modulo 2^32): a later life at the same address, not the one ending.
+        if (check_birth && static_cast<int32_t>(s.slots[j].born - births) > 0) return 0;
         bucket = s.slots[j].bucket;
         // Backward-shift deletion keeps every probe chain unbroken without tombstones.
         for (size_t k = (j + 1) & mask; s.slots[k].ptr != 0; k = (k + 1) & mask) {
@@ -173,8 +198,6 @@ uint32_t HeapProfile::record_free(void* p) {
         s.slots[j] = LiveEntry{};
         --s.used;
         filter_remove_locked(filter_bit(p));
-        if (counted_unaligned(reinterpret_cast<uintptr_t>(p)))
-            unaligned_live_.fetch_sub(1, std::memory_order_relaxed);
     }
     count(bucket, &BucketCounts::frees, 1);
     return bucket + 1;
@@ -186,7 +209,7 @@ void HeapProfile::restore(void* p, uint32_t token) {
     count(bucket, &BucketCounts::frees, -1);
     Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
-    insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket);
+    insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, 0);
 }
 
 size_t HeapProfile::bucket_count() {
@@ -209,7 +232,8 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
         for (int s = 0; s < kCountStripes; ++s)
             allocs += load(counts_[size_t{kMaxBuckets} * s + i + 1].allocs);
         if (frees > allocs) frees = allocs;  // excluded by that order; a guard
-        out[i] = HeapBucket{b.stack_id, b.size, allocs, allocs * b.size, frees, frees * b.size};
+        out[i] = HeapBucket{b.stack_id,     b.size, b.sampled_size, allocs, allocs * b.size,
+                            frees,          frees * b.size};
     }
     return n;
 }

@@ -26,20 +26,12 @@
 //     negative. Threads whose blocks come from different slabs mostly use different shards, so
 //     at a high rate they neither wait for each other's locks nor trade the locks' cache lines
 //     (two threads at rate 1 ran twice as fast as with shards picked by a hash).
-//   * In front of the bitmap, page alignment. With gprof's jemalloc at rates of
-//     kAlignedSamplesMinRate and above, the shims allocate sampled objects page-aligned (a small
-//     one then takes a 4 KiB slot: at most 4 KiB per 256 KiB sampled, under 1.6% of the heap),
-//     and the rare sampled object that is not page-aligned (one jemalloc could not place so, a
-//     jemalloc API call) is counted in unaligned_live_ while it lives. A free then reads the
-//     bitmap only for a page-aligned pointer or while that count is not zero; every other pointer
-//     costs a test of its low 12 bits and a load of a counter that hardly ever changes. On a
-//     small-object churn benchmark the bitmap read was most of the check's cost (1.12x jemalloc
-//     alone with it, 1.06x with the alignment test instead). Where samples are not placed
-//     (GPROF_ALLOCATOR=libc, lower rates) the count stays at 1 for good and every free reads the
-//     bitmap; with sampling off (rate 0) it stays at 0 and none does.
-//   * Visibility: the allocating thread sets the bit (release) and counts an unaligned sample
-//     before malloc returns; any thread that later frees the pointer received it through the
-//     program's own synchronisation, so it sees both.
+//   * In front of the bitmap, one flag: whether any sample the shims took may live. Where no
+//     sample is the shims' (sampling off, or gprof's jemalloc sampling itself, which reports its
+//     samples' ends: preload/jemalloc_sampling.cpp) no free reads the bitmap.
+//   * Visibility: the allocating thread sets the flag and the bit (release) before malloc
+//     returns; any thread that later frees the pointer received it through the program's own
+//     synchronisation, so it sees both.
 #pragma once
 
 #include <atomic>
@@ -53,27 +45,27 @@ namespace gprof::record {
 // One (stack, size) bucket as a snapshot reports it.
 struct HeapBucket {
     uint32_t stack_id;
-    uint64_t size;  // requested size of each object in this bucket
+    uint64_t size;          // requested size of each object in this bucket
+    uint64_t sampled_size;  // the size its sampler counted (jemalloc's size class, or size)
     uint64_t allocs, alloc_bytes, frees, free_bytes;
 };
 
 class HeapProfile {
   public:
-    // The alignment of placed samples, and the lowest rate at which they are placed.
-    static constexpr size_t kSampleAlignment = 4096;
-    static constexpr int64_t kAlignedSamplesMinRate = 256 * 1024;
-
     // Reserves the tables. Called once from gprof's constructor, before any sample.
-    // aligned_samples: the allocation shims place sampled objects page-aligned (see above).
-    void start(bool aligned_samples);
-    bool aligned_samples() const { return aligned_samples_; }
+    void start();
 
+    // A sample the shims took: an object of `size` bytes at p. From now on frees look it up
+    // (maybe_sampled). A live sample still at p (freed where gprof did not see it) ends here.
     void record_alloc(void* p, size_t size, uint32_t stack_id);
+    // A sample the backing allocator took and whose end it reports (record_reported_free): an
+    // object of `size` bytes at p that its sampler counted as `sampled_size` bytes (jemalloc counts
+    // size classes); the writer un-samples with that size.
+    void record_reported_alloc(void* p, size_t size, size_t sampled_size, uint32_t stack_id);
 
-    // False when p was surely not sampled: the check of every free.
+    // False when p was surely not sampled by the shims: the check of their every free.
     bool maybe_sampled(const void* p) const {
-        if (!page_aligned(reinterpret_cast<uintptr_t>(p)) &&
-            unaligned_live_.load(std::memory_order_relaxed) == 0) [[likely]]
+        if (!frees_watched_.load(std::memory_order_relaxed)) [[likely]]
             return false;
         uint32_t bit = filter_bit(p);
         return (filter_[bit >> 6].load(std::memory_order_acquire) >> (bit & 63)) & 1;
@@ -81,6 +73,12 @@ class HeapProfile {
 
     // Ends the life of a sampled pointer. Returns its bucket + 1, or 0 when `p` was not sampled.
     uint32_t record_free(void* p);
+    // The end of an allocator's sample, which may be reported late (jemalloc reports the end of a
+    // moved realloc's old block after the move, when another thread may have been handed the
+    // address): ends the life at p only if it began by `births`, a births() read while the block
+    // was still held.
+    uint32_t record_reported_free(void* p, uint32_t births);
+    uint32_t births() const { return births_.load(std::memory_order_relaxed); }
     // Undoes record_free (a realloc that failed): `p` lives on in bucket `token - 1`.
     void restore(void* p, uint32_t token);
 
@@ -113,6 +111,7 @@ class HeapProfile {
         uint32_t stack_id;
         uint32_t next;  // index chain
         uint64_t size;
+        uint64_t sampled_size;
     };
     struct BucketCounts {
         uint64_t allocs, frees;
@@ -120,7 +119,7 @@ class HeapProfile {
     struct LiveEntry {
         uintptr_t ptr;  // 0: empty slot
         uint32_t bucket;
-        uint32_t unused;
+        uint32_t born;  // for record_reported_free: the sample's number, counted from 1
     };
     struct alignas(64) Shard {  // a cache line each: two shards' locks never share one
         SpinLock lock;
@@ -128,10 +127,6 @@ class HeapProfile {
         size_t capacity = 0;  // power of two
         size_t used = 0;
     };
-
-    static bool page_aligned(uintptr_t p) { return (p & (kSampleAlignment - 1)) == 0; }
-    // Whether a live sample at p counts in unaligned_live_: one insert and its removal must agree.
-    bool counted_unaligned(uintptr_t p) const { return aligned_samples_ && !page_aligned(p); }
 
     static uint64_t hash(const void* p) {
         return (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL;
@@ -145,10 +140,13 @@ class HeapProfile {
         return (bit >> (kFilterBits - kShardBits)) & (kShards - 1);
     }
 
-    uint32_t find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size) const;
-    uint32_t bucket_for(uint32_t stack_id, uint64_t size);
+    uint32_t find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size,
+                         uint64_t sampled_size) const;
+    uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size);
     void count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n);
-    bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket);
+    void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, uint32_t born);
+    bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t born);
+    uint32_t remove(void* p, bool check_birth, uint32_t births);
     bool grow_locked(Shard& s);
     void filter_add_locked(uint32_t bit);
     void filter_remove_locked(uint32_t bit);
@@ -163,10 +161,10 @@ class HeapProfile {
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};
-    // Live samples that are not page-aligned (1 for good when samples are not placed). On a line
-    // of its own: every free reads it.
-    alignas(64) std::atomic<uint64_t> unaligned_live_{0};
-    bool aligned_samples_ = false;
+    std::atomic<uint32_t> births_{0};
+    // Whether the shims ever took a sample (set for good at the first). On a line of its own:
+    // every free reads it.
+    alignas(64) std::atomic<bool> frees_watched_{false};
     std::atomic<size_t> live_bytes_{0};
 };
 

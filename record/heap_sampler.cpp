@@ -17,6 +17,7 @@ namespace {
 constexpr int64_t kRateUnset = -1;
 constexpr int64_t kOffRecheckBytes = int64_t{64} << 20;
 constinit std::atomic<int64_t> g_rate{kRateUnset};
+constinit std::atomic<bool> g_allocator_samples{false};
 
 uint64_t seed_for_thread() {
     struct timespec ts;
@@ -56,9 +57,27 @@ void set_mem_profile_rate(int64_t rate) {
     g_rate.store(rate < 0 ? 0 : rate, std::memory_order_relaxed);
 }
 
+void hand_sampling_to_allocator() {
+    g_allocator_samples.store(true, std::memory_order_relaxed);
+}
+
+bool allocator_samples() {
+    return g_allocator_samples.load(std::memory_order_relaxed);
+}
+
+int64_t allocator_sample_interval() {
+    SamplerState& s = t_sampler;
+    if (!s.started) {
+        s.started = true;
+        s.rng.state = seed_for_thread();
+    }
+    int64_t bytes = next_sample_interval(mem_profile_rate(), s.rng);
+    return bytes > 0 ? bytes : 1;
+}
+
 bool sampler_slow_path(size_t size) noexcept {
     SamplerState& s = t_sampler;
-    int64_t rate = mem_profile_rate();
+    int64_t rate = allocator_samples() ? 0 : mem_profile_rate();
     if (!s.started) {
         // A thread's first allocation: start its Poisson process here. The allocation is sampled
         // only if the first interval ends within it.

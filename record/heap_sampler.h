@@ -56,4 +56,13 @@ inline bool should_sample(size_t size) {
 int64_t mem_profile_rate();
 void set_mem_profile_rate(int64_t rate);
 
+// Where the backing allocator draws the intervals itself and reports its samples (gprof's jemalloc
+// at the higher rates: preload/jemalloc_sampling.cpp), the countdown above stays off for good, so
+// no allocation is sampled twice. Set once, at the process's first allocation.
+void hand_sampling_to_allocator();
+bool allocator_samples();
+// For such an allocator: the bytes until the calling thread's next sample, drawn by the same rule
+// as the countdown's (at least 1; 64 MiB while the rate is 0).
+int64_t allocator_sample_interval();
+
 }  // namespace gprof::record

@@ -10,10 +10,11 @@
 
 namespace gprof::writer {
 
-ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate) {
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg) {
     if (count == 0 || bytes == 0) return {0, 0};
     if (rate <= 1) return {count, bytes};
-    double avg = static_cast<double>(bytes) / static_cast<double>(count);
+    double avg =
+        sampled_avg > 0 ? sampled_avg : static_cast<double>(bytes) / static_cast<double>(count);
     double scale = 1 / (1 - std::exp(-avg / static_cast<double>(rate)));
     return {static_cast<int64_t>(static_cast<double>(count) * scale),
             static_cast<int64_t>(static_cast<double>(bytes) * scale)};
@@ -43,11 +44,13 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
             without_stack += b.allocs;
             continue;
         }
+        // Every object of a bucket has the same sampled size: both pairs scale by it.
+        const double sampled = static_cast<double>(b.sampled_size);
         ScaledPair alloc = scale_heap_sample(static_cast<int64_t>(b.allocs),
-                                             static_cast<int64_t>(b.alloc_bytes), rate);
+                                             static_cast<int64_t>(b.alloc_bytes), rate, sampled);
         ScaledPair inuse =
             scale_heap_sample(static_cast<int64_t>(b.allocs - b.frees),
-                              static_cast<int64_t>(b.alloc_bytes - b.free_bytes), rate);
+                              static_cast<int64_t>(b.alloc_bytes - b.free_bytes), rate, sampled);
         const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
         const NumericLabel size[] = {{"bytes", static_cast<int64_t>(b.size), ""}};
         builder.add_sample(pcs, static_cast<size_t>(depth), values, 4, SampleLabels{{}, size});

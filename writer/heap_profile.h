@@ -18,8 +18,11 @@ struct ScaledPair {
 
 // Go's scaleHeapSample: a sampled object of average size avg = bytes/count stood for
 // 1 / (1 - exp(-avg/rate)) objects, since that is the probability the sampler picked it
-// (record/heap_sampler.h). Each (objects, bytes) pair is scaled by its own average.
-ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate);
+// (record/heap_sampler.h). Each (objects, bytes) pair is scaled by its own average. Where the
+// sampler counted other sizes than the ones reported (jemalloc counts size classes: a 24-byte
+// object is sampled as a 32-byte one), sampled_avg is the average it counted, and the probability
+// is that of this size.
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg = 0);
 
 // Encodes the process's heap profile (uncompressed) into *out. False with *error on failure.
 bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,

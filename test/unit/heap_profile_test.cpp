@@ -20,7 +20,7 @@ std::vector<HeapBucket> buckets(HeapProfile& h) {
 
 TEST_CASE("live samples are exact: alloc, free, realloc restore") {
     auto h = std::make_unique<HeapProfile>();
-    h->start(false);
+    h->start();
     std::vector<char> memory(1 << 16);
     void* a = &memory[16];
     void* b = &memory[4096];
@@ -55,7 +55,7 @@ TEST_CASE("live samples are exact: alloc, free, realloc restore") {
 
 TEST_CASE("many live samples across shards, with growth and deletion, never lose one") {
     auto h = std::make_unique<HeapProfile>();
-    h->start(false);
+    h->start();
     constexpr int kThreads = 4, kPer = 20000;
     std::atomic<int> lost{0};  // Catch2's assertions are not thread-safe: count, check after join
     std::vector<std::thread> threads;
@@ -87,7 +87,7 @@ TEST_CASE("many live samples across shards, with growth and deletion, never lose
 
 TEST_CASE("a snapshot taken while other threads allocate and free never shows more frees") {
     auto h = std::make_unique<HeapProfile>();
-    h->start(false);
+    h->start();
     constexpr int kObjects = 30000;
     auto addr = [](int i) {
         return reinterpret_cast<void*>(uintptr_t{0x20000000} + uintptr_t(i % 64) * 64);
@@ -132,54 +132,89 @@ TEST_CASE("a snapshot taken while other threads allocate and free never shows mo
     CHECK(bs[0].frees == uint64_t{kObjects});
 }
 
-TEST_CASE(
-    "placed samples: a free reads the bitmap only for page-aligned pointers or while an "
-    "unaligned sample lives") {
+TEST_CASE("frees look samples up only once the shims have taken one") {
     auto h = std::make_unique<HeapProfile>();
-    h->start(true);
-    constexpr size_t kPage = HeapProfile::kSampleAlignment;
-    std::vector<char> memory(16 * kPage);
-    auto* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(memory.data()) + kPage - 1) &
-                                         ~uintptr_t{kPage - 1});
-    void* page = base;            // placed: page-aligned
-    void* unaligned = base + 48;  // a sample gprof could not place
-    void* neighbour = base + 64;  // unsampled, in another 16-byte granule
-    void* other = base + kPage + 32;
-    CHECK_FALSE(h->maybe_sampled(page));
-    h->record_alloc(page, 100, 1);
-    CHECK(h->maybe_sampled(page));
-    CHECK_FALSE(h->maybe_sampled(unaligned));
-    CHECK_FALSE(h->maybe_sampled(other));
-
-    h->record_alloc(unaligned, 24, 2);
-    CHECK(h->maybe_sampled(unaligned));        // counted, then found in the bitmap
-    CHECK_FALSE(h->maybe_sampled(neighbour));  // read from the bitmap: clear
-    uint32_t token = h->record_free(unaligned);
-    CHECK(token != 0);
-    CHECK_FALSE(h->maybe_sampled(unaligned));
-    h->restore(unaligned, token);  // a failed realloc: it lives on, and is counted again
-    CHECK(h->maybe_sampled(unaligned));
-    CHECK(h->record_free(unaligned) != 0);
-    CHECK_FALSE(h->maybe_sampled(unaligned));
-    CHECK(h->record_free(page) != 0);
-    CHECK_FALSE(h->maybe_sampled(page));
-
-    // A second life of an address that was never freed through gprof replaces the first and is
-    // counted once.
-    h->record_alloc(unaligned, 24, 2);
-    h->record_alloc(unaligned, 24, 2);
-    CHECK(h->record_free(unaligned) != 0);
-    CHECK_FALSE(h->maybe_sampled(unaligned));
-}
-
-TEST_CASE("samples not placed: every free reads the bitmap") {
-    auto h = std::make_unique<HeapProfile>();
-    h->start(false);
+    h->start();
     std::vector<char> memory(1 << 16);
     void* a = &memory[48];
+    void* neighbour = &memory[64];  // another 16-byte granule
+    void* reported = &memory[4096];
+    CHECK_FALSE(h->maybe_sampled(a));
+    // An allocator's sample: its end is reported, so frees still do not look.
+    h->record_reported_alloc(reported, 24, 32, 1);
+    CHECK_FALSE(h->maybe_sampled(reported));
     CHECK_FALSE(h->maybe_sampled(a));
     h->record_alloc(a, 24, 1);
     CHECK(h->maybe_sampled(a));
+    CHECK_FALSE(h->maybe_sampled(neighbour));  // read from the bitmap: clear
     CHECK(h->record_free(a) != 0);
     CHECK_FALSE(h->maybe_sampled(a));
+
+    // A second life of an address that was never freed through gprof replaces the first, whose
+    // end is counted.
+    h->record_alloc(a, 24, 2);
+    h->record_alloc(a, 24, 2);
+    CHECK(h->record_free(a) != 0);
+    CHECK(h->record_free(a) == 0);
+    CHECK_FALSE(h->maybe_sampled(a));
+    for (const HeapBucket& b : buckets(*h))
+        if (b.stack_id == 2) CHECK(b.frees == b.allocs);
+}
+
+TEST_CASE("an allocator's samples: a late free ends only the life it was read for") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start();
+    std::vector<char> memory(1 << 16);
+    void* a = &memory[0];
+    void* b = &memory[4096];
+    void* c = &memory[8192];
+    auto bucket = [&](uint32_t stack) {
+        for (const HeapBucket& x : buckets(*h))
+            if (x.stack_id == stack) return x;
+        return HeapBucket{};
+    };
+
+    // A free reported in time.
+    h->record_reported_alloc(b, 100, 112, 1);
+    CHECK(h->record_reported_free(b, h->births()) != 0);
+    CHECK(bucket(1).frees == 1);
+
+    // A realloc that moved: jemalloc read a's record (births then: S), freed the block, and
+    // another thread was handed the address and sampled it before the old end was reported.
+    h->record_reported_alloc(a, 33, 48, 2);
+    uint32_t s = h->births();
+    h->record_reported_alloc(a, 200, 224, 3);  // the new life: the old one ends here
+    CHECK(h->record_reported_free(a, s) == 0);  // the late report leaves the new life alone
+    CHECK(bucket(2).allocs == 1);
+    CHECK(bucket(2).frees == 1);
+    CHECK(bucket(3).allocs == 1);
+    CHECK(bucket(3).frees == 0);
+    CHECK(h->record_reported_free(a, h->births()) != 0);
+    CHECK(bucket(3).frees == 1);
+
+    // A realloc in place, sampled again: the new record first, then the old one's end.
+    h->record_reported_alloc(c, 16 << 20, 16 << 20, 4);
+    s = h->births();
+    h->record_reported_alloc(c, 8 << 20, 8 << 20, 5);
+    CHECK(h->record_reported_free(c, s) == 0);
+    CHECK(bucket(4).frees == 1);
+    CHECK(bucket(5).frees == 0);
+}
+
+TEST_CASE("buckets: the size the sampler counted is part of the key") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start();
+    std::vector<char> memory(1 << 16);
+    h->record_reported_alloc(&memory[0], 33, 48, 1);
+    h->record_reported_alloc(&memory[64], 33, 48, 1);
+    h->record_reported_alloc(&memory[128], 33, 64, 1);  // 33 bytes asked with an alignment
+    h->record_alloc(&memory[192], 33, 1);                // the shims count what was asked
+    std::map<uint64_t, HeapBucket> by_sampled;
+    for (const HeapBucket& b : buckets(*h)) by_sampled[b.sampled_size] = b;
+    REQUIRE(by_sampled.size() == 3);
+    CHECK(by_sampled[48].allocs == 2);
+    CHECK(by_sampled[48].alloc_bytes == 66);
+    CHECK(by_sampled[64].allocs == 1);
+    CHECK(by_sampled[33].allocs == 1);
+    for (auto& [sampled, b] : by_sampled) CHECK(b.size == 33);
 }

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,5 +59,24 @@ TEST_CASE("an allocation of S bytes is sampled with probability 1 - exp(-S/rate)
         INFO("size " << size << " p " << p << " expected " << expected);
         CHECK(std::abs(p - expected) < 5 * std::sqrt(expected * (1 - expected) / n) + 0.002);
     }
+    gprof::record::set_mem_profile_rate(524288);
+}
+
+TEST_CASE("an allocator's intervals: the same rule, never 0") {
+    // allocator_sample_interval() draws from the calling thread's generator with the process's
+    // rate, and must hand jemalloc a wait of at least one byte.
+    gprof::record::set_mem_profile_rate(4096);
+    constexpr int n = 200000;
+    double sum = 0;
+    int64_t least = INT64_MAX;
+    for (int i = 0; i < n; ++i) {
+        int64_t x = gprof::record::allocator_sample_interval();
+        sum += static_cast<double>(x);
+        least = std::min(least, x);
+    }
+    CHECK(least >= 1);
+    CHECK(std::abs(sum / n - 4096.0) < 5 * 4096.0 / std::sqrt(n) + 1);
+    gprof::record::set_mem_profile_rate(0);
+    CHECK(gprof::record::allocator_sample_interval() >= (int64_t{64} << 20));
     gprof::record::set_mem_profile_rate(524288);
 }

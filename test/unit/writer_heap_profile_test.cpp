@@ -30,3 +30,19 @@ TEST_CASE("Go's un-sampling: each pair scaled by 1/(1-exp(-avg/rate))") {
     CHECK(s.count == 3);
     CHECK(s.bytes == int64_t{3} << 30);
 }
+
+TEST_CASE("un-sampling by the size the sampler counted") {
+    // jemalloc counts a 33-byte object as its 48-byte size class: the probability it was sampled
+    // is that of 48 bytes, while the profile reports the 33 bytes asked for.
+    double scale = 1 / (1 - std::exp(-48.0 / 524288));
+    auto s = scale_heap_sample(1000, 33000, 524288, 48);
+    CHECK(s.count == static_cast<int64_t>(1000 * scale));
+    CHECK(s.bytes == static_cast<int64_t>(33000 * scale));
+    // The counted size changes the scale, not the reported size's share: bytes / count stays 33.
+    CHECK(std::abs(static_cast<double>(s.bytes) / static_cast<double>(s.count) - 33.0) < 0.01);
+    // Without a counted size, or with the same one: Go's formula on the reported average.
+    CHECK(scale_heap_sample(1000, 33000, 524288, 33).count ==
+          scale_heap_sample(1000, 33000, 524288).count);
+    // Rate 1 is never scaled.
+    CHECK(scale_heap_sample(5, 165, 1, 48).count == 5);
+}
