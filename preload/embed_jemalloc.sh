@@ -28,6 +28,10 @@ if ! grep -q -a "$version" ./jemalloc*.o ./ctl*.o; then
 fi
 nm --defined-only -g ./*.o | awk 'NF == 3 { print $3 " gprof_je_" $3 }' | sort -u > syms
 printf '%s\n' 'secure_getenv gprof_je_secure_getenv' 'readlink gprof_je_readlink' >> syms
+# jemalloc's own mutexes go to glibc directly (its public aliases), not through gprof's lock
+# profiler's exported pthread_mutex_lock/unlock: a call less on every tcache fill and flush.
+printf '%s\n' 'pthread_mutex_lock __pthread_mutex_lock@GLIBC_2.2.5' \
+    'pthread_mutex_unlock __pthread_mutex_unlock@GLIBC_2.2.5' >> syms
 for o in ./*.o; do "$objcopy" --redefine-syms=syms "$o"; done
 redirect() {  # OBJECT-STEM OLD=NEW...: calls made by that object only; each must exist
     o=./$1.pic.o

@@ -65,7 +65,7 @@ void no_frames(void**, unsigned* length, unsigned) {
 struct ReadRecord {
     const void* prof_info;  // jemalloc's prof_info_t the record was read into
     void* ptr;
-    uint32_t births;  // HeapProfile::births() when it was read
+    uint32_t births;  // HeapProfile::births(ptr) when it was read
 };
 constinit thread_local ReadRecord t_read [[gnu::tls_model("initial-exec")]] = {};
 
@@ -100,7 +100,7 @@ void gprof_jemalloc_prof_info_get(void* tsd, void* edata, void* prof_info,
                                   bool reset_recent) noexcept {
     gprof_je_je_large_prof_info_get(tsd, edata, prof_info, reset_recent);
     void* ptr = *reinterpret_cast<void**>(static_cast<char*>(edata) + kEdataAddrOffset);
-    t_read = ReadRecord{prof_info, ptr, r::heap_profile().births()};
+    t_read = ReadRecord{prof_info, ptr, r::heap_profile().births(ptr)};
 }
 
 void gprof_jemalloc_sample_freed(void* tsd, size_t usize, void* prof_info) noexcept {

@@ -121,13 +121,15 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t
             // An address still in the table was freed behind gprof's back (by a free that does
             // not pass through gprof, or one jemalloc reports after the new life: a realloc in
             // place that is sampled again); the new life replaces the old one, which ends.
+            uint32_t bit = filter_bit(reinterpret_cast<void*>(p));
             if (s.slots[j].ptr == 0) {
                 ++s.used;
-                filter_add_locked(filter_bit(reinterpret_cast<void*>(p)));
             } else {
                 count(s.slots[j].bucket, &BucketCounts::frees, 1);
+                if (in_filter(s.slots[j])) filter_remove_locked(bit);
             }
             s.slots[j] = LiveEntry{p, bucket, born};
+            if (in_filter(s.slots[j])) filter_add_locked(bit);
             return true;
         }
     }
@@ -135,16 +137,16 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t
 
 void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
     frees_watched_.store(true, std::memory_order_relaxed);  // published by the bit's release
-    add(p, size, size, stack_id, 0);
+    add(p, size, size, stack_id, false);
 }
 
 void HeapProfile::record_reported_alloc(void* p, size_t size, size_t sampled_size,
                                         uint32_t stack_id) {
-    add(p, size, sampled_size, stack_id, births_.fetch_add(1, std::memory_order_relaxed) + 1);
+    add(p, size, sampled_size, stack_id, true);
 }
 
 void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
-                      uint32_t born) {
+                      bool numbered) {
     uint32_t bucket = bucket_for(stack_id, size, sampled_size);
     if (bucket == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -153,6 +155,12 @@ void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_
     count(bucket, &BucketCounts::allocs, 1);
     Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
+    uint32_t born = 0;
+    if (numbered) {
+        born = s.births.load(std::memory_order_relaxed) + 1;
+        if (born == 0) born = 1;  // 0 is the shims' samples' number (in_filter)
+        s.births.store(born, std::memory_order_relaxed);
+    }
     if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, born)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
         count(bucket, &BucketCounts::frees, 1);
@@ -184,6 +192,7 @@ uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
         // Begun after `births` (modulo 2^32): a later life at the same address, not the one ending.
         if (check_birth && static_cast<int32_t>(s.slots[j].born - births) > 0) return 0;
         bucket = s.slots[j].bucket;
+        bool filtered = in_filter(s.slots[j]);
         // Backward-shift deletion keeps every probe chain unbroken without tombstones.
         for (size_t k = (j + 1) & mask; s.slots[k].ptr != 0; k = (k + 1) & mask) {
             uint64_t hk = hash(reinterpret_cast<void*>(s.slots[k].ptr));
@@ -197,7 +206,7 @@ uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
         }
         s.slots[j] = LiveEntry{};
         --s.used;
-        filter_remove_locked(filter_bit(p));
+        if (filtered) filter_remove_locked(filter_bit(p));
     }
     count(bucket, &BucketCounts::frees, 1);
     return bucket + 1;

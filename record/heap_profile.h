@@ -3,11 +3,14 @@
 // is no GC delay to imitate).
 //
 // The check every free() makes ("was this pointer sampled?") must cost next to nothing, because
-// almost no pointer is: at the default rate one allocation in many thousands is. The design:
+// almost no pointer is: at the default rate one allocation in many thousands is. With gprof's
+// jemalloc at the default rate that check is jemalloc's own: it frees a sampled object off its
+// fast path and reports the end (preload/jemalloc_sampling.cpp), so its samples are only in the
+// live table below, never in the bitmap. Where the shims sample, the design:
 //
 //   * A bitmap of 2^19 bits (64 KiB, so it stays cache-resident), one bit per 16-byte granule of
 //     an 8 MiB window of the address space: bit = (p >> 4) ^ (p >> 23), low 19 bits. A bit is set
-//     while at least one live sampled pointer maps to it. free() reads one bit; a clear bit (the
+//     while at least one live sample of the shims maps to it. free() reads one bit; a clear bit (the
 //     common case: with N live samples, a false positive has probability about N / 2^19) ends the
 //     check with no lock and no write. The index keeps neighbours together rather than hashing
 //     them apart: the frees of one thread, whose allocator hands it blocks from its own slabs,
@@ -75,10 +78,12 @@ class HeapProfile {
     uint32_t record_free(void* p);
     // The end of an allocator's sample, which may be reported late (jemalloc reports the end of a
     // moved realloc's old block after the move, when another thread may have been handed the
-    // address): ends the life at p only if it began by `births`, a births() read while the block
-    // was still held.
+    // address): ends the life at p only if it began by `births`, a births(p) read while the block
+    // was still held. Lives are numbered per shard, under its lock: no line shared by all threads.
     uint32_t record_reported_free(void* p, uint32_t births);
-    uint32_t births() const { return births_.load(std::memory_order_relaxed); }
+    uint32_t births(const void* p) const {
+        return shards_[shard_of(filter_bit(p))].births.load(std::memory_order_relaxed);
+    }
     // Undoes record_free (a realloc that failed): `p` lives on in bucket `token - 1`.
     void restore(void* p, uint32_t token);
 
@@ -119,13 +124,17 @@ class HeapProfile {
     struct LiveEntry {
         uintptr_t ptr;  // 0: empty slot
         uint32_t bucket;
-        uint32_t born;  // for record_reported_free: the sample's number, counted from 1
+        uint32_t born;  // for record_reported_free: the sample's number, counted from 1; 0: the
+                        // shims' sample
     };
+    // Only the shims' samples are in the bitmap: the allocator's are never looked up by a free.
+    static bool in_filter(const LiveEntry& e) { return e.born == 0; }
     struct alignas(64) Shard {  // a cache line each: two shards' locks never share one
         SpinLock lock;
         LiveEntry* slots = nullptr;
         size_t capacity = 0;  // power of two
         size_t used = 0;
+        std::atomic<uint32_t> births{0};  // lives numbered so far (written under the lock)
     };
 
     static uint64_t hash(const void* p) {
@@ -144,7 +153,7 @@ class HeapProfile {
                          uint64_t sampled_size) const;
     uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size);
     void count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n);
-    void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, uint32_t born);
+    void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, bool numbered);
     bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t born);
     uint32_t remove(void* p, bool check_birth, uint32_t births);
     bool grow_locked(Shard& s);
@@ -161,7 +170,6 @@ class HeapProfile {
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     std::atomic<uint64_t> dropped_{0};
-    std::atomic<uint32_t> births_{0};
     // Whether the shims ever took a sample (set for good at the first). On a line of its own:
     // every free reads it.
     alignas(64) std::atomic<bool> frees_watched_{false};

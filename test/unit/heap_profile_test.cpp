@@ -147,6 +147,8 @@ TEST_CASE("frees look samples up only once the shims have taken one") {
     h->record_alloc(a, 24, 1);
     CHECK(h->maybe_sampled(a));
     CHECK_FALSE(h->maybe_sampled(neighbour));  // read from the bitmap: clear
+    CHECK_FALSE(h->maybe_sampled(reported));   // the allocator's samples are not in the bitmap
+    CHECK(h->record_reported_free(reported, h->births(reported)) != 0);
     CHECK(h->record_free(a) != 0);
     CHECK_FALSE(h->maybe_sampled(a));
 
@@ -176,25 +178,25 @@ TEST_CASE("an allocator's samples: a late free ends only the life it was read fo
 
     // A free reported in time.
     h->record_reported_alloc(b, 100, 112, 1);
-    CHECK(h->record_reported_free(b, h->births()) != 0);
+    CHECK(h->record_reported_free(b, h->births(b)) != 0);
     CHECK(bucket(1).frees == 1);
 
-    // A realloc that moved: jemalloc read a's record (births then: S), freed the block, and
+    // A realloc that moved: jemalloc read a's record (births(a) then: S), freed the block, and
     // another thread was handed the address and sampled it before the old end was reported.
     h->record_reported_alloc(a, 33, 48, 2);
-    uint32_t s = h->births();
+    uint32_t s = h->births(a);
     h->record_reported_alloc(a, 200, 224, 3);  // the new life: the old one ends here
     CHECK(h->record_reported_free(a, s) == 0);  // the late report leaves the new life alone
     CHECK(bucket(2).allocs == 1);
     CHECK(bucket(2).frees == 1);
     CHECK(bucket(3).allocs == 1);
     CHECK(bucket(3).frees == 0);
-    CHECK(h->record_reported_free(a, h->births()) != 0);
+    CHECK(h->record_reported_free(a, h->births(a)) != 0);
     CHECK(bucket(3).frees == 1);
 
     // A realloc in place, sampled again: the new record first, then the old one's end.
     h->record_reported_alloc(c, 16 << 20, 16 << 20, 4);
-    s = h->births();
+    s = h->births(c);
     h->record_reported_alloc(c, 8 << 20, 8 << 20, 5);
     CHECK(h->record_reported_free(c, s) == 0);
     CHECK(bucket(4).frees == 1);
