@@ -136,7 +136,10 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t
 }
 
 void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
-    frees_watched_.store(true, std::memory_order_relaxed);  // published by the bit's release
+    // Published by the bit's release. Read first: a store by every sample would pass the line,
+    // which every free reads, back and forth between sampling threads.
+    if (!frees_watched_.load(std::memory_order_relaxed))
+        frees_watched_.store(true, std::memory_order_relaxed);
     add(p, size, size, stack_id, false);
 }
 
