@@ -33,7 +33,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "preload/backing.h"
 #include "record/heap_events.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"

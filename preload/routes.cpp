@@ -1,7 +1,5 @@
 #include "preload/routes.h"
 
-#include <cerrno>
-
 #include "preload/backing.h"
 #include "record/heap_sampler.h"
 
