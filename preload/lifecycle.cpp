@@ -5,13 +5,11 @@
 // destructors.
 #include <pthread.h>
 
-#include "preload/backing.h"
 #include "preload/config.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
-#include "record/heap_sampler.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
