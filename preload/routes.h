@@ -19,7 +19,6 @@
 // choose_routes() again after setting it.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 
 namespace gprof::routes {

@@ -106,6 +106,28 @@ perftools::profiles::Profile check_heap_file(const std::string& path, int64_t ra
     return p;
 }
 
+// Runs a heap test program whose sites the default rate samples with certainty, in one allocator
+// mode: it must exit 0 and print `sites` TRUTH lines, and its one heap profile (decoded and
+// opened by pprof) must equal each of them exactly. Returns the run for further checks.
+RunResult run_exact_at_default_rate(const std::string& program, const std::string& mode,
+                                    size_t sites) {
+    std::string dir = make_dir("heap-" + program);
+    RunResult r = run({kHeapPrograms + "/" + program},
+                      with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
+    INFO(r.describe());
+    REQUIRE(r.status == 0);
+    auto truth = parse_lines(r.out, "TRUTH");
+    REQUIRE(truth.size() == sites);
+    std::vector<std::string> files = heap_files(dir);
+    REQUIRE(files.size() == 1);
+    auto got = by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)));
+    for (const auto& [site, want] : truth) {
+        INFO(site);
+        CHECK(got[site] == want);
+    }
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE("heap at rate 1: every site exact, mid-run (signal) and at exit", "[heap]") {
@@ -193,21 +215,9 @@ TEST_CASE("heap at the default rate, objects sampled with certainty: every entry
     // sample and begin another at the same address.
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("heap-certain");
-        RunResult r = run({kHeapPrograms + "/certain_sites"},
-                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
+        RunResult r = run_exact_at_default_rate("certain_sites", mode, 9);
         INFO(r.describe());
-        REQUIRE(r.status == 0);
         CHECK(r.err.empty());
-        auto truth = parse_lines(r.out, "TRUTH");
-        REQUIRE(truth.size() == 9);
-        std::vector<std::string> files = heap_files(dir);
-        REQUIRE(files.size() == 1);
-        auto got = by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)));
-        for (const auto& [site, want] : truth) {
-            INFO(site);
-            CHECK(got[site] == want);
-        }
         for (const std::string& line : split_lines(r.out)) {
             if (mode != "jemalloc" || !line.starts_with("PAGE ")) continue;
             INFO(line);
@@ -224,22 +234,8 @@ TEST_CASE("heap at the default rate: threads reallocating sampled objects at onc
     // in-use count.
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
-        for (int run_index = 0; run_index < 3; ++run_index) {
-            std::string dir = make_dir("heap-realloc-threads");
-            RunResult r = run({kHeapPrograms + "/realloc_threads"},
-                              with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
-            INFO(r.describe());
-            REQUIRE(r.status == 0);
-            auto truth = parse_lines(r.out, "TRUTH");
-            REQUIRE(truth.size() == 2);
-            std::vector<std::string> files = heap_files(dir);
-            REQUIRE(files.size() == 1);
-            auto got = by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)));
-            for (const auto& [site, want] : truth) {
-                INFO(site);
-                CHECK(got[site] == want);
-            }
-        }
+        for (int run_index = 0; run_index < 3; ++run_index)
+            run_exact_at_default_rate("realloc_threads", mode, 2);
     }
 }
 
