@@ -12,11 +12,6 @@
 
 #include "preload/log.h"
 
-// libgprof.so's own image, from the ELF header to the end of .bss (hidden: ours, not the
-// executable's).
-extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
-extern "C" char _end[] __attribute__((visibility("hidden")));
-
 namespace gprof::unwind {
 namespace {
 
@@ -57,6 +52,15 @@ constinit thread_local bool t_in_handler [[gnu::tls_model("initial-exec")]] = fa
 constexpr int kPageCacheSize = 16;
 constinit thread_local uintptr_t t_pages[kPageCacheSize]
     [[gnu::tls_model("initial-exec")]] = {};  // readable pages (page number + 1), this capture
+constinit thread_local bool t_pages_used [[gnu::tls_model("initial-exec")]] = false;
+
+// A walk forgets the pages an earlier one found readable: they may be gone now. Most walks read
+// only their own stack and have nothing to forget.
+void forget_pages() {
+    if (!t_pages_used) return;
+    for (uintptr_t& page : t_pages) page = 0;
+    t_pages_used = false;
+}
 
 void learn_thread_stack() {
     pthread_attr_t attr;
@@ -80,6 +84,7 @@ bool readable(uintptr_t addr) {
     struct iovec remote = {reinterpret_cast<void*>(page << 12), 1};
     if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 1) return false;
     slot = page + 1;
+    t_pages_used = true;
     return true;
 }
 
@@ -94,10 +99,6 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
 }
 
 }  // namespace
-
-bool in_gprof(uintptr_t pc) {
-    return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(_end);
-}
 
 void warm_up() {
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -146,7 +147,7 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     void* raw[kMaxFrames + kOwnFrames];
     int limit = max + kOwnFrames;
     if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
-    for (uintptr_t& page : t_pages) page = 0;  // pages seen readable before may be gone now
+    forget_pages();
     int n = g_backtrace(raw, limit);
     int depth = 0;
     for (int i = 0; i < n && depth < max; ++i) {
@@ -165,7 +166,7 @@ __attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {
 int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
                     WalkEnd* end) {
     if (!ready() || g_init_local2 == nullptr || g_step == nullptr || g_get_reg == nullptr) return 0;
-    for (uintptr_t& page : t_pages) page = 0;
+    forget_pages();
     struct HandlerMark {
         bool saved = t_in_handler;
         explicit HandlerMark(bool on) { t_in_handler = t_in_handler || on; }

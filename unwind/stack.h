@@ -46,7 +46,14 @@ struct WalkEnd {
 int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
                     WalkEnd* end = nullptr);
 
-// Whether `pc` lies inside libgprof.so.
-bool in_gprof(uintptr_t pc);
+// Whether `pc` lies inside libgprof.so: its image runs from the ELF header to the end of .bss
+// (hidden symbols: this library's, not the executable's). Inline: capture() asks for every frame.
+}  // namespace gprof::unwind
+extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
+extern "C" char _end[] __attribute__((visibility("hidden")));
+namespace gprof::unwind {
+inline bool in_gprof(uintptr_t pc) {
+    return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(_end);
+}
 
 }  // namespace gprof::unwind

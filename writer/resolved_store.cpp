@@ -95,8 +95,9 @@ int32_t stored_line(int64_t line) {
 }  // namespace
 
 uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
-                             uint64_t size, int64_t mtime_ns) {
+                             uint64_t size, int64_t mtime_ns, bool dwarf) {
     uint64_t h = mix(0x243f6a8885a308d3ULL, kResolverVersion);
+    if (!dwarf) h = mix(h, 0x6e6f206477617266ULL);  // "no dwarf": never a DWARF source's key
     h = hash_bytes(h, build_id.data(), build_id.size());
     h = mix(h, device);
     h = mix(h, inode);

@@ -8,11 +8,16 @@
 // (writer/debug_cache.h), and a later process answers those addresses from the file, opening the
 // DWARF only for an address the file does not hold.
 //
-// A stored table is valid for one build ID and one source of DWARF: `source_key` hashes the
-// identity of the file the DWARF was read from (device, inode, size, modification time), so a
-// debug file that is installed, replaced or removed, or a copy of the module with its DWARF
-// stripped (same build ID), never reads frames resolved from another. The key includes
-// kResolverVersion: a change to how gprof names frames must bump it.
+// A module without DWARF anywhere is stored too: naming its addresses means reading its whole
+// symbol table (libstdc++'s .dynsym: about 3 ms of each at-exit dump here), for the same few
+// addresses in every process.
+//
+// A stored table is valid for one build ID and one source: `source_key` hashes the identity of
+// the file the DWARF was read from, or of the module file where there is no DWARF (device, inode,
+// size, modification time; the two kinds of key never equal), so a debug file that is installed,
+// replaced or removed, or a copy of the module with its DWARF stripped (same build ID), never
+// reads frames resolved from another. The key includes kResolverVersion: a change to how gprof
+// names frames must bump it.
 //
 // File layout (little-endian, every integer aligned to its size):
 //   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
@@ -53,10 +58,11 @@ struct StoredAddress {
 // Bump when the frames gprof resolves for an address change (naming rules, inlining, lines).
 constexpr uint32_t kResolverVersion = 1;
 
-// The key of a DWARF source: hashes the build ID, kResolverVersion and the identity of the file
-// read (device, inode, size, modification time in ns).
+// The key of a source: hashes the build ID, kResolverVersion and the identity of the file read
+// (device, inode, size, modification time in ns): the DWARF, or (`dwarf` false) the module file
+// of a module without DWARF, named from its symbol table.
 uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
-                             uint64_t size, int64_t mtime_ns);
+                             uint64_t size, int64_t mtime_ns, bool dwarf = true);
 
 // The file's bytes for addresses (sorted by link address, distinct).
 std::string encode_resolved(std::string_view build_id, uint64_t source_key,

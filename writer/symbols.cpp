@@ -43,8 +43,8 @@ class SymbolTable {
     // Where this table's resolved addresses are stored (the process's debug cache unless a test
     // gives another).
     explicit SymbolTable(DebugCache* store_cache) : store_cache_(store_cache) {}
-    // Whether resolved addresses are stored for this table (set_origin found DWARF and a build
-    // ID).
+    // Whether resolved addresses are stored for this table (set_origin found a build ID, and
+    // DWARF or none anywhere).
     bool stores_resolved() const { return !store_name_.empty(); }
     // How many addresses the stored table answered in this process.
     size_t stored_answers() const { return stored_answers_; }
@@ -62,7 +62,7 @@ class SymbolTable {
     bool symbolize(const Module& module, uintptr_t address, std::vector<SourceFrame>* out,
                    bool* from_dwarf);
     void release_debug_info() { debug_.reset(); }
-    // Writes the stored table again if this process resolved addresses with DWARF that it lacks.
+    // Writes the stored table again if this process resolved addresses that it lacks.
     void store_resolved();
     // Whether a look-up may still open this module's DWARF (and so needs libdw loaded): false once
     // it is open, or known to be nowhere.
@@ -136,8 +136,9 @@ class SymbolTable {
     std::unordered_map<std::string_view, uint32_t> pool_index_;
     size_t resolved_bytes_ = 0;
 
-    // The stored table of resolved addresses: its name ("" when not kept: no build ID or no DWARF),
-    // the key of the DWARF source it must match, and the file, read at the first miss.
+    // The stored table of resolved addresses: its name ("" when not kept: no build ID), the key
+    // of the source it must match (the DWARF, or the module file where there is none), and the
+    // file, read at the first miss.
     DebugCache* store_cache_;
     std::string store_name_;
     uint64_t store_key_ = 0;
@@ -146,7 +147,8 @@ class SymbolTable {
     MappedFile store_file_;
     ResolvedStore store_;
     bool dwarf_read_ = false;    // DWARF was opened: what resolve() finds may be stored
-    bool store_behind_ = false;  // resolved_ holds addresses, resolved with DWARF, store_ lacks
+    bool store_without_dwarf_ = false;  // no DWARF anywhere: the symbol table's names are stored
+    bool store_behind_ = false;  // resolved_ holds addresses that store_ lacks
 };
 
 namespace {
@@ -244,12 +246,20 @@ void SymbolTable::set_origin(std::string path, std::string build_id, std::string
     build_id_ = std::move(build_id);
     search_dir_ = std::move(search_dir);
     debug_missing_ = dwarf_source.empty();
+    // A module with no DWARF anywhere is named from its symbol table alone: reading that table is
+    // most of what such a module costs a dump (libstdc++'s .dynsym: ~3 ms of an at-exit dump here,
+    // mostly page faults of the table built from it), so its answers are stored too, keyed on
+    // the module file itself. (If libdw is missing, a module that has DWARF stores nothing: its
+    // names would then be stored under its DWARF's key.)
+    store_without_dwarf_ = debug_missing_;
+    const std::string& source = debug_missing_ ? origin_path_ : dwarf_source;
     struct stat status;
-    if (!debug_missing_ && !build_id_.empty() && stat(dwarf_source.c_str(), &status) == 0) {
+    if (!build_id_.empty() && !source.empty() && stat(source.c_str(), &status) == 0) {
         store_name_ = build_id_ + ".sym";
         store_key_ = resolved_source_key(
             build_id_, status.st_dev, status.st_ino, static_cast<uint64_t>(status.st_size),
-            int64_t{status.st_mtim.tv_sec} * 1000000000 + status.st_mtim.tv_nsec);
+            int64_t{status.st_mtim.tv_sec} * 1000000000 + status.st_mtim.tv_nsec,
+            !debug_missing_);
     }
 }
 
@@ -319,6 +329,9 @@ void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
 
         std::vector<Candidate> candidates;
         size_t symbol_count = table.sh_size / sizeof(Elf64_Sym);
+        // Sized once: growing by doubling would write each candidate up to twice more, into
+        // fresh pages (each a page fault) of a dump that may run at exit.
+        candidates.reserve(symbol_count);
         for (size_t s = 0; s < symbol_count; ++s) {
             Elf64_Sym symbol;
             if (!image.read(table.sh_offset + s * sizeof(Elf64_Sym), &symbol)) break;
@@ -352,6 +365,10 @@ void SymbolTable::read_symbols(const ElfImage& image, uint32_t section_type) {
             return better_name(a, b);
         });
 
+        symbols_.reserve(candidates.size());
+        size_t name_bytes = 0;
+        for (const Candidate& c : candidates) name_bytes += c.name.size() + 1;
+        names_.reserve(name_bytes);
         for (size_t c = 0; c < candidates.size();) {
             // One entry per address: the best name, the widest extent of its aliases.
             const Candidate& best = candidates[c];
@@ -575,7 +592,7 @@ bool SymbolTable::symbolize(const Module& module, uintptr_t address,
     if (frames.size() > UINT16_MAX) frames.resize(UINT16_MAX);
     remember(link_address, frames, *from_dwarf);
     if (debug_ != nullptr) dwarf_read_ = true;
-    if (dwarf_read_ && !store_name_.empty()) store_behind_ = true;
+    if ((dwarf_read_ || store_without_dwarf_) && !store_name_.empty()) store_behind_ = true;
     *out = std::move(frames);
     return !out->empty();
 }

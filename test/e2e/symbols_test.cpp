@@ -710,6 +710,55 @@ TEST_CASE("resolved addresses are stored: a later process names them without rea
     CHECK(named_frames(repaired.profile) == named_frames(first.profile));
 }
 
+TEST_CASE("a module without DWARF is stored too: later processes skip its symbol table",
+          "[symbols][debug-cache]") {
+    // The stripped copy has only .dynsym (plugin_allocate is its one export, and names every
+    // sampled frame of the library).
+    const std::string library = kSymbolPrograms + "/libsymplugin_stripped.so";
+    std::string cache = make_dir("debug-cache-nodwarf") + "/cache";
+    auto names_in = [](const perftools::profiles::Profile& p, const std::string& suffix) {
+        std::set<std::string> names;
+        const auto* m = mapping_named(p, suffix);
+        REQUIRE(m != nullptr);
+        std::map<uint64_t, std::string> functions;
+        for (const auto& f : p.function()) functions[f.id()] = string_at(p, f.name());
+        for (const auto& location : p.location())
+            if (location.mapping_id() == m->id())
+                for (const auto& line : location.line()) names.insert(functions[line.function_id()]);
+        return names;
+    };
+
+    StoreRun first = run_with_store(library, cache);
+    CHECK(names_in(first.profile, "libsymplugin_stripped.so") ==
+          std::set<std::string>{"plugin_allocate"});
+    const auto* bare = mapping_named(first.profile, "libsymplugin_stripped.so");
+    const std::string stored = cache + "/" + string_at(first.profile, bare->build_id()) + ".sym";
+    REQUIRE(fs::exists(stored));
+    struct stat written;
+    REQUIRE(stat(stored.c_str(), &written) == 0);
+
+    // A later process names the frames the same from the table (the unit test
+    // "a module without DWARF is stored" shows the answers come from it), and leaves it as it is.
+    StoreRun second = run_with_store(library, cache);
+    CHECK(names_in(second.profile, "libsymplugin_stripped.so") ==
+          std::set<std::string>{"plugin_allocate"});
+    CHECK_FALSE(second.profile.mapping().empty());
+    struct stat unchanged;
+    REQUIRE(stat(stored.c_str(), &unchanged) == 0);
+    CHECK(unchanged.st_ino == written.st_ino);
+
+    // Another file with the same build ID (a copy: another inode) does not match the stored
+    // table's key: its names come from its own .dynsym, and the table is written again for it.
+    std::string copy = make_dir("nodwarf-copy") + "/libsymplugin_stripped.so";
+    fs::copy_file(library, copy);
+    StoreRun other = run_with_store(copy, cache);
+    CHECK(names_in(other.profile, "libsymplugin_stripped.so") ==
+          std::set<std::string>{"plugin_allocate"});
+    struct stat rewritten;
+    REQUIRE(stat(stored.c_str(), &rewritten) == 0);
+    CHECK(rewritten.st_ino != written.st_ino);
+}
+
 TEST_CASE("the debug cache: the default directory, none, and a directory that cannot be made",
           "[symbols][debug-cache]") {
     const std::string library = kSymbolPrograms + "/libsymplugin_zdebuglink.so";

@@ -34,13 +34,17 @@ inline __attribute__((always_inline)) void debug_info_inlined_helper() {
     record_return_address();
 }
 
-// libc's text mapping in a fresh snapshot of the process's modules (nullptr if none).
-const gprof::writer::Module* libc_module(ModuleSnapshot* snapshot) {
+// A library's text mapping in a fresh snapshot of the process's modules (nullptr if none).
+const gprof::writer::Module* module_named(ModuleSnapshot* snapshot, const char* name) {
     std::string error;
     if (!snapshot->capture(&error)) return nullptr;
     for (const auto& m : snapshot->modules())
-        if (m.path.find("/libc.so.6") != std::string::npos) return &m;
+        if (m.path.find(name) != std::string::npos) return &m;
     return nullptr;
+}
+
+const gprof::writer::Module* libc_module(ModuleSnapshot* snapshot) {
+    return module_named(snapshot, "/libc.so.6");
 }
 
 }  // namespace
@@ -228,5 +232,58 @@ TEST_CASE("stored tables: a later cache answers from them; a full one keeps the 
     use(sixth, a);
     // 8192 - 3000 (b) - 1000 (c) - 1000 (a's first 1000): 3192 of a's other 4000 remain.
     CHECK(sixth.stored_answers() == 1000 + 3192);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("stored tables: a module without DWARF is stored, named from its symbol table",
+          "[writer][symbols]") {
+    // libstdc++ (this program's own dependency) has no DWARF on a plain Debian system: its names
+    // come from .dynsym, and reading that whole table is what a later process is spared.
+    ModuleSnapshot snapshot;
+    const gprof::writer::Module* library = module_named(&snapshot, "/libstdc++.so.6");
+    REQUIRE(library != nullptr);
+    REQUIRE_FALSE(library->build_id.empty());
+    std::string dir = std::filesystem::temp_directory_path().string() + "/gprof-unit-nodwarf-" +
+                      std::to_string(getpid());
+    std::filesystem::remove_all(dir);
+    gprof::writer::DebugCache store(dir, true);
+    const std::string table = dir + "/" + library->build_id + ".sym";
+    std::vector<uintptr_t> addresses;
+    const uintptr_t span = (library->limit - library->start) / 100 * 99;
+    for (size_t i = 0; i < 300; ++i) addresses.push_back(library->start + span * i / 300);
+
+    SymbolCache first(SymbolCache::kMaxResolvedBytes, &store);
+    std::vector<std::vector<SourceFrame>> direct(addresses.size());
+    size_t named = 0;
+    for (size_t i = 0; i < addresses.size(); ++i) {
+        bool from_dwarf = false;
+        if (first.symbolize(*library, addresses[i], &direct[i], &from_dwarf)) ++named;
+        if (from_dwarf) {
+            WARN("libstdc++ has DWARF here (a -dbgsym package?): its table is DWARF's");
+            std::filesystem::remove_all(dir);
+            return;
+        }
+    }
+    CHECK(named > addresses.size() / 2);  // .dynsym names most of the text (219 of 300 here)
+    CHECK(first.stored_answers() == 0);
+    first.end_dump();
+    REQUIRE(std::filesystem::exists(table));
+
+    // A later process answers every address from the table (named or known to have no name),
+    // with the names the symbol table gave.
+    SymbolCache second(SymbolCache::kMaxResolvedBytes, &store);
+    for (size_t i = 0; i < addresses.size(); ++i) {
+        std::vector<SourceFrame> again;
+        bool from_dwarf = true;
+        CHECK(second.symbolize(*library, addresses[i], &again, &from_dwarf) == !direct[i].empty());
+        CHECK_FALSE(from_dwarf);
+        REQUIRE(again.size() == direct[i].size());
+        for (size_t f = 0; f < again.size(); ++f) {
+            CHECK(again[f].function.name == direct[i][f].function.name);
+            CHECK(again[f].function.system_name == direct[i][f].function.system_name);
+            CHECK(again[f].filename.empty());
+        }
+    }
+    CHECK(second.stored_answers() == addresses.size());
     std::filesystem::remove_all(dir);
 }

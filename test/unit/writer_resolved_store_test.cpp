@@ -111,7 +111,7 @@ TEST_CASE("a stored table reads back every address, frame and string it was give
     CHECK(store.size() == 0);
 }
 
-TEST_CASE("the source key tells DWARF sources apart", "[resolved-store]") {
+TEST_CASE("the source key tells sources apart, DWARF or a module's own file", "[resolved-store]") {
     using gprof::writer::resolved_source_key;
     uint64_t key = resolved_source_key(kBuildId, 1, 2, 3, 4);
     CHECK(key == resolved_source_key(kBuildId, 1, 2, 3, 4));
@@ -120,6 +120,11 @@ TEST_CASE("the source key tells DWARF sources apart", "[resolved-store]") {
     CHECK(key != resolved_source_key(kBuildId, 1, 2, 9, 4));
     CHECK(key != resolved_source_key(kBuildId, 1, 2, 3, 9));
     CHECK(key != resolved_source_key("ab" + kBuildId.substr(2), 1, 2, 3, 4));
+    // The same file as a module without DWARF (its symbol table's names) never shares a key with
+    // it as a DWARF source.
+    CHECK(key != resolved_source_key(kBuildId, 1, 2, 3, 4, false));
+    CHECK(resolved_source_key(kBuildId, 1, 2, 3, 4, false) ==
+          resolved_source_key(kBuildId, 1, 2, 3, 4, false));
 }
 
 TEST_CASE("a stored table that is not right is refused whole, or record by record",
