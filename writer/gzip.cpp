@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <climits>
 #include <new>
 
@@ -12,10 +13,21 @@ namespace {
 // program, and with level 6 the first dump of 131072 stacks took 470 ms instead of 400 (all five
 // profiles, symbolizing included) for a heap profile 12% smaller.
 constexpr int kLevel = 1;
-// windowBits 15 (the largest window) plus 16 asks zlib for a gzip header and trailer rather than
-// a zlib one.
-constexpr int kGzipWindowBits = 15 + 16;
-constexpr int kMemoryLevel = 8;
+// Adding 16 to windowBits asks zlib for a gzip header and trailer rather than a zlib one.
+constexpr int kGzip = 16;
+constexpr int kMaxWindowBits = 15;
+constexpr int kMaxMemoryLevel = 8;
+
+// A window as large as the input serves as well as the largest (no match reaches before the
+// input's start), and zlib's state shrinks with it and the hash table sized to it: 256 KiB for
+// the largest window and memory level, fresh pages (a page fault each) of a dump that may run at
+// exit, where most profiles are a few KiB. (An at-exit dump of churn: 3.4 -> 2.35 ms, 105 -> 53
+// page faults; its profiles 1-2% larger or smaller.)
+int window_bits_for(size_t size) {
+    int bits = 9;  // zlib's smallest window
+    while (bits < kMaxWindowBits && (size_t{1} << bits) < size) ++bits;
+    return bits;
+}
 
 // Frees the stream whichever way gzip_compress leaves.
 struct DeflateStream {
@@ -29,7 +41,10 @@ struct DeflateStream {
 bool compress(std::string_view input, std::string* out, std::string* error) {
     DeflateStream deflater;
     z_stream& stream = deflater.stream;
-    int status = deflateInit2(&stream, kLevel, Z_DEFLATED, kGzipWindowBits, kMemoryLevel,
+    int window_bits = window_bits_for(input.size());
+    // The hash table follows the window (memory level 8 for the largest).
+    int memory_level = std::max(1, kMaxMemoryLevel - (kMaxWindowBits - window_bits));
+    int status = deflateInit2(&stream, kLevel, Z_DEFLATED, window_bits + kGzip, memory_level,
                               Z_DEFAULT_STRATEGY);
     if (status != Z_OK) {
         *error = "cannot start gzip compression (zlib error " + std::to_string(status) + ")";

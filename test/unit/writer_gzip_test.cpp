@@ -38,7 +38,10 @@ TEST_CASE("gzip: round trip through zlib inflate", "[writer][gzip]") {
     while (repetitive.size() < (8u << 20)) repetitive += "alloc_space/bytes inuse_space/bytes ";
 
     for (const std::string* input : {&random_bytes, &repetitive}) {
-        for (size_t size : {size_t{0}, size_t{1}, size_t{100}, size_t{65537}, input->size()}) {
+        // Around the window sizes zlib's state is chosen by (512 B to 32 KiB, then the largest).
+        for (size_t size : {size_t{0}, size_t{1}, size_t{100}, size_t{511}, size_t{512},
+                            size_t{513}, size_t{4097}, size_t{32768}, size_t{32769},
+                            size_t{65537}, input->size()}) {
             INFO("size " << size);
             std::string original = input->substr(0, size);
             std::string compressed = "prefix";  // gzip_compress appends
