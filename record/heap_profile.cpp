@@ -12,7 +12,6 @@ namespace {
 
 // The counter stripe of this thread, handed out round-robin at its first sample.
 constinit thread_local int t_count_stripe [[gnu::tls_model("initial-exec")]] = -1;
-constinit std::atomic<unsigned> g_next_stripe{0};
 
 }  // namespace
 
@@ -46,6 +45,7 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t samp
     if (uint32_t i = find_bucket(head, stack_id, size, sampled_size)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
+    if (i == 1) os_prefault(bucket_index_, sizeof(uint32_t) * kBucketIndex);
     Bucket& b = buckets_[i];
     b.stack_id = stack_id;
     b.size = size;
@@ -60,7 +60,7 @@ void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_
     int stripe = t_count_stripe;
     if (stripe < 0) [[unlikely]]
         t_count_stripe = stripe =
-            static_cast<int>(g_next_stripe.fetch_add(1, std::memory_order_relaxed) % kCountStripes);
+            static_cast<int>(next_stripe_.fetch_add(1, std::memory_order_acq_rel) % kCountStripes);
     // A stripe's count alone can run below zero (a free counted where the allocation was not):
     // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
     // a snapshot that sees a free counted then sees its allocation counted too (see snapshot()).
@@ -229,25 +229,10 @@ size_t HeapProfile::bucket_count() {
 }
 
 size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
-    size_t n = bucket_count_.load(std::memory_order_acquire);
-    for (size_t i = 0; i < n && i < max; ++i) {
-        Bucket& b = buckets_[i + 1];
-        auto load = [](uint64_t& v) {
-            return std::atomic_ref<uint64_t>(v).load(std::memory_order_acquire);
-        };
-        // Frees first: every free counted by then had its allocation counted before it, so the
-        // allocations read next include them, and in-use never comes out negative while other
-        // threads allocate and free during the snapshot.
-        uint64_t allocs = 0, frees = 0;
-        for (int s = 0; s < kCountStripes; ++s)
-            frees += load(counts_[size_t{kMaxBuckets} * s + i + 1].frees);
-        for (int s = 0; s < kCountStripes; ++s)
-            allocs += load(counts_[size_t{kMaxBuckets} * s + i + 1].allocs);
-        if (frees > allocs) frees = allocs;  // excluded by that order; a guard
-        out[i] = HeapBucket{b.stack_id,     b.size, b.sampled_size, allocs, allocs * b.size,
-                            frees,          frees * b.size};
-    }
-    return n;
+    size_t i = 0;
+    return for_each_bucket([&](const HeapBucket& b) {
+        if (i < max) out[i++] = b;
+    });
 }
 
 size_t HeapProfile::bytes_used() const {

@@ -83,8 +83,9 @@ uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
     if (uint32_t found = find(hash, pcs, depth)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
     if (uint32_t found = find(hash, pcs, depth)) return found;  // added meanwhile
-    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
+    if (id == 1) os_prefault(index_, sizeof(uint32_t) * kIndexBuckets);
+    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
     Entry* e = id < kMaxStacks ? allocate_entry_locked(depth) : nullptr;
     if (e == nullptr) {
         dropped_.fetch_add(1, std::memory_order_relaxed);

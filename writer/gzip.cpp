@@ -52,25 +52,25 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
     }
     deflater.started = true;
 
+    // Output goes through a small buffer and is appended as it comes: out's room is reserved for
+    // the worst case (deflateBound) but only written as far as the output reaches, where resize
+    // would have written every byte of it (fresh pages, a fault each, for room never used).
     const size_t original_size = out->size();
-    // deflateBound is room for all of it in one call; the loop still copes if it were not.
-    out->resize(original_size + deflateBound(&stream, static_cast<uLong>(input.size())));
-    size_t produced = original_size;
+    out->reserve(original_size + deflateBound(&stream, static_cast<uLong>(std::min<size_t>(
+                                                           input.size(), UINT_MAX))));
+    char buffer[16384];
     size_t consumed = 0;
     for (;;) {
-        // zlib counts in uInt (32 bits): feed and drain in pieces that fit.
+        // zlib counts in uInt (32 bits): feed in pieces that fit.
         size_t input_left = input.size() - consumed;
         uInt input_piece = input_left > UINT_MAX ? UINT_MAX : static_cast<uInt>(input_left);
-        if (out->size() - produced < 64) out->resize(out->size() * 2 + 64);
-        size_t space = out->size() - produced;
-        uInt output_piece = space > UINT_MAX ? UINT_MAX : static_cast<uInt>(space);
         stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + consumed));
         stream.avail_in = input_piece;
-        stream.next_out = reinterpret_cast<Bytef*>(out->data() + produced);
-        stream.avail_out = output_piece;
+        stream.next_out = reinterpret_cast<Bytef*>(buffer);
+        stream.avail_out = sizeof buffer;
         status = deflate(&stream, input_piece == input_left ? Z_FINISH : Z_NO_FLUSH);
         consumed += input_piece - stream.avail_in;
-        produced += output_piece - stream.avail_out;
+        out->append(buffer, sizeof buffer - stream.avail_out);
         if (status == Z_STREAM_END) break;
         if (status != Z_OK && status != Z_BUF_ERROR) {
             out->resize(original_size);
@@ -78,7 +78,6 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
             return false;
         }
     }
-    out->resize(produced);
     return true;
 }
 

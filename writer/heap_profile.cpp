@@ -23,9 +23,22 @@ ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double 
 bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
                         std::string* error) {
     record::HeapProfile& heap = record::heap_profile();
-    std::vector<record::HeapBucket> buckets(heap.bucket_count() + 1024);
-    size_t n = heap.snapshot(buckets.data(), buckets.size());
-    buckets.resize(n < buckets.size() ? n : buckets.size());
+    const record::StackTable& stacks = record::stack_table();
+    // The counts of every bucket first, in one quick pass, so the profile is one moment's; the
+    // buckets' keys (stack, sizes) never change, so the second pass reads them in place. (A copy of
+    // whole buckets, 56 bytes each against 16, was 0.9 MB of fresh pages for 16 700 of them.)
+    struct Counts {
+        uint64_t allocs, frees;
+    };
+    std::vector<Counts> counts;
+    counts.reserve(heap.bucket_count() + 1024);
+    size_t frames = 0;
+    heap.for_each_bucket([&](const record::HeapBucket& b) {
+        if (counts.size() == counts.capacity()) return;  // added since: the next dump has them
+        counts.push_back({b.allocs, b.frees});
+        const uintptr_t* pcs;
+        frames += static_cast<size_t>(stacks.frames(b.stack_id, &pcs));
+    });
 
     const int64_t rate = record::mem_profile_rate();
     static constexpr ValueType kTypes[] = {{"alloc_objects", "count"},
@@ -35,14 +48,22 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
     ProfileBuilder builder(kTypes, {"space", "bytes"}, rate, modules, symbols);
     builder.set_time_now();
 
-    const record::StackTable& stacks = record::stack_table();
+    builder.reserve_samples(counts.size(), frames, 4, 1);
     uint64_t without_stack = 0;
-    for (const record::HeapBucket& b : buckets) {
+    size_t index = 0;
+    heap.for_each_bucket([&](const record::HeapBucket& now) {
+        if (index >= counts.size()) return;
+        record::HeapBucket b = now;
+        b.allocs = counts[index].allocs;
+        b.frees = counts[index].frees;
+        b.alloc_bytes = b.allocs * b.size;
+        b.free_bytes = b.frees * b.size;
+        ++index;
         const uintptr_t* pcs;
         int depth = stacks.frames(b.stack_id, &pcs);
         if (depth == 0) {
             without_stack += b.allocs;
-            continue;
+            return;
         }
         // Every object of a bucket has the same sampled size: both pairs scale by it.
         const double sampled = static_cast<double>(b.sampled_size);
@@ -54,7 +75,7 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
         const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
         const NumericLabel size[] = {{"bytes", static_cast<int64_t>(b.size), ""}};
         builder.add_sample(pcs, static_cast<size_t>(depth), values, 4, SampleLabels{{}, size});
-    }
+    });
     uint64_t dropped = heap.dropped() + stacks.dropped();
     if (without_stack || dropped) {
         char note[200];

@@ -145,25 +145,38 @@ bool ProfileBuilder::add_sample(const uintptr_t* stack, size_t depth, const int6
         return false;
     }
     try {
-        SampleMessage sample;
-        sample.location_id.reserve(depth);
+        sample_locations_.clear();
         for (size_t i = 0; i < depth; ++i) {
-            if (stack[i] != 0) sample.location_id.push_back(location_for(stack[i]));
+            if (stack[i] != 0) sample_locations_.push_back(location_for(stack[i]));
         }
-        sample.value.assign(values, values + value_count);
-        sample.label.reserve(labels.strings.size() + labels.numbers.size());
+        sample_labels_.clear();
         for (const StringLabel& label : labels.strings) {
-            sample.label.push_back({intern(label.key), intern(label.value), 0, 0});
+            sample_labels_.push_back({intern(label.key), intern(label.value), 0, 0});
         }
         for (const NumericLabel& label : labels.numbers) {
-            sample.label.push_back(
+            sample_labels_.push_back(
                 {intern(label.key), 0, label.value, label.unit.empty() ? 0 : intern(label.unit)});
         }
-        profile_.sample.push_back(std::move(sample));
+        encode_sample({sample_locations_.data(), sample_locations_.size(), values, value_count,
+                       sample_labels_.data(), sample_labels_.size()},
+                      &encoded_samples_);
         return true;
     } catch (...) {
         fail("out of memory while building a profile");
         return false;
+    }
+}
+
+void ProfileBuilder::reserve_samples(size_t samples, size_t frames, size_t value_count,
+                                     size_t label_count) noexcept {
+    // Per sample: its tag and length (up to 6 bytes), the two packed fields' tags and lengths
+    // (12), ten bytes per value, a label's four fields (44) each; per frame, a location ID's
+    // varint (3 bytes up to 2 million locations).
+    size_t bytes = samples * (18 + 10 * value_count + 44 * label_count) + 3 * frames;
+    try {
+        encoded_samples_.reserve(encoded_samples_.size() + bytes);
+    } catch (...) {
+        // Only an estimate: adding the samples grows the room as it needs.
     }
 }
 
@@ -211,6 +224,15 @@ bool ProfileBuilder::build(std::string* out) noexcept {
     const size_t original_size = out->size();
     try {
         emit_mappings();
+        profile_.encoded_samples = encoded_samples_;
+        // Room for all of it at once (an estimate from above, never written to until used):
+        // growing by doubling would write most of the profile twice, into fresh pages.
+        size_t estimate = encoded_samples_.size() + 4096 + 64 * profile_.mapping.size() +
+                          24 * profile_.function.size();
+        for (const LocationMessage& location : profile_.location)
+            estimate += 24 + 16 * location.line.size();
+        for (std::string_view text : profile_.string_table) estimate += text.size() + 4;
+        out->reserve(original_size + estimate);
         encode_profile(profile_, out);
         return true;
     } catch (...) {

@@ -67,6 +67,12 @@ class ProfileBuilder {
     bool add_sample(const uintptr_t* stack, size_t depth, const int64_t* values, size_t value_count,
                     const SampleLabels& labels = {}) noexcept;
 
+    // Makes room for `samples` more samples of `frames` frames in all, each with value_count
+    // values and label_count labels, so that adding them writes each byte once (an estimate
+    // from above: room not used is never written, so it costs no memory).
+    void reserve_samples(size_t samples, size_t frames, size_t value_count,
+                         size_t label_count) noexcept;
+
     // Appends the encoded (uncompressed) profile to *out. False, with error(), if the builder or
     // the encoding ran out of memory. May be called again after more samples are added.
     bool build(std::string* out) noexcept;
@@ -109,6 +115,11 @@ class ProfileBuilder {
     static constexpr uint8_t kHasFunctions = 1, kHasFilenames = 2, kHasLineNumbers = 4,
                              kHasInlineFrames = 8;
     std::vector<SourceFrame> frames_;  // scratch for location_for
+    // The samples, each encoded when added (ProfileMessage::encoded_samples), and the scratch
+    // add_sample fills for each.
+    std::string encoded_samples_;
+    std::vector<uint64_t> sample_locations_;
+    std::vector<LabelMessage> sample_labels_;
     std::vector<uint32_t> module_first_use_;  // module indexes in order of first use
 
     bool failed_ = false;

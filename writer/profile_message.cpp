@@ -58,12 +58,13 @@ class MessageWriter {
         encoder_.end_message(mark);
     }
 
-    void sample(const SampleMessage& sample) {
+    void sample(const SampleView& sample) {
         size_t mark = encoder_.begin_message(profile_field::kSample);
-        encoder_.packed_uint64_field(sample_field::kLocationId, sample.location_id.data(),
-                                     sample.location_id.size());
-        encoder_.packed_int64_field(sample_field::kValue, sample.value.data(), sample.value.size());
-        for (const LabelMessage& label : sample.label) {
+        encoder_.packed_uint64_field(sample_field::kLocationId, sample.location_id,
+                                     sample.location_count);
+        encoder_.packed_int64_field(sample_field::kValue, sample.value, sample.value_count);
+        for (size_t i = 0; i < sample.label_count; ++i) {
+            const LabelMessage& label = sample.label[i];
             size_t label_mark = encoder_.begin_message(sample_field::kLabel);
             int64(label_field::kKey, label.key);
             int64(label_field::kStr, label.str);
@@ -123,13 +124,21 @@ class MessageWriter {
 
 }  // namespace
 
+void encode_sample(const SampleView& sample, std::string* out) {
+    MessageWriter(out).sample(sample);
+}
+
 void encode_profile(const ProfileMessage& profile, std::string* out) {
     MessageWriter writer(out);
     // Fields in field-number order, as protobuf's own serializers write them.
     for (const ValueTypeMessage& type : profile.sample_type) {
         writer.value_type(profile_field::kSampleType, type);
     }
-    for (const SampleMessage& sample : profile.sample) writer.sample(sample);
+    for (const SampleMessage& sample : profile.sample) {
+        writer.sample({sample.location_id.data(), sample.location_id.size(), sample.value.data(),
+                       sample.value.size(), sample.label.data(), sample.label.size()});
+    }
+    out->append(profile.encoded_samples);
     for (const MappingMessage& mapping : profile.mapping) writer.mapping(mapping);
     for (const LocationMessage& location : profile.location) writer.location(location);
     for (const FunctionMessage& function : profile.function) writer.function(function);

@@ -31,6 +31,16 @@ struct SampleMessage {
     std::vector<LabelMessage> label;
 };
 
+// A sample's fields where they already lie, for encode_sample.
+struct SampleView {
+    const uint64_t* location_id = nullptr;
+    size_t location_count = 0;
+    const int64_t* value = nullptr;
+    size_t value_count = 0;
+    const LabelMessage* label = nullptr;
+    size_t label_count = 0;
+};
+
 struct MappingMessage {
     uint64_t id = 0;
     uint64_t memory_start = 0;
@@ -69,6 +79,11 @@ struct FunctionMessage {
 struct ProfileMessage {
     std::vector<ValueTypeMessage> sample_type;
     std::vector<SampleMessage> sample;
+    // More samples, each already encoded by encode_sample, written after `sample`. A builder of a
+    // large profile encodes each sample as it comes (about 70 bytes for a 23-frame heap sample)
+    // instead of keeping three vectors per sample until the end: for 16 700 samples, 1.2 MB
+    // instead of some 7 MB of fresh pages, in the dump of a program it runs inside.
+    std::string_view encoded_samples;
     std::vector<MappingMessage> mapping;
     std::vector<LocationMessage> location;
     std::vector<FunctionMessage> function;
@@ -83,6 +98,10 @@ struct ProfileMessage {
     std::vector<int64_t> comment;
     int64_t default_sample_type = 0;
 };
+
+// Appends one `sample` field of Profile (tag, length, the sample) to *out: the bytes
+// encode_profile writes for a SampleMessage with the same fields. May throw std::bad_alloc.
+void encode_sample(const SampleView& sample, std::string* out);
 
 // Appends the protobuf encoding of profile to *out. Scalars equal to their proto3 default (0,
 // false) are left out, as proto3 does; repeated entries and period_type are always written.

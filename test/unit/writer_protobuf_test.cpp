@@ -381,6 +381,48 @@ TEST_CASE("writer: random profiles decode with libprotobuf exactly as described"
     }
 }
 
+TEST_CASE("writer: samples encoded one by one give the same bytes as the message's samples",
+          "[writer][protobuf]") {
+    for (uint64_t seed = 1; seed <= 100; ++seed) {
+        INFO("seed " << seed);
+        RandomProfile random(seed);
+        ProfileMessage described = random.make();
+        std::string whole;
+        gprof::writer::encode_profile(described, &whole);
+
+        // The builder's way: every sample encoded as it comes, the message holding only the bytes.
+        std::string samples;
+        for (const auto& s : described.sample) {
+            gprof::writer::encode_sample({s.location_id.data(), s.location_id.size(),
+                                          s.value.data(), s.value.size(), s.label.data(),
+                                          s.label.size()},
+                                         &samples);
+        }
+        ProfileMessage pre_encoded = described;
+        pre_encoded.sample.clear();
+        pre_encoded.encoded_samples = samples;
+        std::string encoded;
+        gprof::writer::encode_profile(pre_encoded, &encoded);
+        CHECK(encoded == whole);
+
+        // Both ways at once: the message's samples, then the encoded ones.
+        ProfileMessage both = described;
+        both.sample.resize(described.sample.size() / 2);
+        std::string rest;
+        for (size_t i = both.sample.size(); i < described.sample.size(); ++i) {
+            const auto& s = described.sample[i];
+            gprof::writer::encode_sample({s.location_id.data(), s.location_id.size(),
+                                          s.value.data(), s.value.size(), s.label.data(),
+                                          s.label.size()},
+                                         &rest);
+        }
+        both.encoded_samples = rest;
+        std::string mixed;
+        gprof::writer::encode_profile(both, &mixed);
+        CHECK(mixed == whole);
+    }
+}
+
 TEST_CASE("writer: an empty profile is a valid message", "[writer][protobuf]") {
     ProfileMessage empty;
     empty.string_table.push_back("");
