@@ -390,14 +390,19 @@ TEST_CASE("writer: samples encoded one by one give the same bytes as the message
         std::string whole;
         gprof::writer::encode_profile(described, &whole);
 
-        // The builder's way: every sample encoded as it comes, the message holding only the bytes.
-        std::string samples;
-        for (const auto& s : described.sample) {
-            gprof::writer::encode_sample({s.location_id.data(), s.location_id.size(),
-                                          s.value.data(), s.value.size(), s.label.data(),
-                                          s.label.size()},
-                                         &samples);
-        }
+        // Samples [from, size) encoded one by one, as the builder encodes each as it comes.
+        auto encode_from = [&](size_t from) {
+            std::string bytes;
+            for (size_t i = from; i < described.sample.size(); ++i) {
+                const auto& s = described.sample[i];
+                gprof::writer::encode_sample({s.location_id.data(), s.location_id.size(),
+                                              s.value.data(), s.value.size(), s.label.data(),
+                                              s.label.size()},
+                                             &bytes);
+            }
+            return bytes;
+        };
+        std::string samples = encode_from(0);
         ProfileMessage pre_encoded = described;
         pre_encoded.sample.clear();
         pre_encoded.encoded_samples = samples;
@@ -408,14 +413,7 @@ TEST_CASE("writer: samples encoded one by one give the same bytes as the message
         // Both ways at once: the message's samples, then the encoded ones.
         ProfileMessage both = described;
         both.sample.resize(described.sample.size() / 2);
-        std::string rest;
-        for (size_t i = both.sample.size(); i < described.sample.size(); ++i) {
-            const auto& s = described.sample[i];
-            gprof::writer::encode_sample({s.location_id.data(), s.location_id.size(),
-                                          s.value.data(), s.value.size(), s.label.data(),
-                                          s.label.size()},
-                                         &rest);
-        }
+        std::string rest = encode_from(both.sample.size());
         both.encoded_samples = rest;
         std::string mixed;
         gprof::writer::encode_profile(both, &mixed);
