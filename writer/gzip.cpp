@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <memory>
 #include <new>
 
 namespace gprof::writer {
@@ -58,7 +59,9 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
     const size_t original_size = out->size();
     out->reserve(original_size + deflateBound(&stream, static_cast<uLong>(std::min<size_t>(
                                                            input.size(), UINT_MAX))));
-    char buffer[16384];
+    // On the heap: an at-exit dump runs on whichever thread called exit(), whose stack may be small.
+    constexpr size_t kBufferSize = 16384;
+    std::unique_ptr<char[]> buffer(new char[kBufferSize]);
     size_t consumed = 0;
     for (;;) {
         // zlib counts in uInt (32 bits): feed in pieces that fit.
@@ -66,11 +69,11 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
         uInt input_piece = input_left > UINT_MAX ? UINT_MAX : static_cast<uInt>(input_left);
         stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + consumed));
         stream.avail_in = input_piece;
-        stream.next_out = reinterpret_cast<Bytef*>(buffer);
-        stream.avail_out = sizeof buffer;
+        stream.next_out = reinterpret_cast<Bytef*>(buffer.get());
+        stream.avail_out = kBufferSize;
         status = deflate(&stream, input_piece == input_left ? Z_FINISH : Z_NO_FLUSH);
         consumed += input_piece - stream.avail_in;
-        out->append(buffer, sizeof buffer - stream.avail_out);
+        out->append(buffer.get(), kBufferSize - stream.avail_out);
         if (status == Z_STREAM_END) break;
         if (status != Z_OK && status != Z_BUF_ERROR) {
             out->resize(original_size);
