@@ -25,12 +25,14 @@ using CachingPolicyFn = int (*)(void*, int);
 using InitLocal2Fn = int (*)(unw_cursor_t*, unw_context_t*, int);
 using StepFn = int (*)(unw_cursor_t*);
 using GetRegFn = int (*)(unw_cursor_t*, int, unw_word_t*);
+using GetContextFn = int (*)(unw_context_t*);
 constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
 
 BacktraceFn g_backtrace = nullptr;
 InitLocal2Fn g_init_local2 = nullptr;
 StepFn g_step = nullptr;
 GetRegFn g_get_reg = nullptr;
+GetContextFn g_getcontext = nullptr;  // libunwind's: no system call (glibc's saves the signal mask)
 std::atomic<bool> g_ready{false};
 
 // Memory reads during unwinding. libunwind's own reader validates doubtful addresses by writing
@@ -129,6 +131,7 @@ void warm_up() {
     g_init_local2 = reinterpret_cast<InitLocal2Fn>(dlsym(lib, "_ULx86_64_init_local2"));
     g_step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
     g_get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
+    g_getcontext = reinterpret_cast<GetContextFn>(dlsym(lib, "_Ux86_64_getcontext"));
     g_backtrace = backtrace;
     g_ready.store(true, std::memory_order_release);
     // libunwind's one-time initialisation, and its caches for the start-up path, happen here
@@ -140,8 +143,19 @@ void warm_up() {
 
 bool ready() { return g_ready.load(std::memory_order_acquire); }
 
+namespace {
+
+// Walks taken in this thread so far, up to kStepwiseWalks.
+constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
+
+}  // namespace
+
 __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     if (!ready()) return 0;
+    if (t_walks < kStepwiseWalks) {
+        ++t_walks;
+        return capture_once(pcs, max);
+    }
     // Room for gprof's own frames (shim, facade, sampler, this function) on top of `max`.
     constexpr int kOwnFrames = 8;
     void* raw[kMaxFrames + kOwnFrames];
@@ -158,8 +172,9 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
 }
 
 __attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {
-    ucontext_t context;
-    if (!ready() || getcontext(&context) != 0) return 0;
+    ucontext_t context;  // unw_context_t is ucontext_t on x86-64
+    if (!ready()) return 0;
+    if (g_getcontext != nullptr ? g_getcontext(&context) != 0 : getcontext(&context) != 0) return 0;
     return capture_context(&context, false, pcs, max);
 }
 

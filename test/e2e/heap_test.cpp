@@ -148,11 +148,21 @@ TEST_CASE("heap at rate 1: every site exact, mid-run (signal) and at exit", "[he
         CHECK(files[0].find(".0001.heap.pb.gz") != std::string::npos);
         CHECK(files[1].find(".0002.heap.pb.gz") != std::string::npos);
         for (int i = 0; i < 2; ++i) {
-            auto got = by_leaf_site(flatten(check_heap_file(files[i], 1)));
+            std::vector<FlatSample> samples = flatten(check_heap_file(files[i], 1));
+            auto got = by_leaf_site(samples);
             for (const auto& [site, want] : i == 0 ? midrun : truth) {
                 INFO((i == 0 ? "signal dump, " : "exit dump, ") << site);
                 CHECK(got[site] == want);
             }
+            // site_thread: 4 new threads x 250 x 64 B from one call site. A thread walks its first
+            // stacks step by step and the later ones with unw_backtrace (unwind/stack.h); the two
+            // walks must give the same stack, or the site would split into several samples.
+            size_t thread_samples = 0;
+            for (const FlatSample& s : samples)
+                if (!s.functions.empty() &&
+                    s.functions.front().find("site_thread_fn(") != std::string::npos)
+                    ++thread_samples;
+            if (i == 1) CHECK(thread_samples == 1);
         }
     }
 }
