@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "scale_arg.h"
+
 namespace {
 
 constexpr std::size_t kSlots = 400;                // working set
@@ -53,11 +55,7 @@ std::uint64_t touch(unsigned char* p, std::size_t from, std::size_t to, unsigned
 }  // namespace
 
 int main(int argc, char** argv) {
-  double scale = argc > 1 ? std::atof(argv[1]) : 1.0;
-  if (!(scale > 0)) {
-    std::fprintf(stderr, "usage: %s [scale=1.0]\n", argv[0]);
-    return 2;
-  }
+  const double scale = scale_arg(argc, argv);
   const std::uint64_t ops = static_cast<std::uint64_t>(kOpsPerUnit * scale);
   Rng r{0x2545F4914F6CDD1Dull};
   Slot slots[kSlots];

@@ -9,14 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "scale_arg.h"
+
 extern char** environ;
 
 int main(int argc, char** argv) {
-  double scale = argc > 1 ? std::atof(argv[1]) : 1.0;
-  if (!(scale > 0)) {
-    std::fprintf(stderr, "usage: %s [scale=1.0]\n", argv[0]);
-    return 2;
-  }
+  const double scale = scale_arg(argc, argv);
   int n = static_cast<int>(100 * scale);
   if (n < 1) n = 1;
   char path[] = "/bin/true";

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "scale_arg.h"
+
 namespace {
 
 // 2 MB in all, through a few blocks: the task's own memory stays small and warm, so what the
@@ -40,11 +42,7 @@ __attribute__((noinline)) std::uint64_t task() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double scale = argc > 1 ? std::atof(argv[1]) : 1.0;
-  if (!(scale > 0)) {
-    std::fprintf(stderr, "usage: %s [scale=1.0]\n", argv[0]);
-    return 2;
-  }
+  const double scale = scale_arg(argc, argv);
   constexpr int kAtOnce = 8;
   int rounds = static_cast<int>(40 * scale);
   if (rounds < 1) rounds = 1;
