@@ -115,8 +115,11 @@ void warm_up() {
         log::problem("libunwind.so.8 lacks unw_backtrace; no heap samples");
         return;
     }
-    // Per-thread caches keep libunwind from blocking signals (two sigprocmask calls) around every
-    // look-up in its global cache.
+    // Per-thread caches would keep libunwind from blocking signals (two sigprocmask calls) around
+    // every look-up in its global cache of frame rules, which each unw_step makes. Debian's
+    // libunwind 1.6.2 is built without them (--enable-per-thread-cache is off by default) and
+    // quietly keeps the global cache: measured, two sigprocmask per step. Asked for anyway, for a
+    // libunwind that has them.
     set_policy(*static_cast<void**>(local_space), kCachePerThread);
     using GetAccessorsFn = unw_accessors_t* (*)(unw_addr_space_t);
     auto get_accessors = reinterpret_cast<GetAccessorsFn>(dlsym(lib, "_Ux86_64_get_accessors"));

@@ -27,9 +27,9 @@ constexpr uint32_t kStepwiseWalks = 16;
 
 // Fills `pcs` with return addresses, leaf first, starting at the first frame outside libgprof.so
 // (the program's call site, or the library function that called the allocator). Returns the
-// number of frames. No lock of gprof's, and no system call once libunwind knows the frames: it
-// looks up each code address new to the thread once (two sigprocmask calls around
-// dl_iterate_phdr). libunwind may allocate (the caller holds the re-entry guard). Frames of libgprof.so deeper in the stack (the start routine it wraps around
+// number of frames. No lock of gprof's. System calls: each unw_step (the first kStepwiseWalks
+// walks, and frames new to unw_backtrace's frame cache) takes libunwind's global cache lock
+// between two sigprocmask calls. libunwind may allocate (the caller holds the re-entry guard). Frames of libgprof.so deeper in the stack (the start routine it wraps around
 // every thread) are left out too.
 int capture(uintptr_t* pcs, int max);
 
