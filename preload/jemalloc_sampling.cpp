@@ -81,7 +81,7 @@ uint64_t gprof_jemalloc_sample_wait(void*) noexcept {
 void* gprof_jemalloc_tctx_create(void* tsd) noexcept {
     if (r::inside_gprof() || !gprof::unwind::ready())
         return reinterpret_cast<void*>(uintptr_t{1});  // jemalloc's "not sampled"
-    static bool hooked = false;  // racing first samples set the same hook
+    static bool hooked = false;                        // racing first samples set the same hook
     if (!__atomic_load_n(&hooked, __ATOMIC_RELAXED)) {
         gprof_je_je_prof_backtrace_hook_set(no_frames);
         __atomic_store_n(&hooked, true, __ATOMIC_RELAXED);

@@ -18,21 +18,16 @@ void* je_realloc(void* p, size_t size) noexcept {
     return b::realloc_nonnull(p, size);
 }
 
-void* je_new(size_t size) {
-    if (void* p = gprof_je_malloc(size)) [[likely]]
-        return p;
-    return new_failed(size, gprof_je_malloc);
-}
-
 void* je_calloc(size_t n, size_t size) noexcept {
     return b::calloc(n, size);
 }
 
-// Direct, glibc's allocator: its own entry points are the whole contract.
-void* libc_new(size_t size) {
-    if (void* p = __libc_malloc(size)) [[likely]]
+// operator new straight into either allocator: its failure path is new's own (new_failed).
+template <void* (*Allocate)(size_t) noexcept>
+void* direct_new(size_t size) {
+    if (void* p = Allocate(size)) [[likely]]
         return p;
-    return new_failed(size, __libc_malloc);
+    return new_failed(size, Allocate);
 }
 
 // The table before the first allocation: choose, then go where the choice says.
@@ -59,8 +54,11 @@ void* first_new(size_t size) {
 
 constexpr Table kRecorded = {recorded_malloc, recorded_free, recorded_calloc, recorded_realloc,
                              recorded_new};
-constexpr Table kJemalloc = {gprof_je_malloc, gprof_je_free, je_calloc, je_realloc, je_new};
-constexpr Table kLibc = {__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, libc_new};
+constexpr Table kJemalloc = {gprof_je_malloc, gprof_je_free, je_calloc, je_realloc,
+                             direct_new<gprof_je_malloc>};
+// glibc's allocator: its own entry points are the whole contract.
+constexpr Table kLibc = {__libc_malloc, __libc_free, __libc_calloc, __libc_realloc,
+                         direct_new<__libc_malloc>};
 
 }  // namespace
 

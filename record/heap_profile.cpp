@@ -63,7 +63,8 @@ void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_
             static_cast<int>(next_stripe_.fetch_add(1, std::memory_order_acq_rel) % kCountStripes);
     // A stripe's count alone can run below zero (a free counted where the allocation was not):
     // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
-    // a snapshot that sees a free counted then sees its allocation counted too (see snapshot()).
+    // a snapshot that sees a free counted then sees its allocation counted too (see
+    // for_each_bucket()).
     std::atomic_ref<uint64_t>(counts_[size_t{kMaxBuckets} * stripe + bucket].*objects)
         .fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
 }
@@ -148,8 +149,7 @@ void HeapProfile::record_reported_alloc(void* p, size_t size, size_t sampled_siz
     add(p, size, sampled_size, stack_id, true);
 }
 
-void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
-                      bool numbered) {
+void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, bool numbered) {
     uint32_t bucket = bucket_for(stack_id, size, sampled_size);
     if (bucket == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);

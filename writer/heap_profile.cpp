@@ -51,27 +51,23 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
     builder.reserve_samples(counts.size(), frames, 4, 1);
     uint64_t without_stack = 0;
     size_t index = 0;
-    heap.for_each_bucket([&](const record::HeapBucket& now) {
+    heap.for_each_bucket([&](const record::HeapBucket& b) {
         if (index >= counts.size()) return;
-        record::HeapBucket b = now;
-        b.allocs = counts[index].allocs;
-        b.frees = counts[index].frees;
-        b.alloc_bytes = b.allocs * b.size;
-        b.free_bytes = b.frees * b.size;
-        ++index;
+        const Counts c = counts[index++];  // the snapshot's counts, not b's later ones
         const uintptr_t* pcs;
         int depth = stacks.frames(b.stack_id, &pcs);
         if (depth == 0) {
-            without_stack += b.allocs;
+            without_stack += c.allocs;
             return;
         }
-        // Every object of a bucket has the same sampled size: both pairs scale by it.
+        // Every object of a bucket has the same size, and the same sampled size: both pairs
+        // scale by it.
         const double sampled = static_cast<double>(b.sampled_size);
-        ScaledPair alloc = scale_heap_sample(static_cast<int64_t>(b.allocs),
-                                             static_cast<int64_t>(b.alloc_bytes), rate, sampled);
-        ScaledPair inuse =
-            scale_heap_sample(static_cast<int64_t>(b.allocs - b.frees),
-                              static_cast<int64_t>(b.alloc_bytes - b.free_bytes), rate, sampled);
+        const uint64_t live = c.allocs - c.frees;
+        ScaledPair alloc = scale_heap_sample(
+            static_cast<int64_t>(c.allocs), static_cast<int64_t>(c.allocs * b.size), rate, sampled);
+        ScaledPair inuse = scale_heap_sample(static_cast<int64_t>(live),
+                                             static_cast<int64_t>(live * b.size), rate, sampled);
         const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
         const NumericLabel size[] = {{"bytes", static_cast<int64_t>(b.size), ""}};
         builder.add_sample(pcs, static_cast<size_t>(depth), values, 4, SampleLabels{{}, size});
