@@ -9,9 +9,10 @@
 # copy takes its options from gprof, never from the program's MALLOC_CONF or /etc/malloc.conf.
 # The C++ operator member is dropped: gprof defines those operators itself.
 #
-# Five internal calls of jemalloc's profiler are then pointed at gprof, in the objects that make
-# them, so gprof records the samples jemalloc takes (preload/jemalloc_sampling.cpp). That file
-# relies on jemalloc 5.3.0's internals (an argument's layout), so any other version is refused.
+# Seven internal calls of jemalloc's profiler are then pointed at gprof, in the objects that make
+# them, so gprof records the samples jemalloc takes and keeps each thread's sampling record alive
+# (preload/jemalloc_sampling.cpp). That file relies on jemalloc 5.3.0's internals (the layout of
+# three of its structures), so any other version is refused.
 set -eu
 objcopy=$1
 in=$(realpath "$2")
@@ -56,5 +57,8 @@ redirect jemalloc \
 redirect arena \
     gprof_je_je_large_prof_info_get=gprof_jemalloc_prof_info_get \
     gprof_je_je_prof_free_sampled_object=gprof_jemalloc_sample_freed
+redirect prof \
+    gprof_je_je_prof_tctx_try_destroy=gprof_jemalloc_tctx_try_destroy \
+    gprof_je_je_prof_tdata_detach=gprof_jemalloc_tdata_detach
 rm -f "$out"
 ar rcs "$out" ./*.o
