@@ -28,6 +28,12 @@ uint64_t seed_for_thread() {
     return seed ? seed : 0x853C49E6748FEA9BULL;
 }
 
+// A thread's first draw starts its Poisson process: seeds its generator.
+void start(SamplerState& s) {
+    s.started = true;
+    s.rng.state = seed_for_thread();
+}
+
 }  // namespace
 
 int64_t next_sample_interval(int64_t rate, SamplerRng& rng) {
@@ -67,10 +73,7 @@ bool allocator_samples() {
 
 int64_t allocator_sample_interval() {
     SamplerState& s = t_sampler;
-    if (!s.started) {
-        s.started = true;
-        s.rng.state = seed_for_thread();
-    }
+    if (!s.started) start(s);
     int64_t bytes = next_sample_interval(mem_profile_rate(), s.rng);
     return bytes > 0 ? bytes : 1;
 }
