@@ -272,7 +272,8 @@ TEST_CASE("heap at the default rate: 3000 sampled threads, one after another, le
         CHECK(growth_kib < 4096);
         std::vector<std::string> files = heap_files(dir);
         REQUIRE(files.size() == 1);
-        SiteValues site = by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))["site_thread_churn"];
+        SiteValues site =
+            by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))["site_thread_churn"];
         CHECK(site.inuse_objects == 0);
         CHECK(site.inuse_space == 0);
         // 750 handed blocks of 4 MiB, each sampled with probability 1 - exp(-8).
