@@ -281,6 +281,45 @@ TEST_CASE("heap at the default rate: 3000 sampled threads, one after another, le
     }
 }
 
+TEST_CASE("heap at the default rate: producers end while a consumer frees their samples",
+          "[heap]") {
+    // The other thread's free may be the last one of a producer's samples, at the very moment the
+    // producer exits: nothing may stay in use, nothing of the producers may stay behind, and the
+    // estimate stays within the bound of the sampling-rates case above.
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-handoff");
+        RunResult r = run({kHeapPrograms + "/handoff_threads"},
+                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        auto truth = parse_lines(r.out, "TRUTH");
+        REQUIRE(truth.count("site_handoff") == 1);
+        const SiteValues& want = truth["site_handoff"];
+        std::istringstream out(r.out.substr(r.out.find("RSS_GROWTH_KIB")));
+        std::string tag;
+        long growth_kib = -1;
+        out >> tag >> growth_kib;
+        // -0.3 to 0.2 MiB here; a producer's sampling record left behind when it freed its own
+        // last sample: 2.5 MiB.
+        CHECK(growth_kib < 1536);
+        std::vector<std::string> files = heap_files(dir);
+        REQUIRE(files.size() == 1);
+        SiteValues got =
+            by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))["site_handoff"];
+        CHECK(got.inuse_objects == 0);
+        CHECK(got.inuse_space == 0);
+        double size =
+            static_cast<double>(want.alloc_space) / static_cast<double>(want.alloc_objects);
+        double p = 1 - std::exp(-size / (512.0 * 1024));
+        double bound =
+            6 * std::sqrt(static_cast<double>(want.alloc_objects) * (1 - p) / p) + 1 / p + 1;
+        INFO("truth " << want << " profile " << got);
+        CHECK(std::abs(static_cast<double>(got.alloc_objects - want.alloc_objects)) <= bound);
+        CHECK(std::abs(static_cast<double>(got.alloc_space - want.alloc_space)) <= bound * size);
+    }
+}
+
 TEST_CASE("a signal dump, then the at-exit dump: nothing is written outside the output and the "
           "debug cache",
           "[heap][debug-cache]") {
