@@ -128,6 +128,33 @@ RunResult run_exact_at_default_rate(const std::string& program, const std::strin
     return r;
 }
 
+// A program whose threads come and go, run at the default rate in one allocator mode: it must exit
+// 0 and print "RSS_GROWTH_KIB n", and its one heap profile is checked as every profile is.
+struct ThreadsRun {
+    RunResult run;
+    long growth_kib = -1;  // what the program printed
+    SiteValues site;       // the profile's values for the site asked for
+    SiteValues truth;      // the program's TRUTH line for it, if it printed one
+};
+
+ThreadsRun run_threads_program(const std::string& program, const std::string& mode,
+                               const std::string& site) {
+    ThreadsRun t;
+    std::string dir = make_dir("heap-" + program);
+    t.run = run({kHeapPrograms + "/" + program},
+                with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
+    INFO(t.run.describe());
+    REQUIRE(t.run.status == 0);
+    size_t at = t.run.out.find("RSS_GROWTH_KIB ");
+    REQUIRE(at != std::string::npos);
+    t.growth_kib = std::stol(t.run.out.substr(at + 15));
+    t.truth = parse_lines(t.run.out, "TRUTH")[site];
+    std::vector<std::string> files = heap_files(dir);
+    REQUIRE(files.size() == 1);
+    t.site = by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))[site];
+    return t;
+}
+
 }  // namespace
 
 TEST_CASE("heap at rate 1: every site exact, mid-run (signal) and at exit", "[heap]") {
@@ -258,26 +285,14 @@ TEST_CASE("heap at the default rate: 3000 sampled threads, one after another, le
     // addresses, grow by ~1 MiB and level off (1.6 MiB after 10 000 threads).
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("heap-thread-churn");
-        RunResult r = run({kHeapPrograms + "/thread_churn"},
-                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
-        INFO(r.describe());
-        REQUIRE(r.status == 0);
-        std::istringstream out(r.out);
-        std::string tag;
-        long growth_kib = -1;
-        out >> tag >> growth_kib;
-        REQUIRE(tag == "RSS_GROWTH_KIB");
-        CHECK(growth_kib >= 0);
-        CHECK(growth_kib < 4096);
-        std::vector<std::string> files = heap_files(dir);
-        REQUIRE(files.size() == 1);
-        SiteValues site =
-            by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))["site_thread_churn"];
-        CHECK(site.inuse_objects == 0);
-        CHECK(site.inuse_space == 0);
+        ThreadsRun t = run_threads_program("thread_churn", mode, "site_thread_churn");
+        INFO(t.run.describe());
+        CHECK(t.growth_kib >= 0);
+        CHECK(t.growth_kib < 4096);
+        CHECK(t.site.inuse_objects == 0);
+        CHECK(t.site.inuse_space == 0);
         // 750 handed blocks of 4 MiB, each sampled with probability 1 - exp(-8).
-        CHECK(site.alloc_space >= int64_t{700} * (4 << 20));
+        CHECK(t.site.alloc_space >= int64_t{700} * (4 << 20));
     }
 }
 
@@ -288,27 +303,16 @@ TEST_CASE("heap at the default rate: producers end while a consumer frees their 
     // estimate stays within the bound of the sampling-rates case above.
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("heap-handoff");
-        RunResult r = run({kHeapPrograms + "/handoff_threads"},
-                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
-        INFO(r.describe());
-        REQUIRE(r.status == 0);
-        auto truth = parse_lines(r.out, "TRUTH");
-        REQUIRE(truth.count("site_handoff") == 1);
-        const SiteValues& want = truth["site_handoff"];
-        std::istringstream out(r.out.substr(r.out.find("RSS_GROWTH_KIB")));
-        std::string tag;
-        long growth_kib = -1;
-        out >> tag >> growth_kib;
+        ThreadsRun t = run_threads_program("handoff_threads", mode, "site_handoff");
+        INFO(t.run.describe());
         // -0.3 to 0.2 MiB here; a producer's sampling record left behind when it freed its own
         // last sample: 2.5 MiB.
-        CHECK(growth_kib < 1536);
-        std::vector<std::string> files = heap_files(dir);
-        REQUIRE(files.size() == 1);
-        SiteValues got =
-            by_leaf_site(flatten(check_heap_file(files[0], 512 * 1024)))["site_handoff"];
-        CHECK(got.inuse_objects == 0);
-        CHECK(got.inuse_space == 0);
+        CHECK(t.growth_kib < 1536);
+        CHECK(t.site.inuse_objects == 0);
+        CHECK(t.site.inuse_space == 0);
+        const SiteValues& want = t.truth;
+        const SiteValues& got = t.site;
+        REQUIRE(want.alloc_objects > 0);
         double size =
             static_cast<double>(want.alloc_space) / static_cast<double>(want.alloc_objects);
         double p = 1 - std::exp(-size / (512.0 * 1024));

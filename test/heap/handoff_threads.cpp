@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "test/heap/resident.h"
+
 #define NOINLINE __attribute__((noinline))
 
 namespace {
@@ -61,14 +63,6 @@ void consume() {
             usleep(50);
         }
     }
-}
-
-long resident_kib() {
-    long pages = 0, resident = 0;
-    FILE* f = fopen("/proc/self/statm", "r");
-    if (f == nullptr || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
-    if (f != nullptr) fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 }  // namespace

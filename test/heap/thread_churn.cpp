@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "test/heap/resident.h"
+
 #define NOINLINE __attribute__((noinline))
 
 namespace {
@@ -30,14 +32,6 @@ void* work(void* arg) {
     for (int i = 0; i < kBlocks; ++i) blocks[i] = site_thread_churn_fn(kBlock);
     for (int i = 0; i < kBlocks; ++i) free(blocks[i]);
     return arg != nullptr ? site_thread_churn_fn(kHanded) : nullptr;
-}
-
-long resident_kib() {
-    long pages = 0, resident = 0;
-    FILE* f = fopen("/proc/self/statm", "r");
-    if (f == nullptr || fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
-    if (f != nullptr) fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 }  // namespace
