@@ -7,6 +7,11 @@
 
 #include <ucontext.h>
 
+// libgprof.so's own image, from the ELF header to the end of .bss (hidden symbols: this
+// library's, not the executable's).
+extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
+extern "C" char _end[] __attribute__((visibility("hidden")));
+
 namespace gprof::unwind {
 
 // Go keeps 128 frames since Go 1.23; deeper stacks are cut at the root end.
@@ -29,13 +34,14 @@ constexpr uint32_t kStepwiseWalks = 16;
 // (the program's call site, or the library function that called the allocator). Returns the
 // number of frames. No lock of gprof's. System calls: each unw_step (the first kStepwiseWalks
 // walks, and frames new to unw_backtrace's frame cache) takes libunwind's global cache lock
-// between two sigprocmask calls. libunwind may allocate (the caller holds the re-entry guard). Frames of libgprof.so deeper in the stack (the start routine it wraps around
-// every thread) are left out too.
+// between two sigprocmask calls. libunwind may allocate (the caller holds the re-entry guard).
+// Frames of libgprof.so deeper in the stack (the start routine it wraps around every thread) are
+// left out too.
 int capture(uintptr_t* pcs, int max);
 
 // capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
-// step by step. unw_backtrace's first call in a thread maps and fills a 256 KiB frame cache (64 page
-// faults, about 0.7 ms here), worth it for a thread that samples, not for one walk.
+// step by step, without unw_backtrace's frame cache (see kStepwiseWalks), which is worth its cost
+// for a thread that samples, not for one walk.
 int capture_once(uintptr_t* pcs, int max);
 
 // Walks the stack that a register context describes: a signal handler's context (`interrupted`:
@@ -54,14 +60,10 @@ struct WalkEnd {
 int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
                     WalkEnd* end = nullptr);
 
-// Whether `pc` lies inside libgprof.so: its image runs from the ELF header to the end of .bss
-// (hidden symbols: this library's, not the executable's). Inline: capture() asks for every frame.
-}  // namespace gprof::unwind
-extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
-extern "C" char _end[] __attribute__((visibility("hidden")));
-namespace gprof::unwind {
+// Whether `pc` lies inside libgprof.so. Inline: capture() asks for every frame.
 inline bool in_gprof(uintptr_t pc) {
-    return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(_end);
+    return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) &&
+           pc < reinterpret_cast<uintptr_t>(_end);
 }
 
 }  // namespace gprof::unwind
