@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "test/unit/temp_dir.h"
 #include "writer/debug_cache.h"
 #include "writer/elf_file.h"
 
@@ -193,13 +194,6 @@ Bytes data_of(const ElfImage& elf, const std::string& name) {
     const uint8_t* p = elf.bytes(s.sh_offset, s.sh_size);
     REQUIRE(p != nullptr);
     return Bytes(p, p + s.sh_size);
-}
-
-std::string temp_dir(const std::string& name) {
-    std::string dir =
-        fs::temp_directory_path().string() + "/gprof-unit-" + name + "-" + std::to_string(getpid());
-    fs::remove_all(dir);
-    return dir;
 }
 
 void write_bytes(const std::string& path, const Bytes& bytes) {

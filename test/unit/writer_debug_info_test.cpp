@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test/unit/temp_dir.h"
 #include "writer/debug_cache.h"
 #include "writer/debug_info.h"
 #include "writer/modules.h"
@@ -165,9 +166,7 @@ TEST_CASE("stored tables: a later cache answers from them; a full one keeps the 
         for (size_t i = 0; i < n; ++i) out.push_back(libc->start + span * (4 * i + k) / (4 * n));
         return out;
     };
-    std::string dir = std::filesystem::temp_directory_path().string() + "/gprof-unit-stored-" +
-                      std::to_string(getpid());
-    std::filesystem::remove_all(dir);
+    std::string dir = temp_dir("stored");
     gprof::writer::DebugCache store(dir, true);
     const std::string table = dir + "/" + libc->build_id + ".sym";
     std::vector<SourceFrame> frames;
@@ -243,9 +242,7 @@ TEST_CASE("stored tables: a module without DWARF is stored, named from its symbo
     const gprof::writer::Module* library = module_named(&snapshot, "/libstdc++.so.6");
     REQUIRE(library != nullptr);
     REQUIRE_FALSE(library->build_id.empty());
-    std::string dir = std::filesystem::temp_directory_path().string() + "/gprof-unit-nodwarf-" +
-                      std::to_string(getpid());
-    std::filesystem::remove_all(dir);
+    std::string dir = temp_dir("nodwarf");
     gprof::writer::DebugCache store(dir, true);
     const std::string table = dir + "/" + library->build_id + ".sym";
     std::vector<uintptr_t> addresses;
