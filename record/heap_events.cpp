@@ -10,6 +10,15 @@ constinit thread_local int t_reentry_depth [[gnu::tls_model("initial-exec")]] = 
 
 namespace {
 
+// The stack this thread's last sample was filed under, and which capture() found it: a sample
+// whose walk says its frames are that capture's (a program allocating in a loop) takes the same
+// stack without hashing and looking up its frames again.
+struct LastStack {
+    uint64_t capture = 0;
+    uint32_t id = 0;
+};
+constinit thread_local LastStack t_last_stack [[gnu::tls_model("initial-exec")]] = {};
+
 [[gnu::always_inline]] inline void record(void* p, size_t size, size_t sampled_size,
                                           bool allocator_sample) {
     // A failed allocation has nothing to remember; gprof's own allocations are not the program's;
@@ -17,8 +26,13 @@ namespace {
     if (p == nullptr || inside_gprof() || !unwind::ready()) return;
     ReentryGuard guard;
     uintptr_t pcs[unwind::kMaxFrames];
-    int depth = unwind::capture(pcs, unwind::kMaxFrames);
-    uint32_t stack_id = stack_table().intern(pcs, depth);
+    bool unchanged = false;
+    int depth = unwind::capture(pcs, unwind::kMaxFrames, &unchanged);
+    uint64_t capture = unwind::captures();
+    uint32_t stack_id = unchanged && t_last_stack.capture + 1 == capture && t_last_stack.id != 0
+                            ? t_last_stack.id
+                            : stack_table().intern(pcs, depth);
+    t_last_stack = {capture, stack_id};
     if (allocator_sample)
         heap_profile().record_reported_alloc(p, size, sampled_size, stack_id);
     else

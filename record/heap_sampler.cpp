@@ -84,8 +84,7 @@ bool sampler_slow_path(size_t size) noexcept {
     if (!s.started) {
         // A thread's first allocation: start its Poisson process here. The allocation is sampled
         // only if the first interval ends within it.
-        s.started = true;
-        s.rng.state = seed_for_thread();
+        start(s);
         s.rate = rate;
         s.bytes_left = next_sample_interval(rate, s.rng) - static_cast<int64_t>(size);
         if (s.bytes_left > 0) return false;

@@ -9,8 +9,11 @@
 #include <libunwind.h>
 
 #include <atomic>
+#include <new>
 
+#include "preload/backing.h"
 #include "preload/log.h"
+#include "unwind/fast_walk.h"
 
 namespace gprof::unwind {
 namespace {
@@ -100,9 +103,61 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
+// A thread's last walk and its LocalRules (unwind/fast_walk.h): 7 KiB from the backing allocator at
+// the thread's first walk (in static TLS it would take that much from every thread's stack,
+// sampling or not), freed at its exit by a thread-specific-data destructor.
+struct ThreadWalks {
+    WalkMemory memory;
+    LocalRules rules;
+};
+ThreadWalks* const kWalksGone = reinterpret_cast<ThreadWalks*>(uintptr_t{1});
+constinit thread_local ThreadWalks* t_thread_walks [[gnu::tls_model("initial-exec")]] = nullptr;
+pthread_key_t g_walks_key;
+std::atomic<bool> g_walks_key_made{false};
+
+void free_thread_walks(void* walks) {
+    // Allocations after this (later destructors) walk with libunwind rather than allocate again.
+    t_thread_walks = kWalksGone;
+    static_cast<ThreadWalks*>(walks)->~ThreadWalks();
+    backing::free(walks);
+}
+
+ThreadWalks* thread_walks() {
+    ThreadWalks* walks = t_thread_walks;
+    if (walks != nullptr) [[likely]]
+        return walks == kWalksGone ? nullptr : walks;
+    if (!g_walks_key_made.load(std::memory_order_acquire)) return nullptr;
+    void* memory = backing::malloc(sizeof(ThreadWalks));
+    if (memory == nullptr) return nullptr;
+    walks = new (memory) ThreadWalks;
+    if (pthread_setspecific(g_walks_key, walks) != 0) {
+        free_thread_walks(walks);
+        return nullptr;
+    }
+    t_thread_walks = walks;
+    return walks;
+}
+
+// gprof's own walk, reusing the thread's previous one where it holds (unwind/fast_walk.h).
+// Returns -1 where it cannot walk the stack, which libunwind then walks.
+[[gnu::always_inline]] inline int fast_capture(const Registers& start, uintptr_t* raw, int limit,
+                                               bool* unchanged) {
+    ThreadWalks* walks = thread_walks();
+    if (walks == nullptr) return -1;
+    if (t_stack.hi == 0) learn_thread_stack();
+    if (t_stack.hi <= 1) return -1;
+    int n = fast_walk(start, t_stack.lo, t_stack.hi, raw, limit, &walks->memory, &walks->rules,
+                      unchanged);
+    // The memory must be the last capture's: one that libunwind walks leaves none.
+    if (n < 0) walks->memory.count = 0;
+    return n;
+}
+
 }  // namespace
 
 void warm_up() {
+    if (pthread_key_create(&g_walks_key, free_thread_walks) == 0)
+        g_walks_key_made.store(true, std::memory_order_release);
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
         log::problem("libunwind.so.8 not found (Debian package libunwind8); no heap samples");
@@ -150,27 +205,36 @@ namespace {
 
 // Walks taken in this thread so far, up to kStepwiseWalks.
 constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
+constinit thread_local uint64_t t_captures [[gnu::tls_model("initial-exec")]] = 0;
 
 }  // namespace
 
-__attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
+uint64_t captures() { return t_captures; }
+
+__attribute__((noinline)) int capture(uintptr_t* pcs, int max, bool* unchanged) {
+    if (unchanged != nullptr) *unchanged = false;
+    ++t_captures;
     if (!ready()) return 0;
-    if (t_walks < kStepwiseWalks) {
-        ++t_walks;
-        return capture_once(pcs, max);
-    }
     // Room for gprof's own frames (shim, facade, sampler, this function) on top of `max`.
     constexpr int kOwnFrames = 8;
-    void* raw[kMaxFrames + kOwnFrames];
+    uintptr_t raw[kMaxFrames + kOwnFrames];
     int limit = max + kOwnFrames;
     if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
-    forget_pages();
-    int n = g_backtrace(raw, limit);
-    int depth = 0;
-    for (int i = 0; i < n && depth < max; ++i) {
-        auto pc = reinterpret_cast<uintptr_t>(raw[i]);
-        if (!in_gprof(pc)) pcs[depth++] = pc;
+    Registers start;
+    gprof_caller_registers(&start);
+    int n = fast_capture(start, raw, limit, unchanged);
+    if (n < 0) {
+        // A stack gprof's walk cannot read: libunwind's, step by step for a thread's first walks.
+        if (t_walks < kStepwiseWalks) {
+            ++t_walks;
+            return capture_once(pcs, max);
+        }
+        forget_pages();
+        n = g_backtrace(reinterpret_cast<void**>(raw), limit);
     }
+    int depth = 0;
+    for (int i = 0; i < n && depth < max; ++i)
+        if (!in_gprof(raw[i])) pcs[depth++] = raw[i];
     return depth;
 }
 

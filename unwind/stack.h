@@ -23,21 +23,25 @@ constexpr int kMaxFrames = 128;
 void warm_up();
 bool ready();
 
-// A thread's first kStepwiseWalks captures walk step by step (capture_once); later ones use
-// unw_backtrace, whose first call in a thread maps and fills a 256 KiB frame cache: 64 page faults,
-// about 1.2 ms here, which pays for itself only in a thread that keeps sampling. A program that
-// starts a thread per task, each allocating a few MiB, paid that in every thread: 300 such threads
-// took 453 ms of CPU instead of 204 with sampling off (jemalloc's profiler: 206).
+// Where gprof's own walk cannot read a stack (unwind/fast_walk.h), libunwind walks it: a thread's
+// first kStepwiseWalks such walks step by step (capture_once); later ones use unw_backtrace, whose
+// first call in a thread maps and fills a 256 KiB frame cache: 64 page faults, about 1.2 ms here,
+// which pays for itself only in a thread that keeps sampling.
 constexpr uint32_t kStepwiseWalks = 16;
 
 // Fills `pcs` with return addresses, leaf first, starting at the first frame outside libgprof.so
 // (the program's call site, or the library function that called the allocator). Returns the
-// number of frames. No lock of gprof's. System calls: each unw_step (the first kStepwiseWalks
-// walks, and frames new to unw_backtrace's frame cache) takes libunwind's global cache lock
-// between two sigprocmask calls. libunwind may allocate (the caller holds the re-entry guard).
-// Frames of libgprof.so deeper in the stack (the start routine it wraps around every thread) are
-// left out too.
-int capture(uintptr_t* pcs, int max);
+// number of frames. Frames of libgprof.so deeper in the stack (the start routine it wraps around
+// every thread) are left out too. gprof's own walk first (unwind/fast_walk.h: no system call, no
+// lock but the rule table's when it learns a new rule; a thread's first walk allocates its memory
+// of walks, so the caller holds the re-entry guard); libunwind's for the stacks it gives up on,
+// where each unw_step (the first kStepwiseWalks walks, and frames new to unw_backtrace's frame
+// cache) takes libunwind's global cache lock between two sigprocmask calls.
+//
+// *unchanged (may be null) is set when the frames are exactly those of the calling thread's
+// previous capture() (unwind/fast_walk.h tells, at no cost), which captures() numbers.
+int capture(uintptr_t* pcs, int max, bool* unchanged = nullptr);
+uint64_t captures();
 
 // capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
 // step by step, without unw_backtrace's frame cache (see kStepwiseWalks), which is worth its cost

@@ -194,6 +194,52 @@ TEST_CASE("heap at rate 1: every site exact, mid-run (signal) and at exit", "[he
     }
 }
 
+TEST_CASE("heap at rate 1: stacks that gprof's walk reuses, and stacks it leaves to libunwind",
+          "[heap]") {
+    // odd_stacks: one site reached alternately from two callers with identical frames (a walk
+    // that reused the previous stack without checking it would file samples under the wrong
+    // caller), a coroutine on a stack of its own, a thread with a 64 KiB stack.
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        std::string dir = make_dir("heap-odd-stacks");
+        auto env = preload_env(mode, {{"GPROF_MEM_PROFILE_RATE", "1"}, {"GPROF_OUTPUT", dir + "/p"}});
+        RunResult r = run({kHeapPrograms + "/odd_stacks"}, with_env(env));
+        INFO(r.describe());
+        REQUIRE(r.status == 0);
+        CHECK(r.err.empty());
+        auto truth = parse_lines(r.out, "TRUTH");
+        REQUIRE(truth.size() == 3);
+        std::map<std::string, int64_t> paths;
+        {
+            std::istringstream in(r.out);
+            std::string word, name;
+            int64_t n = 0;
+            while (in >> word)
+                if (word == "PATH" && in >> name >> n) paths[name] = n;
+        }
+        REQUIRE(paths.size() == 2);
+        std::vector<std::string> files = heap_files(dir);
+        REQUIRE(files.size() == 1);
+        std::vector<FlatSample> samples = flatten(check_heap_file(files[0], 1));
+        auto got = by_leaf_site(samples);
+        for (const auto& [site, want] : truth) {
+            INFO(site);
+            CHECK(got[site] == want);
+        }
+        std::map<std::string, int64_t> by_caller;
+        for (const FlatSample& s : samples) {
+            if (s.functions.size() < 2 || s.functions[0].find("site_alt_fn(") == std::string::npos)
+                continue;
+            for (const char* caller : {"path_a", "path_b"})
+                if (s.functions[1].find(std::string(caller) + "_fn(") != std::string::npos)
+                    by_caller[caller] += s.values[0];
+        }
+        CHECK(by_caller["path_a"] == paths["path_a"]);
+        CHECK(by_caller["path_b"] == paths["path_b"]);
+        CHECK(paths["path_a"] + paths["path_b"] == 3000);
+    }
+}
+
 TEST_CASE("heap at sampling rates: estimates within the statistical bound", "[heap]") {
     // For allocations of one size S in one thread, the sampler's intervals are exponential and
     // drawn afresh after every sample, so the gap in allocations between samples, ceil(X/S), is
