@@ -1,5 +1,6 @@
 // dlclose: before a library is unloaded, gprof remembers its mappings (writer/modules.h), so the
-// samples it left keep their names, files and lines in every later profile. Then the real dlclose.
+// samples it left keep their names, files and lines in every later profile. Then the real dlclose,
+// and the stack walk's rules are forgotten (unwind/frame_rules.h).
 //
 // The real one is found with dlvsym(RTLD_NEXT) at the first call (glibc 2.34 moved dlclose into
 // libc with version GLIBC_2.34; older ones have GLIBC_2.2.5 in libdl), never in the allocation
@@ -9,6 +10,7 @@
 #include <atomic>
 
 #include "record/reentry_guard.h"
+#include "unwind/frame_rules.h"
 #include "writer/modules.h"
 
 namespace {
@@ -36,5 +38,8 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
         gprof::record::ReentryGuard guard;  // the snapshot's allocations are gprof's own
         gprof::writer::retire_library(handle);
     }
-    return real(handle);
+    int result = real(handle);
+    // The library's addresses may now be given to another's code: stack walks forget its rules.
+    gprof::unwind::forget_frame_rules();
+    return result;
 }

@@ -546,6 +546,9 @@ void forget_frame_rules() {
     g_generation.fetch_add(1, std::memory_order_release);
 }
 
+void lock_frame_rules() { g_cache_lock.lock(); }
+void unlock_frame_rules() { g_cache_lock.unlock(); }
+
 uint64_t frame_rules_generation() {
     return g_generation.load(std::memory_order_acquire);
 }

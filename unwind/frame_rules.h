@@ -80,6 +80,9 @@ PackedRule cached_frame_rule(uintptr_t address);
 // nothing and asks find_frame_rule), so what was learnt before it can be told apart.
 void forget_frame_rules();
 uint64_t frame_rules_generation();
+// fork(): the table's lock, taken before and released after it in both processes.
+void lock_frame_rules();
+void unlock_frame_rules();
 size_t cached_frame_rules();
 
 }  // namespace gprof::unwind
