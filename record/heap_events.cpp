@@ -20,14 +20,14 @@ struct LastStack {
 constinit thread_local LastStack t_last_stack [[gnu::tls_model("initial-exec")]] = {};
 
 [[gnu::always_inline]] inline void record(void* p, size_t size, size_t sampled_size,
-                                          bool allocator_sample) {
+                                          bool allocator_sample, const unwind::Registers& start) {
     // A failed allocation has nothing to remember; gprof's own allocations are not the program's;
     // before start-up there is no unwinder yet.
     if (p == nullptr || inside_gprof() || !unwind::ready()) return;
     ReentryGuard guard;
     uintptr_t pcs[unwind::kMaxFrames];
     bool unchanged = false;
-    int depth = unwind::capture(pcs, unwind::kMaxFrames, &unchanged);
+    int depth = unwind::capture_from(start, pcs, unwind::kMaxFrames, &unchanged);
     uint64_t capture = unwind::captures();
     uint32_t stack_id = unchanged && t_last_stack.capture + 1 == capture && t_last_stack.id != 0
                             ? t_last_stack.id
@@ -41,14 +41,26 @@ constinit thread_local LastStack t_last_stack [[gnu::tls_model("initial-exec")]]
 
 }  // namespace
 
-__attribute__((noinline)) void record_sampled(void* p, size_t size, size_t align) noexcept {
+__attribute__((noinline)) void record_sampled_from(void* p, size_t size, size_t align,
+                                                   const unwind::Registers& start) noexcept {
     (void)align;  // passed for recorders to come; the heap profile keys on size alone
-    record(p, size, size, false);
+    record(p, size, size, false, start);
+}
+
+// The walk starts at this frame, which is live until record() returns (record() is inlined here: a
+// call in tail position could reuse the frame the walk starts from).
+__attribute__((noinline)) void record_sampled(void* p, size_t size, size_t align) noexcept {
+    (void)align;
+    unwind::Registers start;
+    unwind::gprof_caller_registers(&start);
+    record(p, size, size, false, start);
 }
 
 __attribute__((noinline)) void record_allocator_sample(void* p, size_t size,
                                                        size_t sampled_size) noexcept {
-    record(p, size, sampled_size, true);
+    unwind::Registers start;
+    unwind::gprof_caller_registers(&start);
+    record(p, size, sampled_size, true, start);
 }
 
 void record_allocator_free(void* p, uint32_t births) noexcept {

@@ -23,6 +23,7 @@
 
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
+#include "unwind/fast_walk.h"
 
 namespace gprof::record {
 
@@ -37,6 +38,10 @@ inline bool sampling(size_t size) {
 
 // Out of line: capture the stack and remember the sampled object (about once per 512 KiB).
 void record_sampled(void* p, size_t size, size_t align) noexcept;
+// The same, walking the stack from `start`, a frame of the caller's that is still live (the
+// allocation's slow path records its own: the walk then starts there, not at record's frame).
+void record_sampled_from(void* p, size_t size, size_t align,
+                         const unwind::Registers& start) noexcept;
 
 // Where the backing allocator samples itself (record/heap_sampler.h: allocator_samples()), it
 // reports here instead: an object of `size` requested bytes at p that its sampler counted as
@@ -51,8 +56,10 @@ template <typename BackingCall>
 [[gnu::noinline]] void* allocation_slow_path(size_t size, size_t align,
                                              BackingCall backing_call) noexcept {
     if (!sampler_slow_path(size)) return backing_call();
+    unwind::Registers here;  // this frame, whose caller is the program's (the shims tail-call it)
+    unwind::gprof_caller_registers(&here);
     void* p = backing_call();
-    record_sampled(p, size, align);
+    record_sampled_from(p, size, align, here);
     return p;
 }
 

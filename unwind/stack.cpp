@@ -212,6 +212,13 @@ constinit thread_local uint64_t t_captures [[gnu::tls_model("initial-exec")]] = 
 uint64_t captures() { return t_captures; }
 
 __attribute__((noinline)) int capture(uintptr_t* pcs, int max, bool* unchanged) {
+    Registers start;
+    gprof_caller_registers(&start);
+    return capture_from(start, pcs, max, unchanged);
+}
+
+__attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pcs, int max,
+                                           bool* unchanged) {
     if (unchanged != nullptr) *unchanged = false;
     ++t_captures;
     if (!ready()) return 0;
@@ -220,8 +227,6 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max, bool* unchanged) 
     uintptr_t raw[kMaxFrames + kOwnFrames];
     int limit = max + kOwnFrames;
     if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
-    Registers start;
-    gprof_caller_registers(&start);
     int n = fast_capture(start, raw, limit, unchanged);
     if (n < 0) {
         // A stack gprof's walk cannot read: libunwind's, step by step for a thread's first walks.

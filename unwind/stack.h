@@ -7,6 +7,8 @@
 
 #include <ucontext.h>
 
+#include "unwind/fast_walk.h"
+
 // libgprof.so's own image, from the ELF header to the end of .bss (hidden symbols: this
 // library's, not the executable's).
 extern "C" char __ehdr_start[] __attribute__((visibility("hidden")));
@@ -41,6 +43,9 @@ constexpr uint32_t kStepwiseWalks = 16;
 // *unchanged (may be null) is set when the frames are exactly those of the calling thread's
 // previous capture() (unwind/fast_walk.h tells, at no cost), which captures() numbers.
 int capture(uintptr_t* pcs, int max, bool* unchanged = nullptr);
+// capture() from a frame of the calling thread that is still live (gprof_caller_registers() in it):
+// its callers, without walking the frames between (gprof's own, on a sample's path).
+int capture_from(const Registers& start, uintptr_t* pcs, int max, bool* unchanged = nullptr);
 uint64_t captures();
 
 // capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
