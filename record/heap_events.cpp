@@ -24,6 +24,7 @@ constinit thread_local LastStack t_last_stack [[gnu::tls_model("initial-exec")]]
     // A failed allocation has nothing to remember; gprof's own allocations are not the program's;
     // before start-up there is no unwinder yet.
     if (p == nullptr || inside_gprof() || !unwind::ready()) return;
+    heap_profile().prefetch(p);  // its line loads while the stack is walked
     ReentryGuard guard;
     uintptr_t pcs[unwind::kMaxFrames];
     bool unchanged = false;

@@ -110,6 +110,8 @@ bool HeapProfile::grow_locked(Shard& s) {
     live_bytes_.fetch_add(sizeof(LiveEntry) * (capacity - s.capacity), std::memory_order_relaxed);
     s.slots = slots;
     s.capacity = capacity;
+    s.slots_hint.store(reinterpret_cast<uintptr_t>(slots), std::memory_order_relaxed);
+    s.mask_hint.store(capacity - 1, std::memory_order_relaxed);
     return true;
 }
 
@@ -180,6 +182,7 @@ uint32_t HeapProfile::record_reported_free(void* p, uint32_t births) {
 }
 
 uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
+    prefetch(p);  // while the lock is taken
     uint64_t h = hash(p);
     Shard& s = shards_[shard_of(filter_bit(p))];
     uint32_t bucket = 0;
