@@ -19,14 +19,26 @@ namespace {
 
 constexpr size_t kChunkBytes = size_t{1} << 20;
 
+// Two independent chains over alternate frames, joined at the end: each frame's step is a multiply
+// that waits for the one before, so one chain over a 16-frame stack was a 100-cycle dependency (at
+// GPROF_MEM_PROFILE_RATE=1, 6% of python3's time under gprof); two halve it. (Four gained nothing
+// more.) Collisions cost only a longer index chain: look-ups compare the frames.
 uint64_t hash_stack(const uintptr_t* pcs, int depth) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(depth);
-    for (int i = 0; i < depth; ++i) {
-        h ^= pcs[i];
-        h *= 0x100000001b3ULL;
-        h ^= h >> 29;
+    uint64_t a = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(depth);
+    uint64_t b = 0x9E3779B97F4A7C15ULL;
+    int i = 0;
+    for (; i + 1 < depth; i += 2) {
+        a = (a ^ pcs[i]) * 0x100000001b3ULL;
+        b = (b ^ pcs[i + 1]) * 0xC2B2AE3D27D4EB4FULL;
+        a ^= a >> 29;
+        b ^= b >> 31;
     }
-    return h;
+    if (i < depth) {
+        a = (a ^ pcs[i]) * 0x100000001b3ULL;
+        a ^= a >> 29;
+    }
+    uint64_t h = (a ^ (b * 0x165667B19E3779F9ULL));
+    return h ^ (h >> 32);
 }
 
 }  // namespace
