@@ -464,28 +464,35 @@ struct Slot {
     std::atomic<uint64_t> key;    // the address; 0: empty
     std::atomic<uint64_t> value;  // a PackedRule
 };
+struct Table {
+    size_t mask;  // slots - 1
+    Slot slots[];
+};
 
 constexpr int kMaxProbes = 32;
+constexpr size_t kMaxRuleSlots = size_t{1} << 20;  // 16 MiB
 constinit record::SpinLock g_cache_lock;
-constinit std::atomic<Slot*> g_slots{nullptr};
+// Replaced by one twice the size when half full. A replaced table stays mapped (a look-up may still
+// be reading it; together they are smaller than the last).
+constinit std::atomic<Table*> g_table{nullptr};
 constinit size_t g_used = 0;  // under g_cache_lock
 // Odd while forget_frame_rules() empties the table (a sequence lock: a look-up that sees it change
 // does not trust what it read).
 constinit std::atomic<uint64_t> g_generation{0};
 
-size_t home_of(uintptr_t address) {
-    return static_cast<size_t>((address * 0x9E3779B97F4A7C15ULL) >> 50) & (kRuleSlots - 1);
+size_t home_of(uintptr_t address, size_t mask) {
+    return static_cast<size_t>((address * 0x9E3779B97F4A7C15ULL) >> 40) & mask;
 }
 
 // The table's answer, or false when it has none for `address` (or changed while it was read).
 bool read_cache(uintptr_t address, PackedRule* out) {
-    Slot* slots = g_slots.load(std::memory_order_acquire);
-    if (slots == nullptr) return false;
+    const Table* table = g_table.load(std::memory_order_acquire);
+    if (table == nullptr) return false;
     uint64_t generation = g_generation.load(std::memory_order_acquire);
     if (generation & 1) return false;
-    size_t home = home_of(address);
+    size_t home = home_of(address, table->mask);
     for (int i = 0; i < kMaxProbes; ++i) {
-        Slot& s = slots[(home + static_cast<size_t>(i)) & (kRuleSlots - 1)];
+        const Slot& s = table->slots[(home + static_cast<size_t>(i)) & table->mask];
         uint64_t key = s.key.load(std::memory_order_acquire);
         if (key == 0) return false;
         if (key != address) continue;
@@ -496,6 +503,52 @@ bool read_cache(uintptr_t address, PackedRule* out) {
         return true;
     }
     return false;
+}
+
+Table* new_table(size_t slots) {
+    auto* table = static_cast<Table*>(record::os_reserve(sizeof(Table) + sizeof(Slot) * slots));
+    if (table == nullptr) return nullptr;
+    record::os_prefault(table, sizeof(Table) + sizeof(Slot) * slots);
+    table->mask = slots - 1;
+    return table;
+}
+
+// Under g_cache_lock. False when the entry has no room (the table could not grow).
+bool insert_locked(Table* table, uintptr_t address, uint64_t value) {
+    size_t home = home_of(address, table->mask);
+    for (int i = 0; i < kMaxProbes; ++i) {
+        Slot& s = table->slots[(home + static_cast<size_t>(i)) & table->mask];
+        uint64_t key = s.key.load(std::memory_order_relaxed);
+        if (key == address) return true;  // another thread's answer, the same
+        if (key != 0) continue;
+        s.value.store(value, std::memory_order_relaxed);
+        s.key.store(address, std::memory_order_release);  // publishes the value
+        ++g_used;
+        return true;
+    }
+    return false;
+}
+
+// Under g_cache_lock: the table, grown first if half full; null when there is none to write to.
+Table* table_with_room_locked() {
+    Table* table = g_table.load(std::memory_order_relaxed);
+    if (table == nullptr) {
+        table = new_table(kRuleSlots);
+        g_table.store(table, std::memory_order_release);
+        return table;
+    }
+    if (g_used < (table->mask + 1) / 2) return table;
+    size_t slots = (table->mask + 1) * 2;
+    Table* bigger = slots <= kMaxRuleSlots ? new_table(slots) : nullptr;
+    if (bigger == nullptr) return nullptr;
+    g_used = 0;
+    for (size_t i = 0; i <= table->mask; ++i) {
+        uint64_t key = table->slots[i].key.load(std::memory_order_relaxed);
+        if (key != 0)
+            insert_locked(bigger, key, table->slots[i].value.load(std::memory_order_relaxed));
+    }
+    g_table.store(bigger, std::memory_order_release);
+    return bigger;
 }
 
 }  // namespace
@@ -510,44 +563,33 @@ PackedRule cached_frame_rule(uintptr_t address) {
         packed = PackedRule::of(rule);
     }
     record::SpinGuard guard(g_cache_lock);
-    Slot* slots = g_slots.load(std::memory_order_relaxed);
-    if (slots == nullptr) {
-        slots = static_cast<Slot*>(record::os_reserve(sizeof(Slot) * kRuleSlots));
-        if (slots == nullptr) return packed;
-        record::os_prefault(slots, sizeof(Slot) * kRuleSlots);
-        g_slots.store(slots, std::memory_order_release);
-    }
-    if (g_used >= kRuleSlots / 2) return packed;
-    size_t home = home_of(address);
-    for (int i = 0; i < kMaxProbes; ++i) {
-        Slot& s = slots[(home + static_cast<size_t>(i)) & (kRuleSlots - 1)];
-        uint64_t key = s.key.load(std::memory_order_relaxed);
-        if (key == address) break;  // another thread's answer, the same
-        if (key != 0) continue;
-        s.value.store(packed.bits(), std::memory_order_relaxed);
-        s.key.store(address, std::memory_order_release);  // publishes the value
-        ++g_used;
-        break;
-    }
+    Table* table = table_with_room_locked();
+    // No room to remember it (16 MiB of rules, or no memory): none, so that the walker hands such
+    // stacks to libunwind rather than parse call frame information at every frame.
+    if (table == nullptr || !insert_locked(table, address, packed.bits())) return PackedRule();
     return packed;
 }
 
 void forget_frame_rules() {
     record::SpinGuard guard(g_cache_lock);
-    Slot* slots = g_slots.load(std::memory_order_relaxed);
+    Table* table = g_table.load(std::memory_order_relaxed);
     g_generation.fetch_add(1, std::memory_order_acq_rel);
-    if (slots != nullptr) {
-        for (size_t i = 0; i < kRuleSlots; ++i) {
-            slots[i].key.store(0, std::memory_order_relaxed);
-            slots[i].value.store(0, std::memory_order_relaxed);
+    if (table != nullptr) {
+        for (size_t i = 0; i <= table->mask; ++i) {
+            table->slots[i].key.store(0, std::memory_order_relaxed);
+            table->slots[i].value.store(0, std::memory_order_relaxed);
         }
     }
     g_used = 0;
     g_generation.fetch_add(1, std::memory_order_release);
 }
 
-void lock_frame_rules() { g_cache_lock.lock(); }
-void unlock_frame_rules() { g_cache_lock.unlock(); }
+void lock_frame_rules() {
+    g_cache_lock.lock();
+}
+void unlock_frame_rules() {
+    g_cache_lock.unlock();
+}
 
 uint64_t frame_rules_generation() {
     return g_generation.load(std::memory_order_acquire);

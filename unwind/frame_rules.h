@@ -66,12 +66,12 @@ bool parse_frame_rule(const uint8_t* eh_frame_hdr, uintptr_t address, FrameRule*
 // module that dl_iterate_phdr finds. Slow (microseconds): FrameRuleCache keeps the answers.
 bool find_frame_rule(uintptr_t address, FrameRule* rule);
 
-// The answers of find_frame_rule, kept for every thread: a fixed open-addressing table of
-// address -> rule (kRuleSlots entries, 256 KiB, mapped at the first), read without a lock (an
-// entry is published whole, by a release store of its key, and never changes until the table is
-// emptied), written under a spin lock. When half full it takes no more entries (the walker then
-// gives those stacks to libunwind, whose own cache grows). The rule, or one without has_rule()
-// when `address` has none (remembered too).
+// The answers of find_frame_rule, kept for every thread: an open-addressing table of address ->
+// rule (kRuleSlots entries, 256 KiB, mapped at the first; twice the size whenever half full, up
+// to 16 MiB), read without a lock (an entry is published whole, by a release store of its key, and
+// never changes until the table is emptied), written under a spin lock. The rule, or one without
+// has_rule() when `address` has none (remembered too) or the table is full (the walker then gives
+// the stack to libunwind).
 constexpr size_t kRuleSlots = size_t{1} << 14;
 PackedRule cached_frame_rule(uintptr_t address);
 

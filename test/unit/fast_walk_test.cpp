@@ -349,3 +349,25 @@ TEST_CASE("frame rules: packed as the caches keep them", "[unwind]") {
     CHECK_FALSE(PackedRule().has_rule());
     CHECK_FALSE(PackedRule::fits(FrameRule{8, 1 << 20, false, true, false}));
 }
+
+TEST_CASE("frame rules: the process's table grows past its first size and keeps every answer",
+          "[unwind]") {
+    forget_frame_rules();
+    // Addresses in no module: each has no rule, and is remembered as such.
+    const size_t n = kRuleSlots;  // twice what the first table takes before it grows
+    size_t with_rule = 0;
+    for (size_t i = 0; i < n; ++i) with_rule += cached_frame_rule(0x1000 + 16 * i).has_rule();
+    CHECK(with_rule == 0);
+    CHECK(cached_frame_rules() == n);
+    // A function of this program: a rule, the same as parsed directly.
+    auto here = reinterpret_cast<uintptr_t>(&walk_here) + 4;
+    FrameRule direct;
+    REQUIRE(find_frame_rule(here, &direct));
+    PackedRule cached = cached_frame_rule(here);
+    REQUIRE(cached.has_rule());
+    CHECK(cached.bits() == PackedRule::of(direct).bits());
+    CHECK(cached_frame_rule(here).bits() == cached.bits());  // from the table now
+    CHECK(cached_frame_rules() == n + 1);
+    forget_frame_rules();
+    CHECK(cached_frame_rules() == 0);
+}
