@@ -67,7 +67,7 @@ struct WalkMemory {
 // the program's allocating functions) nearly every time. Direct-mapped; emptied when the process's
 // rules are (frame_rules_generation()).
 struct LocalRules {
-    static constexpr int kSlots = 64;
+    static constexpr int kSlots = 256;
     struct Slot {
         uintptr_t address = 0;
         PackedRule rule;

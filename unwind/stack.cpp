@@ -103,7 +103,7 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
-// A thread's last walk and its LocalRules (unwind/fast_walk.h): 7 KiB from the backing allocator at
+// A thread's last walk and its LocalRules (unwind/fast_walk.h): 10 KiB from the backing allocator at
 // the thread's first walk (in static TLS it would take that much from every thread's stack,
 // sampling or not), freed at its exit by a thread-specific-data destructor.
 struct ThreadWalks {
