@@ -19,18 +19,16 @@
 #include <initializer_list>
 #include <new>
 
+#include "test/heap/site.h"
+
 #define NOINLINE __attribute__((noinline))
 
 namespace {
 
 constexpr size_t kBig = size_t{16} << 20;
 
-struct Site {
-    const char* name;
-    long alloc_objects = 0, alloc_space = 0, inuse_objects = 0, inuse_space = 0;
+struct CertainSite : Site {
     void* kept = nullptr;
-    void alloc(size_t n) { ++alloc_objects, alloc_space += n, ++inuse_objects, inuse_space += n; }
-    void free(size_t n) { --inuse_objects, inuse_space -= n; }
     // Of a site's two objects of n bytes (i = 0, 1), the first is freed by `release`, the second
     // kept live for the dump.
     template <typename Release>
@@ -44,10 +42,10 @@ struct Site {
     }
 };
 
-Site s_malloc{"site_malloc"}, s_calloc{"site_calloc"}, s_realloc{"site_realloc"},
-    s_memalign{"site_posix_memalign"}, s_aligned_alloc{"site_aligned_alloc"},
-    s_valloc{"site_valloc"}, s_new{"site_new"}, s_new_aligned{"site_new_aligned"},
-    s_mallocx{"site_mallocx"};
+CertainSite s_malloc{{"site_malloc"}}, s_calloc{{"site_calloc"}}, s_realloc{{"site_realloc"}},
+    s_memalign{{"site_posix_memalign"}}, s_aligned_alloc{{"site_aligned_alloc"}},
+    s_valloc{{"site_valloc"}}, s_new{{"site_new"}}, s_new_aligned{{"site_new_aligned"}},
+    s_mallocx{{"site_mallocx"}};
 
 int failures = 0;
 void expect(bool ok, const char* what) {
@@ -201,9 +199,8 @@ NOINLINE void site_small_fn() {
     for (void* p : ptrs) free(p);
 }
 
-void print(const Site& s) {
-    printf("TRUTH %s %ld %ld %ld %ld\n", s.name, s.alloc_objects, s.alloc_space, s.inuse_objects,
-           s.inuse_space);
+void print(const CertainSite& s) {
+    s.print("TRUTH");
     if (s.kept != nullptr) printf("PAGE %s %d\n", s.name, aligned(s.kept, 4096) ? 1 : 0);
 }
 
@@ -220,7 +217,7 @@ int main() {
     site_new_aligned_fn();
     site_mallocx_fn();
     site_small_fn();
-    for (const Site* s : {&s_malloc, &s_calloc, &s_realloc, &s_memalign, &s_aligned_alloc,
+    for (const CertainSite* s : {&s_malloc, &s_calloc, &s_realloc, &s_memalign, &s_aligned_alloc,
                           &s_valloc, &s_new, &s_new_aligned, &s_mallocx})
         print(*s);
     fflush(stdout);

@@ -17,16 +17,11 @@
 #include <thread>
 #include <vector>
 
+#include "test/heap/site.h"
+
 #define NOINLINE __attribute__((noinline))
 
 namespace {
-
-struct Site {
-    const char* name;
-    long alloc_objects = 0, alloc_space = 0, inuse_objects = 0, inuse_space = 0;
-    void alloc(long n) { ++alloc_objects, alloc_space += n, ++inuse_objects, inuse_space += n; }
-    void free(long n) { --inuse_objects, inuse_space -= n; }
-};
 
 Site site_keep{"site_keep"}, site_churn{"site_churn"}, site_calloc{"site_calloc"},
     site_realloc{"site_realloc"}, site_aligned{"site_aligned"}, site_new{"site_new"},
@@ -124,10 +119,6 @@ NOINLINE void site_thread_fn(int t) {  // 4 threads x 250 x 64 B, kept
     for (int i = 0; i < 250; ++i) thread_kept[t][i] = malloc(64);
 }
 
-void print(const char* tag, const Site& s) {
-    printf("%s %s %ld %ld %ld %ld\n", tag, s.name, s.alloc_objects, s.alloc_space, s.inuse_objects,
-           s.inuse_space);
-}
 
 const Site* all_sites[] = {&site_keep, &site_churn, &site_calloc, &site_realloc, &site_aligned,
                            &site_new, &site_thread};
@@ -166,7 +157,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 250; ++i) site_thread.alloc(64);
 
     if (argc == 3 && strcmp(argv[1], "--signal-dump") == 0) {
-        for (const Site* s : all_sites) print("MIDRUN", *s);
+        for (const Site* s : all_sites) s->print("MIDRUN");
         fflush(stdout);
         raise(SIGUSR2);
         if (!wait_for_heap_file(argv[2])) {
@@ -188,6 +179,6 @@ int main(int argc, char** argv) {
         rename(tmp.c_str(), pid_file.c_str());
         for (int i = 0; i < 6000 && access(argv[2], F_OK) != 0; ++i) usleep(10000);
     }
-    for (const Site* s : all_sites) print("TRUTH", *s);
+    for (const Site* s : all_sites) s->print("TRUTH");
     return 0;
 }

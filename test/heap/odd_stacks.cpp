@@ -14,20 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "test/heap/site.h"
+
 #define NOINLINE __attribute__((noinline))
 
 namespace {
-
-struct Site {
-    const char* name;
-    long alloc_objects = 0, alloc_space = 0, inuse_objects = 0, inuse_space = 0;
-    void alloc(long n) { ++alloc_objects, alloc_space += n, ++inuse_objects, inuse_space += n; }
-    void free(long n) { --inuse_objects, inuse_space -= n; }
-    void print() const {
-        printf("TRUTH %s %ld %ld %ld %ld\n", name, alloc_objects, alloc_space, inuse_objects,
-               inuse_space);
-    }
-};
 
 Site site_alt{"site_alt"}, site_coro{"site_coro"}, site_small{"site_small"};
 long path_a_count, path_b_count;
@@ -126,8 +117,8 @@ int main() {
     pthread_attr_destroy(&attr);
 
     printf("PATH path_a %ld\nPATH path_b %ld\n", path_a_count, path_b_count);
-    site_alt.print();
-    site_coro.print();
-    site_small.print();
+    site_alt.print("TRUTH");
+    site_coro.print("TRUTH");
+    site_small.print("TRUTH");
     return 0;
 }
