@@ -496,8 +496,9 @@ bool read_cache(uintptr_t address, PackedRule* out) {
         uint64_t key = s.key.load(std::memory_order_acquire);
         if (key == 0) return false;
         if (key != address) continue;
-        uint64_t v = s.value.load(std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_acquire);
+        // Acquire: the generation is read again after the value. Every store to a slot is a
+        // release, so a value written by an emptying (or after one) brings its generation with it.
+        uint64_t v = s.value.load(std::memory_order_acquire);
         if (g_generation.load(std::memory_order_relaxed) != generation) return false;
         *out = PackedRule(v);
         return true;
@@ -521,7 +522,7 @@ bool insert_locked(Table* table, uintptr_t address, uint64_t value) {
         uint64_t key = s.key.load(std::memory_order_relaxed);
         if (key == address) return true;  // another thread's answer, the same
         if (key != 0) continue;
-        s.value.store(value, std::memory_order_relaxed);
+        s.value.store(value, std::memory_order_release);
         s.key.store(address, std::memory_order_release);  // publishes the value
         ++g_used;
         return true;
@@ -576,8 +577,8 @@ void forget_frame_rules() {
     g_generation.fetch_add(1, std::memory_order_acq_rel);
     if (table != nullptr) {
         for (size_t i = 0; i <= table->mask; ++i) {
-            table->slots[i].key.store(0, std::memory_order_relaxed);
-            table->slots[i].value.store(0, std::memory_order_relaxed);
+            table->slots[i].key.store(0, std::memory_order_release);
+            table->slots[i].value.store(0, std::memory_order_release);
         }
     }
     g_used = 0;
