@@ -12,7 +12,6 @@
 #include "record/heap_profile.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
-#include "unwind/frame_rules.h"
 #include "unwind/stack.h"
 
 namespace gprof {
@@ -25,18 +24,18 @@ void prepare_fork() {
     dumper::prepare_fork();  // first: a dump in progress takes the locks below
     record::heap_profile().lock_all();
     record::stack_table().lock().lock();
-    unwind::lock_frame_rules();
+    unwind::prepare_fork();
 }
 
 void parent_after_fork() {
-    unwind::unlock_frame_rules();
+    unwind::after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
     dumper::parent_after_fork();
 }
 
 void child_after_fork() {
-    unwind::unlock_frame_rules();
+    unwind::after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
     record::ReentryGuard guard;

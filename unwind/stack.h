@@ -48,6 +48,11 @@ int capture(uintptr_t* pcs, int max, bool* unchanged = nullptr);
 int capture_from(const Registers& start, uintptr_t* pcs, int max, bool* unchanged = nullptr);
 uint64_t captures();
 
+// fork(): the locks of gprof's walk (its frame rules, its pool of threads' walk memories), taken
+// before and released after it in both processes.
+void prepare_fork();
+void after_fork();
+
 // capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
 // step by step, without unw_backtrace's frame cache (see kStepwiseWalks), which is worth its cost
 // for a thread that samples, not for one walk.
