@@ -50,6 +50,7 @@ redirect thread_event \
     gprof_je_je_prof_sample_new_event_wait=gprof_jemalloc_sample_wait \
     gprof_je_je_prof_sample_postponed_event_wait=gprof_jemalloc_sample_wait
 redirect jemalloc \
+    gprof_je_je_prof_tdata_init=gprof_jemalloc_tdata_init \
     gprof_je_je_prof_tctx_create=gprof_jemalloc_tctx_create \
     gprof_je_je_prof_malloc_sample_object=gprof_jemalloc_sampled \
     gprof_je_je_large_prof_info_get=gprof_jemalloc_prof_info_get \

@@ -10,12 +10,16 @@
 // the surface jumps straight into jemalloc (routes.h) and sampling costs the program nothing
 // until a sample.
 //
-// embed_jemalloc.sh points seven of the embedded jemalloc's internal calls here, in the objects
+// embed_jemalloc.sh points eight of the embedded jemalloc's internal calls here, in the objects
 // that make them (the original functions keep running; these wrap them):
 //   * prof_sample_new_event_wait, prof_sample_postponed_event_wait (thread_event.o): the bytes
 //     until a thread's next sample, drawn by Go's rule from GPROF_MEM_PROFILE_RATE (jemalloc's own
 //     draws only powers of two). jemalloc counts size classes, so a sample's probability is that
 //     of its size class: the heap profile keeps it (sampled_size) and the writer un-samples by it.
+//   * prof_tdata_init (jemalloc.o): a thread's first sample makes its sampling record, several
+//     KiB deep in jemalloc (Debian's jemalloc with prof:true crashes a thread that allocates within
+//     4 KiB of its stack's end). Declined (no record yet, as when jemalloc is out of memory: the
+//     allocation is not sampled) while the stack has less than unwind::kSampleStackRoom left.
 //   * prof_tctx_create (jemalloc.o): a sample is about to be taken. gprof's own allocations and
 //     those before start-up are declined here (returning jemalloc's "not sampled" value 1), so
 //     jemalloc never makes them sampled objects.
@@ -54,6 +58,7 @@
 extern "C" {
 // The originals, under the names embed_jemalloc.sh gives them (tsd_t*, prof_tctx_t*, edata_t*
 // and prof_info_t* are opaque here).
+void* gprof_je_je_prof_tdata_init(void* tsd) noexcept;
 void* gprof_je_je_prof_tctx_create(void* tsd) noexcept;
 void gprof_je_je_prof_malloc_sample_object(void* tsd, const void* ptr, size_t size, size_t usize,
                                            void* tctx) noexcept;
@@ -113,8 +118,15 @@ uint64_t gprof_jemalloc_sample_wait(void*) noexcept {
     return static_cast<uint64_t>(r::allocator_sample_interval());
 }
 
+void* gprof_jemalloc_tdata_init(void* tsd) noexcept {
+    if (gprof::unwind::stack_room() < gprof::unwind::kSampleStackRoom) return nullptr;
+    return gprof_je_je_prof_tdata_init(tsd);
+}
+
 void* gprof_jemalloc_tctx_create(void* tsd) noexcept {
-    if (r::inside_gprof() || !gprof::unwind::ready())
+    // Declined too when the stack is nearly used up (see unwind::kSampleStackRoom).
+    if (r::inside_gprof() || !gprof::unwind::ready() ||
+        gprof::unwind::stack_room() < gprof::unwind::kSampleStackRoom)
         return reinterpret_cast<void*>(uintptr_t{1});  // jemalloc's "not sampled"
     static bool hooked = false;                        // racing first samples set the same hook
     if (!__atomic_load_n(&hooked, __ATOMIC_RELAXED)) {

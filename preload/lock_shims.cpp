@@ -33,7 +33,7 @@ bool programs_wait(void* caller) {
 }
 
 uint32_t capture_stack() {
-    uintptr_t pcs[gprof::unwind::kMaxFrames];
+    uintptr_t pcs[gprof::unwind::kCaptureRoom];
     int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
     return depth > 0 ? r::stack_table().intern(pcs, depth) : 0;
 }

@@ -48,8 +48,9 @@ private:
 void* trampoline(void* raw) {
     Start start = *static_cast<Start*>(raw);
     {
-        r::ReentryGuard guard;
+        r::ReentryGuard guard;  // pthread_getattr_np allocates: gprof's, not the program's
         gprof::backing::free(raw);
+        gprof::unwind::learn_thread_stack();
     }
     Registration registration(start.creation_stack, start.own);
     return start.routine(start.arg);
@@ -67,7 +68,7 @@ extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
         int saved = errno;  // unwinding may set it; pthread_create's caller sees it unchanged
         r::ReentryGuard guard;
         if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate)) {
-            uintptr_t pcs[gprof::unwind::kMaxFrames];
+            uintptr_t pcs[gprof::unwind::kCaptureRoom];
             int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
             if (depth > 0) stack = r::stack_table().intern(pcs, depth);
         }

@@ -26,7 +26,7 @@ constinit thread_local LastStack t_last_stack [[gnu::tls_model("initial-exec")]]
     if (p == nullptr || inside_gprof() || !unwind::ready()) return;
     heap_profile().prefetch(p);  // its line loads while the stack is walked
     ReentryGuard guard;
-    uintptr_t pcs[unwind::kMaxFrames];
+    uintptr_t pcs[unwind::kCaptureRoom];
     bool unchanged = false;
     int depth = unwind::capture_from(start, pcs, unwind::kMaxFrames, &unchanged);
     uint64_t capture = unwind::captures();

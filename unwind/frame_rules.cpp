@@ -198,7 +198,7 @@ bool parse_cie(const uint8_t* cie, Cie* out) {
 // does not know (its operands could not be skipped).
 bool execute(Reader r, const Cie& cie, uintptr_t address, uintptr_t* location, CfiState* state,
              const CfiState& initial) {
-    constexpr int kMaxRemembered = 16;
+    constexpr int kMaxRemembered = 8;  // compilers nest remember_state one or two deep
     CfiState remembered[kMaxRemembered];
     int depth = 0;
     auto rule_of = [&](uint64_t reg) -> RegisterRule* {

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -69,19 +70,6 @@ void forget_pages() {
     t_pages_used = false;
 }
 
-void learn_thread_stack() {
-    pthread_attr_t attr;
-    void* base = nullptr;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &base, &size);
-        pthread_attr_destroy(&attr);
-    }
-    t_stack.lo = reinterpret_cast<uintptr_t>(base);
-    t_stack.hi = t_stack.lo + size;
-    if (t_stack.hi == 0) t_stack.hi = 1;  // unknown: every read takes the checked path
-}
-
 bool readable(uintptr_t addr) {
     uintptr_t page = addr >> 12;
     uintptr_t& slot = t_pages[page % kPageCacheSize];
@@ -97,7 +85,6 @@ bool readable(uintptr_t addr) {
 
 int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write, void* arg) {
     if (write) return g_libunwind_access_mem(as, addr, val, write, arg);
-    if (t_stack.hi == 0 && !t_in_handler) learn_thread_stack();
     bool in_stack = addr >= t_stack.lo && addr + sizeof(unw_word_t) <= t_stack.hi;
     if (!in_stack && (!readable(addr) || !readable(addr + sizeof(unw_word_t) - 1)))
         return -UNW_EINVAL;
@@ -172,24 +159,70 @@ ThreadWalks* thread_walks() {
     return walks;
 }
 
+// The first n entries of pcs without gprof's own frames, at most max of them, in place.
+int without_gprof(uintptr_t* pcs, int n, int max) {
+    int depth = 0;
+    for (int i = 0; i < n && depth < max; ++i)
+        if (!in_gprof(pcs[i])) pcs[depth++] = pcs[i];
+    return depth;
+}
+
+// The stack a sample's walk runs on may be nearly used up: a thread's small stack deep in
+// recursion, or an alternate signal stack (8 KiB is common, and on this machine the kernel's signal
+// frame alone takes 3 KiB of it) in a handler that allocates. Walks need room below the caller's
+// frame: gprof's own about 1 KiB, 4 KiB when it learns a new frame's rule (dl_iterate_phdr and the
+// call frame information's interpreter), libunwind's about 8 KiB when it meets new code. Where
+// there is less, the sample is taken with no stack rather than overflow the stack (hazards.md:
+// tests 9 and 27).
+constexpr size_t kFastWalkRoom = size_t{6} << 10;
+constexpr size_t kLibunwindRoom = size_t{12} << 10;
+
 // gprof's own walk, reusing the thread's previous one where it holds (unwind/fast_walk.h).
 // Returns -1 where it cannot walk the stack, which libunwind then walks.
-[[gnu::always_inline]] inline int fast_capture(const Registers& start, uintptr_t* raw, int limit,
-                                               bool* unchanged) {
+__attribute__((noinline)) int fast_capture(const Registers& start, uintptr_t* pcs, int max,
+                                           bool* unchanged) {
     ThreadWalks* walks = thread_walks();
     if (walks == nullptr) return -1;
-    if (t_stack.hi == 0) learn_thread_stack();
-    if (t_stack.hi <= 1) return -1;
-    int n = fast_walk(start, t_stack.lo, t_stack.hi, raw, limit, &walks->memory, &walks->rules,
-                      unchanged);
+    if (t_stack.hi <= 1) return -1;  // not known (a thread gprof did not see start)
+    int n = fast_walk(start, t_stack.lo, t_stack.hi, pcs, kCaptureRoom, &walks->memory,
+                      &walks->rules, unchanged);
     // The memory must be the last capture's: one that libunwind walks leaves none.
-    if (n < 0) walks->memory.count = 0;
-    return n;
+    if (n < 0) {
+        walks->memory.count = 0;
+        return -1;
+    }
+    return without_gprof(pcs, n, max);
 }
 
 }  // namespace
 
+size_t stack_room() {
+    uintptr_t sp;
+    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    if (sp >= t_stack.lo && sp < t_stack.hi) return sp - t_stack.lo;
+    stack_t alternate;
+    if (sigaltstack(nullptr, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) {
+        auto base = reinterpret_cast<uintptr_t>(alternate.ss_sp);
+        if (sp >= base && sp - base < alternate.ss_size) return sp - base;
+    }
+    return SIZE_MAX;
+}
+
+void learn_thread_stack() {
+    pthread_attr_t attr;
+    void* base = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &base, &size);
+        pthread_attr_destroy(&attr);
+    }
+    t_stack.lo = reinterpret_cast<uintptr_t>(base);
+    t_stack.hi = t_stack.lo + size;
+    if (t_stack.hi == 0) t_stack.hi = 1;  // unknown: every read takes the checked path
+}
+
 void warm_up() {
+    learn_thread_stack();  // the main thread's
     if (pthread_key_create(&g_walks_key, free_thread_walks) == 0)
         g_walks_key_made.store(true, std::memory_order_release);
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -229,7 +262,7 @@ void warm_up() {
     // libunwind's one-time initialisation, and its caches for the start-up path, happen here
     // rather than inside the first sampled malloc; without the frame cache, which a process that
     // never samples in its main thread does not need.
-    uintptr_t pcs[kMaxFrames];
+    uintptr_t pcs[kCaptureRoom];
     capture_once(pcs, kMaxFrames);
 }
 
@@ -266,25 +299,20 @@ __attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pc
     if (unchanged != nullptr) *unchanged = false;
     ++t_captures;
     if (!ready()) return 0;
-    // Room for gprof's own frames (shim, facade, sampler, this function) on top of `max`.
-    constexpr int kOwnFrames = 8;
-    uintptr_t raw[kMaxFrames + kOwnFrames];
-    int limit = max + kOwnFrames;
-    if (limit > kMaxFrames + kOwnFrames) limit = kMaxFrames + kOwnFrames;
-    int n = fast_capture(start, raw, limit, unchanged);
-    if (n < 0) {
-        // A stack gprof's walk cannot read: libunwind's, step by step for a thread's first walks.
-        if (t_walks < kStepwiseWalks) {
-            ++t_walks;
-            return capture_once(pcs, max);
-        }
-        forget_pages();
-        n = g_backtrace(reinterpret_cast<void**>(raw), limit);
+    if (max > kMaxFrames) max = kMaxFrames;
+    size_t room = stack_room();
+    if (room < kFastWalkRoom) return 0;
+    int n = fast_capture(start, pcs, max, unchanged);
+    if (n >= 0) return n;
+    if (room < kLibunwindRoom) return 0;
+    // A stack gprof's walk cannot read: libunwind's, step by step for a thread's first walks.
+    if (t_walks < kStepwiseWalks) {
+        ++t_walks;
+        return capture_once(pcs, max);
     }
-    int depth = 0;
-    for (int i = 0; i < n && depth < max; ++i)
-        if (!in_gprof(raw[i])) pcs[depth++] = raw[i];
-    return depth;
+    forget_pages();
+    n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
+    return without_gprof(pcs, n, max);
 }
 
 __attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {

@@ -18,6 +18,11 @@ namespace gprof::unwind {
 
 // Go keeps 128 frames since Go 1.23; deeper stacks are cut at the root end.
 constexpr int kMaxFrames = 128;
+// What capture() writes into before it leaves out gprof's own frames (the shim, the facade, the
+// sampler...): callers give it this many entries, and get at most kMaxFrames back. One buffer
+// rather than two: a sample may run on an 8 KiB alternate signal stack, with the signal's own
+// frame, the allocator and libunwind's walk on it too.
+constexpr int kCaptureRoom = kMaxFrames + 8;
 
 // Initialises libunwind and warms its caches with one walk. Called from gprof's constructor;
 // until it has run, capture() returns 0 frames (a sample taken during the process's very first
@@ -25,13 +30,32 @@ constexpr int kMaxFrames = 128;
 void warm_up();
 bool ready();
 
+// Learns the calling thread's stack bounds, which walks need (gprof's own walk reads only inside
+// them; libunwind's reads outside them take a checked path). pthread_getattr_np takes the thread's
+// own lock and allocates under it, so this is never called from the allocation path (a program's
+// pthread_getattr_np whose allocation was sampled would wait for itself): warm_up() learns the main
+// thread's, the start trampoline of preload/thread_shims.cpp every thread's gprof sees created.
+// In a thread gprof did not see start (a raw clone, a thread started before gprof's constructor)
+// they stay unknown: libunwind walks its stacks.
+void learn_thread_stack();
+
+// Bytes of stack left below the calling frame: on the thread's own stack, or on the alternate
+// signal stack (one sigaltstack() call, made only off the thread's stack); SIZE_MAX on a stack of
+// neither (a coroutine's, whose size no one tells, or a thread's whose bounds are unknown).
+size_t stack_room();
+// The room a sample should have left where the allocator samples itself: jemalloc's profiler
+// makes a thread's sampling record at its first sample, several KiB deep (Debian's jemalloc with
+// prof:true crashes a thread that allocates within 4 KiB of its stack's end), and then gprof walks.
+constexpr size_t kSampleStackRoom = size_t{16} << 10;
+
 // Where gprof's own walk cannot read a stack (unwind/fast_walk.h), libunwind walks it: a thread's
 // first kStepwiseWalks such walks step by step (capture_once); later ones use unw_backtrace, whose
 // first call in a thread maps and fills a 256 KiB frame cache: 64 page faults, about 1.2 ms here,
 // which pays for itself only in a thread that keeps sampling.
 constexpr uint32_t kStepwiseWalks = 16;
 
-// Fills `pcs` with return addresses, leaf first, starting at the first frame outside libgprof.so
+// Fills `pcs` (kCaptureRoom entries) with return addresses, leaf first, starting at the first
+// frame outside libgprof.so
 // (the program's call site, or the library function that called the allocator). Returns the
 // number of frames. Frames of libgprof.so deeper in the stack (the start routine it wraps around
 // every thread) are left out too. gprof's own walk first (unwind/fast_walk.h: no system call, no

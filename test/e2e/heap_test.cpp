@@ -208,7 +208,7 @@ TEST_CASE("heap at rate 1: stacks that gprof's walk reuses, and stacks it leaves
         REQUIRE(r.status == 0);
         CHECK(r.err.empty());
         auto truth = parse_lines(r.out, "TRUTH");
-        REQUIRE(truth.size() == 3);
+        REQUIRE(truth.size() == 4);
         std::map<std::string, int64_t> paths;
         {
             std::istringstream in(r.out);
@@ -237,6 +237,18 @@ TEST_CASE("heap at rate 1: stacks that gprof's walk reuses, and stacks it leaves
         CHECK(by_caller["path_a"] == paths["path_a"]);
         CHECK(by_caller["path_b"] == paths["path_b"]);
         CHECK(paths["path_a"] + paths["path_b"] == 3000);
+
+        // At the default rate, where gprof's jemalloc samples itself (and makes each thread's
+        // sampling record at its first sample, deep in its own code), the hostile stacks too.
+        std::string dir2 = make_dir("heap-odd-stacks-default");
+        RunResult d = run({kHeapPrograms + "/odd_stacks"},
+                          with_env(preload_env(mode, {{"GPROF_OUTPUT", dir2 + "/p"}})));
+        INFO(d.describe());
+        REQUIRE(d.status == 0);
+        CHECK(d.err.empty());
+        std::vector<std::string> files2 = heap_files(dir2);
+        REQUIRE(files2.size() == 1);
+        check_heap_file(files2[0], 512 * 1024);
     }
 }
 

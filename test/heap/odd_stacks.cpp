@@ -6,11 +6,18 @@
 //     file samples under the wrong caller. Prints `PATH <caller> <allocations>`.
 //   * a coroutine (makecontext) running on a stack of its own, outside the thread's: walked by
 //     libunwind;
-//   * a thread with a small stack (64 KiB), deep in recursion.
+//   * a thread with a small stack (64 KiB), deep in recursion;
+//   * the hostile cases of ../shared/reference/hazards.md (tests 9 and 27): a thread on a 16 KiB
+//     stack, a signal handler on an 8 KiB alternate stack, and a thread recursing to within 4 KiB
+//     of its stack's end, each allocating 1 MiB blocks (sampled at any rate): the program must
+//     survive them (a sample without room for a walk is taken without a stack).
 // Each site prints `TRUTH <site> <alloc_objects> <alloc_space> <inuse_objects> <inuse_space>`.
 #include <pthread.h>
+#include <signal.h>
 #include <ucontext.h>
 
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -20,7 +27,7 @@
 
 namespace {
 
-Site site_alt{"site_alt"}, site_coro{"site_coro"}, site_small{"site_small"};
+Site site_alt{"site_alt"}, site_coro{"site_coro"}, site_small{"site_small"}, site_tiny{"site_tiny"};
 long path_a_count, path_b_count;
 void* volatile sink;
 volatile int sink_value;
@@ -87,6 +94,69 @@ void* small_stack_thread(void*) {
     return nullptr;
 }
 
+constexpr long kBlock = 1 << 20;
+
+NOINLINE void site_tiny_fn() {  // 10 x 1 MiB, freed at once
+    for (int i = 0; i < 10; ++i) {
+        void* p = malloc(kBlock);
+        site_tiny.alloc(kBlock);
+        sink = p;
+        free(p);
+        site_tiny.free(kBlock);
+    }
+}
+
+void* tiny_stack_thread(void*) {
+    site_tiny_fn();
+    return nullptr;
+}
+
+void on_alternate_stack(int) {
+    void* p = malloc(kBlock);
+    sink = p;
+    free(p);
+}
+
+uintptr_t g_stack_lo;
+
+// Recurses until its frame is within 4 KiB of the stack's end (as close as glibc alone survives
+// here), then allocates.
+NOINLINE int near_the_end(int depth) {
+    volatile char pad[512];
+    pad[0] = static_cast<char>(depth);
+    if (reinterpret_cast<uintptr_t>(&pad[0]) - g_stack_lo > 4096)
+        return near_the_end(depth + 1) + pad[0];
+    for (int i = 0; i < 10; ++i) {
+        void* p = malloc(kBlock);
+        sink = p;
+        free(p);
+    }
+    return depth;
+}
+
+void* deep_thread(void*) {
+    pthread_attr_t attr;
+    void* base = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return nullptr;
+    pthread_attr_getstack(&attr, &base, &size);
+    pthread_attr_destroy(&attr);
+    g_stack_lo = reinterpret_cast<uintptr_t>(base);
+    near_the_end(0);
+    return nullptr;
+}
+
+bool run_thread(void* (*fn)(void*), size_t stack_size) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack_size);
+    pthread_t thread;
+    bool ok = pthread_create(&thread, &attr, fn, nullptr) == 0;
+    if (ok) pthread_join(thread, nullptr);
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
 }  // namespace
 
 int main() {
@@ -108,17 +178,24 @@ int main() {
     makecontext(&coro_context, coroutine, 0);
     if (swapcontext(&main_context, &coro_context) != 0) return 1;
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t thread;
-    if (pthread_create(&thread, &attr, small_stack_thread, nullptr) != 0) return 1;
-    pthread_join(thread, nullptr);
-    pthread_attr_destroy(&attr);
+    if (!run_thread(small_stack_thread, 64 * 1024)) return 1;
+    if (!run_thread(tiny_stack_thread, PTHREAD_STACK_MIN)) return 1;
+    if (!run_thread(deep_thread, 64 * 1024)) return 1;
+
+    static char alternate[8192];
+    stack_t ss = {};
+    ss.ss_sp = alternate;
+    ss.ss_size = sizeof alternate;
+    struct sigaction sa = {};
+    sa.sa_handler = on_alternate_stack;
+    sa.sa_flags = SA_ONSTACK;
+    if (sigaltstack(&ss, nullptr) != 0 || sigaction(SIGUSR1, &sa, nullptr) != 0) return 1;
+    for (int i = 0; i < 10; ++i) raise(SIGUSR1);
 
     printf("PATH path_a %ld\nPATH path_b %ld\n", path_a_count, path_b_count);
     site_alt.print("TRUTH");
     site_coro.print("TRUTH");
     site_small.print("TRUTH");
+    site_tiny.print("TRUTH");
     return 0;
 }
