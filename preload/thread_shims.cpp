@@ -32,7 +32,24 @@ struct Start {
     void* arg;
     uint32_t creation_stack;
     bool own;
+    size_t stack_size;  // as the thread is created with (0: not known)
 };
+
+// The stack size a thread gets from `attr` (or the process's defaults), for its stack's bounds
+// (unwind::set_thread_stack). pthread_getattr_np in the new thread would tell them exactly,
+// but it queries the thread's CPU affinity (a system call into a freshly allocated set: 30 us a
+// thread here in page faults and all), and in the allocation path it cannot be called at all.
+size_t stack_size(const pthread_attr_t* attr) {
+    pthread_attr_t defaults;
+    if (attr == nullptr) {
+        if (pthread_getattr_default_np(&defaults) != 0) return 0;
+        attr = &defaults;
+    }
+    size_t size = 0;
+    if (pthread_attr_getstacksize(attr, &size) != 0) size = 0;
+    if (attr == &defaults) pthread_attr_destroy(&defaults);
+    return size;
+}
 
 class Registration {
 public:
@@ -48,10 +65,10 @@ private:
 void* trampoline(void* raw) {
     Start start = *static_cast<Start*>(raw);
     {
-        r::ReentryGuard guard;  // pthread_getattr_np allocates: gprof's, not the program's
+        r::ReentryGuard guard;
         gprof::backing::free(raw);
-        gprof::unwind::learn_thread_stack();
     }
+    gprof::unwind::set_thread_stack(start.stack_size);
     Registration registration(start.creation_stack, start.own);
     return start.routine(start.arg);
 }
@@ -76,7 +93,7 @@ extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
         errno = saved;
     }
     if (start == nullptr) return real(thread, attr, routine, arg);  // unprofiled, but honoured
-    *start = Start{routine, arg, stack, own};
+    *start = Start{routine, arg, stack, own, stack_size(attr)};
     int err = real(thread, attr, trampoline, start);
     if (err != 0) {
         r::ReentryGuard guard;

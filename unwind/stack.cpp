@@ -170,12 +170,12 @@ int without_gprof(uintptr_t* pcs, int n, int max) {
 // The stack a sample's walk runs on may be nearly used up: a thread's small stack deep in
 // recursion, or an alternate signal stack (8 KiB is common, and on this machine the kernel's signal
 // frame alone takes 3 KiB of it) in a handler that allocates. Walks need room below the caller's
-// frame: gprof's own about 1 KiB, 4 KiB when it learns a new frame's rule (dl_iterate_phdr and the
-// call frame information's interpreter), libunwind's about 8 KiB when it meets new code. Where
-// there is less, the sample is taken with no stack rather than overflow the stack (hazards.md:
-// tests 9 and 27).
-constexpr size_t kFastWalkRoom = size_t{6} << 10;
-constexpr size_t kLibunwindRoom = size_t{12} << 10;
+// frame: gprof's own at most 2 040 bytes (learning new frames' rules through dl_iterate_phdr and
+// the call frame information's interpreter), libunwind's step-by-step walk 3 900 (measured by
+// painting the stack, python3 and test/heap/odd_stacks.cpp). Where there is less (with a margin),
+// the sample is taken with no stack rather than overflow the stack (hazards.md: tests 9 and 27).
+constexpr size_t kFastWalkRoom = size_t{3} << 10;
+constexpr size_t kLibunwindRoom = size_t{6} << 10;
 
 // gprof's own walk, reusing the thread's previous one where it holds (unwind/fast_walk.h).
 // Returns -1 where it cannot walk the stack, which libunwind then walks.
@@ -219,6 +219,20 @@ void learn_thread_stack() {
     t_stack.lo = reinterpret_cast<uintptr_t>(base);
     t_stack.hi = t_stack.lo + size;
     if (t_stack.hi == 0) t_stack.hi = 1;  // unknown: every read takes the checked path
+}
+
+void set_thread_stack(size_t stack_size) {
+    auto top = reinterpret_cast<uintptr_t>(pthread_self());
+    uintptr_t sp;
+    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    // glibc 2.36 maps the guard below the whole requested size and puts the descriptor 2 368
+    // bytes under the top (pthread_getattr_np's bounds: [descriptor - size + 2 368, descriptor +
+    // 2 368), measured for 16 KiB to 8 MiB): 3 KiB less than the size below the descriptor is
+    // inside the stack.
+    constexpr size_t kSlack = 3072;
+    if (stack_size <= kSlack || top <= sp || top - sp >= stack_size - kSlack) return;  // not that
+    t_stack.hi = top;
+    t_stack.lo = top - stack_size + kSlack;
 }
 
 void warm_up() {

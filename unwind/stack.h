@@ -30,14 +30,21 @@ constexpr int kCaptureRoom = kMaxFrames + 8;
 void warm_up();
 bool ready();
 
-// Learns the calling thread's stack bounds, which walks need (gprof's own walk reads only inside
-// them; libunwind's reads outside them take a checked path). pthread_getattr_np takes the thread's
-// own lock and allocates under it, so this is never called from the allocation path (a program's
-// pthread_getattr_np whose allocation was sampled would wait for itself): warm_up() learns the main
-// thread's, the start trampoline of preload/thread_shims.cpp every thread's gprof sees created.
-// In a thread gprof did not see start (a raw clone, a thread started before gprof's constructor)
-// they stay unknown: libunwind walks its stacks.
+// The calling thread's stack bounds, which walks need (gprof's own walk reads only inside them;
+// libunwind's reads outside them take a checked path). They are never looked up from the
+// allocation path: pthread_getattr_np takes the thread's own lock and allocates under it, so a
+// program's pthread_getattr_np whose allocation was sampled would wait for itself. warm_up() asks
+// pthread_getattr_np for the main thread's; the start trampoline of preload/thread_shims.cpp sets
+// every thread's it sees created (set_thread_stack). In a thread gprof did not see start (a raw
+// clone, a thread started before gprof's constructor) they stay unknown: libunwind walks its
+// stacks.
 void learn_thread_stack();
+// For a thread glibc created with a stack of `stack_size` bytes: its thread descriptor sits at the
+// top of that stack (x86-64 glibc, its own stacks and ones given with pthread_attr_setstack
+// alike), so everything between a frame and the descriptor is the stack. The lower bound is
+// conservative (walks never read below the frame they start from: it only measures the room left,
+// stack_room()). Left unknown where the thread's frame is not where that layout puts it.
+void set_thread_stack(size_t stack_size);
 
 // Bytes of stack left below the calling frame: on the thread's own stack, or on the alternate
 // signal stack (one sigaltstack() call, made only off the thread's stack); SIZE_MAX on a stack of
