@@ -273,23 +273,32 @@ TEST_CASE("heap at rate 1: a library unloaded and another loaded at its addresse
         INFO(r.describe());
         REQUIRE(r.status == 0);
         CHECK(r.err.empty());
-        // The test means something only if the second library took the first one's place.
+        // The test means something only if the second library took the first one's place (the
+        // program tries the pair again until it did).
         REQUIRE(r.out.find("SAME 1") != std::string::npos);
+        size_t at_line = r.out.find("AT ");
+        REQUIRE(at_line != std::string::npos);
+        uint64_t at = std::stoull(r.out.substr(at_line + 3), nullptr, 16);
         std::vector<std::string> files = heap_files(dir);
         REQUIRE(files.size() == 1);
+        // Every allocation made from a library at that address (the leaf, in swap_site_fn, lies
+        // 0x50 below plugin_run): the last pair's, and maybe an earlier try's library that the
+        // loader put there; an earlier try's at another address is left out.
         std::set<std::vector<uint64_t>> stacks;
         int64_t objects = 0;
         for (const FlatSample& s : flatten(check_heap_file(files[0], 1))) {
             if (!s.numbers.count("bytes") || s.numbers.at("bytes") != 64) continue;
-            if (s.mappings.empty() || s.mappings.front().find("libswap") == std::string::npos)
+            if (s.addresses.empty() || s.mappings.front().find("libswap") == std::string::npos)
                 continue;
+            if (s.addresses.front() + 0x200 < at || s.addresses.front() > at) continue;
             stacks.insert(s.addresses);
             objects += s.values[0];
-            // leaf, the middle frame, then the program's main
-            REQUIRE(s.functions.size() >= 3);
-            CHECK(s.functions[2] == "main");
+            // leaf, the middle frame, then the program's run_once and main
+            REQUIRE(s.functions.size() >= 4);
+            CHECK(s.functions[3] == "main");
         }
-        CHECK(objects == 200);
+        CHECK(objects >= 200);
+        CHECK(objects % 100 == 0);
         CHECK(stacks.size() == 1);
     }
 }
