@@ -35,7 +35,8 @@ struct Walker {
     // for the test's own thread.
     Walker() {
         pthread_attr_t attr;
-        if (pthread_getattr_np(pthread_self(), &attr) != 0) return;  // lo = hi = 0: every walk fails
+        if (pthread_getattr_np(pthread_self(), &attr) != 0)
+            return;  // lo = hi = 0: every walk fails
         void* base = nullptr;
         size_t size = 0;
         pthread_attr_getstack(&attr, &base, &size);
