@@ -84,7 +84,7 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs
     Frame scratch[kScratch];
     Frame* out = scratch;
     auto fail = [&] {
-        if (out != scratch) memory->count = 0;  // partly overwritten
+        memory->count = 0;  // no memory of a walk that failed: the next one walks from scratch
         if (stats != nullptr) ++stats->failed;
         return -1;
     };

@@ -159,6 +159,12 @@ ThreadWalks* thread_walks() {
     return walks;
 }
 
+[[gnu::always_inline]] inline uintptr_t current_sp() {
+    uintptr_t sp;
+    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    return sp;
+}
+
 // The first n entries of pcs without gprof's own frames, at most max of them, in place.
 int without_gprof(uintptr_t* pcs, int n, int max) {
     int depth = 0;
@@ -184,21 +190,16 @@ __attribute__((noinline)) int fast_capture(const Registers& start, uintptr_t* pc
     ThreadWalks* walks = thread_walks();
     if (walks == nullptr) return -1;
     if (t_stack.hi <= 1) return -1;  // not known (a thread gprof did not see start)
+    // A walk that fails leaves no memory, so the memory is always the last capture's.
     int n = fast_walk(start, t_stack.lo, t_stack.hi, pcs, kCaptureRoom, &walks->memory,
                       &walks->rules, unchanged);
-    // The memory must be the last capture's: one that libunwind walks leaves none.
-    if (n < 0) {
-        walks->memory.count = 0;
-        return -1;
-    }
-    return without_gprof(pcs, n, max);
+    return n < 0 ? -1 : without_gprof(pcs, n, max);
 }
 
 }  // namespace
 
 size_t stack_room() {
-    uintptr_t sp;
-    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    uintptr_t sp = current_sp();
     if (sp >= t_stack.lo && sp < t_stack.hi) return sp - t_stack.lo;
     stack_t alternate;
     if (sigaltstack(nullptr, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) {
@@ -223,8 +224,7 @@ void learn_thread_stack() {
 
 void set_thread_stack(size_t stack_size) {
     auto top = reinterpret_cast<uintptr_t>(pthread_self());
-    uintptr_t sp;
-    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    uintptr_t sp = current_sp();
     // glibc 2.36 maps the guard below the whole requested size and puts the descriptor 2 368
     // bytes under the top (pthread_getattr_np's bounds: [descriptor - size + 2 368, descriptor +
     // 2 368), measured for 16 KiB to 8 MiB): 3 KiB less than the size below the descriptor is
@@ -276,7 +276,7 @@ void warm_up() {
     // libunwind's one-time initialisation, and its caches for the start-up path, happen here
     // rather than inside the first sampled malloc; without the frame cache, which a process that
     // never samples in its main thread does not need.
-    uintptr_t pcs[kCaptureRoom];
+    uintptr_t pcs[kMaxFrames];
     capture_once(pcs, kMaxFrames);
 }
 
