@@ -1,130 +1,90 @@
 #include "record/stack_table.h"
 
-#include <atomic>
-#include <cstring>
 #include <new>
 
 #include "record/os_memory.h"
 
 namespace gprof::record {
 
-struct StackTable::Entry {
-    uint64_t hash;
-    uint32_t next;  // next id in the same index chain, 0 at the end
-    uint32_t depth;
-    uintptr_t pcs[];
-};
-
-namespace {
-
-constexpr size_t kChunkBytes = size_t{1} << 20;
-
-// Two independent chains over alternate frames, joined at the end: each frame's step is a multiply
-// that waits for the one before, so one chain over a 16-frame stack was a 100-cycle dependency (at
-// GPROF_MEM_PROFILE_RATE=1, 6% of python3's time under gprof); two halve it. (Four gained nothing
-// more.) Collisions cost only a longer index chain: look-ups compare the frames.
-uint64_t hash_stack(const uintptr_t* pcs, int depth) {
-    uint64_t a = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(depth);
-    uint64_t b = 0x9E3779B97F4A7C15ULL;
-    int i = 0;
-    for (; i + 1 < depth; i += 2) {
-        a = (a ^ pcs[i]) * 0x100000001b3ULL;
-        b = (b ^ pcs[i + 1]) * 0xC2B2AE3D27D4EB4FULL;
-        a ^= a >> 29;
-        b ^= b >> 31;
-    }
-    if (i < depth) {
-        a = (a ^ pcs[i]) * 0x100000001b3ULL;
-        a ^= a >> 29;
-    }
-    uint64_t h = (a ^ (b * 0x165667B19E3779F9ULL));
-    return h ^ (h >> 32);
-}
-
-}  // namespace
-
-StackTable::StackTable(size_t max_bytes) : max_bytes_(max_bytes) {
-    by_id_ = static_cast<Entry**>(os_reserve(sizeof(Entry*) * kMaxStacks));
-    index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kIndexBuckets));
-    bytes_used_.store(sizeof(uint32_t) * kIndexBuckets, std::memory_order_relaxed);
+StackTable::StackTable(size_t max_bytes) {
+    size_t per_node = sizeof(Node) + sizeof(uint8_t);
+    size_t room = max_bytes > kIndexBytes ? (max_bytes - kIndexBytes) / per_node : 0;
+    max_nodes_ = static_cast<uint32_t>(room < kMaxNodes ? room : kMaxNodes - 1);
+    nodes_ = static_cast<Node*>(os_reserve(sizeof(Node) * kMaxNodes));
+    depths_ = static_cast<uint8_t*>(os_reserve(sizeof(uint8_t) * kMaxNodes));
+    index_ = static_cast<uint32_t*>(os_reserve(kIndexBytes));
 }
 
 StackTable::~StackTable() {
-    // The arena chunks are not tracked individually: tables live as long as the process, and the
-    // tests that build small tables accept the leak.
-    os_release(by_id_, sizeof(Entry*) * kMaxStacks);
-    os_release(index_, sizeof(uint32_t) * kIndexBuckets);
+    os_release(nodes_, sizeof(Node) * kMaxNodes);
+    os_release(depths_, sizeof(uint8_t) * kMaxNodes);
+    os_release(index_, kIndexBytes);
 }
 
-// Lock-free: an index head is published (release) only after its entry and by_id_ slot are
-// complete, and entries never change afterwards.
-uint32_t StackTable::find(uint64_t hash, const uintptr_t* pcs, int depth) const {
-    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
-    for (uint32_t id = head.load(std::memory_order_acquire); id != 0;) {
-        const Entry* e = by_id_[id];
-        if (e->hash == hash && e->depth == static_cast<uint32_t>(depth) &&
-            (depth == 0 || memcmp(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth)) == 0))
-            return id;
-        id = e->next;
+size_t StackTable::bytes_used() const {
+    return kIndexBytes + (sizeof(Node) + sizeof(uint8_t)) * count();
+}
+
+uint32_t* StackTable::head_of(uint32_t parent, uintptr_t pc) const {
+    uint64_t h = (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
+    return &index_[h >> (64 - kIndexBits)];
+}
+
+// Lock-free: an index head is published (release) only after its node is complete, and nodes
+// never change afterwards.
+uint32_t StackTable::find(uint32_t* head, uint32_t parent, uintptr_t pc) const {
+    for (uint32_t id = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire); id != 0;) {
+        const Node& n = nodes_[id];
+        if (n.pc == pc && n.parent == parent) return id;
+        id = n.next;
     }
     return 0;
 }
 
-StackTable::Entry* StackTable::allocate_entry_locked(int depth) {
-    size_t need = (sizeof(Entry) + sizeof(uintptr_t) * static_cast<size_t>(depth) + 7) & ~size_t{7};
-    if (need > chunk_left_) {
-        size_t used = bytes_used_.load(std::memory_order_relaxed);
-        if (used + kChunkBytes > max_bytes_) return nullptr;
-        chunk_ = static_cast<char*>(os_reserve(kChunkBytes));
-        if (chunk_ == nullptr) {
-            chunk_left_ = 0;
-            return nullptr;
-        }
-        chunk_left_ = kChunkBytes;
-        bytes_used_.store(used + kChunkBytes, std::memory_order_relaxed);
-    }
-    Entry* e = reinterpret_cast<Entry*>(chunk_);
-    chunk_ += need;
-    chunk_left_ -= need;
-    return e;
-}
-
-uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
-    if (by_id_ == nullptr || index_ == nullptr) return 0;
-    uint64_t hash = hash_stack(pcs, depth);
-    if (uint32_t found = find(hash, pcs, depth)) return found;  // the common case: no lock
+uint32_t StackTable::child(uint32_t parent, uintptr_t pc) {
+    if (nodes_ == nullptr || depths_ == nullptr || index_ == nullptr) return 0;
+    if (parent != 0 && depths_[parent] >= kMaxDepth) return 0;
+    uint32_t* head = head_of(parent, pc);
+    if (uint32_t found = find(head, parent, pc)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
-    if (uint32_t found = find(hash, pcs, depth)) return found;  // added meanwhile
+    if (uint32_t found = find(head, parent, pc)) return found;  // added meanwhile
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
-    if (id == 1) os_prefault(index_, sizeof(uint32_t) * kIndexBuckets);
-    std::atomic_ref<uint32_t> head(index_[hash % kIndexBuckets]);
-    Entry* e = id < kMaxStacks ? allocate_entry_locked(depth) : nullptr;
-    if (e == nullptr) {
+    if (id > max_nodes_) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }
-    e->hash = hash;
-    e->depth = static_cast<uint32_t>(depth);
-    e->next = head.load(std::memory_order_relaxed);
-    if (depth > 0) memcpy(e->pcs, pcs, sizeof(uintptr_t) * static_cast<size_t>(depth));
-    by_id_[id] = e;
-    count_.store(id, std::memory_order_release);  // publishes the entry to readers by id
-    head.store(id, std::memory_order_release);    // and to readers by content
+    if (id == 1) os_prefault(index_, kIndexBytes);
+    std::atomic_ref<uint32_t> head_ref(*head);
+    nodes_[id] = Node{pc, parent, head_ref.load(std::memory_order_relaxed)};
+    depths_[id] = static_cast<uint8_t>(parent == 0 ? 1 : depths_[parent] + 1);
+    count_.store(id, std::memory_order_release);    // publishes the node to readers by id
+    head_ref.store(id, std::memory_order_release);  // and to readers by content
     return id;
 }
 
-int StackTable::frames(uint32_t id, const uintptr_t** pcs) const {
-    if (id == 0 || id > count()) {
-        *pcs = nullptr;
-        return 0;
+uint32_t StackTable::intern(const uintptr_t* pcs, int depth) {
+    if (depth > kMaxDepth) depth = kMaxDepth;
+    uint32_t id = 0;
+    for (int i = depth - 1; i >= 0; --i)
+        if ((id = child(id, pcs[i])) == 0) return 0;
+    return id;
+}
+
+int StackTable::depth(uint32_t id) const {
+    return id == 0 || id > count() ? 0 : depths_[id];
+}
+
+int StackTable::frames(uint32_t id, uintptr_t* pcs, int max) const {
+    int n = 0;
+    for (int d = depth(id); n < d && n < max; ++n) {
+        pcs[n] = nodes_[id].pc;
+        id = nodes_[id].parent;
     }
-    const Entry* e = by_id_[id];
-    *pcs = e->pcs;
-    return static_cast<int>(e->depth);
+    return n;
 }
 
 namespace {
-// Stacks may take this much memory (arena and index); past it, new stacks are dropped and counted.
+// Stacks may take this much memory (nodes and index); past it, new stacks are dropped and counted.
 constexpr size_t kStackTableBytes = size_t{128} << 20;
 alignas(StackTable) unsigned char g_table_storage[sizeof(StackTable)];
 StackTable* g_table = nullptr;

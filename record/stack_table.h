@@ -1,9 +1,19 @@
-// Every distinct stack that a sample has seen, stored once and named by a small id.
+// Every distinct stack that a sample has seen, named by a small id.
 //
-// Stacks live in an append-only arena (memory from os_memory.h) under a memory cap; a stack that
-// would pass the cap is dropped, counted, and its sample goes to id 0, the empty stack that the
-// writer notes in a comment. Finding a known stack takes no lock (the common case: stacks repeat);
-// adding one takes the table's lock. An entry never changes after it is published.
+// Stacks are kept as a tree of call paths (a trie, as heaptrack keeps them): a node is a frame
+// and its parent, the stack of the frames that called it, so the id of a stack is the node of its
+// leaf and stacks that share their outer frames share those nodes. Why a tree rather than one
+// entry per stack: a sampled allocation's walk knows which outer frames its stack shares with the
+// thread's previous sample (unwind/stack.h: capture_root_first), and a tree names the new stack
+// from there with a look-up per new frame (child()), where a table of whole stacks hashes and
+// compares every frame of every stack (at GPROF_MEM_PROFILE_RATE=1 on python3, 25 frames deep,
+// that was a tenth of gprof's instructions). It also keeps each shared outer path once.
+//
+// Nodes live in one reservation (memory from os_memory.h) under a memory cap; a node that would
+// pass the cap is not added, the stack that needed it is dropped and counted, and its sample goes
+// to id 0, the empty stack that the writer notes in a comment. Finding a known node takes no lock
+// (the common case: stacks repeat); adding one takes the table's lock. A node never changes after
+// it is published.
 #pragma once
 
 #include <atomic>
@@ -15,45 +25,59 @@
 namespace gprof::record {
 
 class StackTable {
-public:
-    // `max_bytes` bounds the arena and the index together.
+  public:
+    // Stacks are at most this deep; intern() keeps the leaf-most frames of a deeper one.
+    static constexpr int kMaxDepth = 255;
+
+    // `max_bytes` bounds the nodes and the index together.
     explicit StackTable(size_t max_bytes);
     ~StackTable();
     StackTable(const StackTable&) = delete;
     StackTable& operator=(const StackTable&) = delete;
 
-    // The id of this stack (leaf first), adding it if new. 0 when it had to be dropped.
+    // The id of this stack (leaf first), adding it if new. 0 for the empty stack, and when the
+    // stack had to be dropped.
     uint32_t intern(const uintptr_t* pcs, int depth);
+    // The id of the stack `parent` called from with `pc` as its new leaf (parent 0: the outermost
+    // frame), adding it if new. 0 when it had to be dropped (counted in dropped()), or when parent
+    // is kMaxDepth deep already.
+    uint32_t child(uint32_t parent, uintptr_t pc);
 
-    // The frames of an id returned by intern(); id 0 has none.
-    int frames(uint32_t id, const uintptr_t** pcs) const;
+    // The number of frames of an id returned by intern() or child(); id 0 has none.
+    int depth(uint32_t id) const;
+    // Writes the frames of `id`, leaf first, at most `max` of them (the leaf-most); returns how
+    // many.
+    int frames(uint32_t id, uintptr_t* pcs, int max) const;
 
-    uint32_t count() const { return count_.load(std::memory_order_acquire); }  // ids 1..count
+    uint32_t count() const { return count_.load(std::memory_order_acquire); }  // nodes 1..count
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-    size_t bytes_used() const { return bytes_used_.load(std::memory_order_relaxed); }
+    size_t bytes_used() const;
 
     // fork(): held across fork so the child never inherits it locked.
     SpinLock& lock() { return lock_; }
 
-private:
-    struct Entry;
-    uint32_t find(uint64_t hash, const uintptr_t* pcs, int depth) const;
-    Entry* allocate_entry_locked(int depth);
+  private:
+    struct Node {
+        uintptr_t pc;
+        uint32_t parent;
+        uint32_t next;  // next id in the same index chain, 0 at the end
+    };
+    uint32_t find(uint32_t* head, uint32_t parent, uintptr_t pc) const;
+    uint32_t* head_of(uint32_t parent, uintptr_t pc) const;
 
-    static constexpr uint32_t kMaxStacks = 1u << 22;
-    // 256 KiB of chain heads, made resident at the first stack (os_prefault): stacks hash all over
-    // it, and page by page that took a fault (~18 us here) for nearly every new stack at first.
-    static constexpr uint32_t kIndexBuckets = 1u << 16;
+    static constexpr uint32_t kMaxNodes = 1u << 22;
+    // 256 KiB of chain heads, made resident at the first node (os_prefault): nodes hash all over
+    // it, and page by page that took a fault (~18 us here) for nearly every new node at first.
+    static constexpr int kIndexBits = 16;
+    static constexpr size_t kIndexBytes = sizeof(uint32_t) << kIndexBits;
 
-    size_t max_bytes_;
+    uint32_t max_nodes_;
     SpinLock lock_;
-    Entry** by_id_ = nullptr;    // [kMaxStacks], id -> entry
-    uint32_t* index_ = nullptr;  // [kIndexBuckets], hash -> first id of its chain
-    char* chunk_ = nullptr;      // current arena chunk
-    size_t chunk_left_ = 0;
+    Node* nodes_ = nullptr;      // [kMaxNodes], by id; 0 unused
+    uint8_t* depths_ = nullptr;  // [kMaxNodes], by id
+    uint32_t* index_ = nullptr;  // [1 << kIndexBits], hash of (parent, pc) -> first id of its chain
     std::atomic<uint32_t> count_{0};
     std::atomic<uint64_t> dropped_{0};
-    std::atomic<size_t> bytes_used_{0};
 };
 
 // The process's table, shared by every profile kind. start_stack_table() creates it in gprof's

@@ -1,6 +1,7 @@
 #include "unwind/fast_walk.h"
 
 #include <cstring>
+#include <utility>
 
 #include "unwind/frame_rules.h"
 
@@ -41,10 +42,11 @@ constexpr uintptr_t kLowestAddress = 0x4000;
 // Reuse is tried at most this often per walk (each try checks the words of every frame above).
 constexpr int kMaxReuseTries = 2;
 
-// Whether every word the walk `m` read from its frame `from` outward still holds what it read.
+// Whether every word the walk `m` read from its frame `from` outward (toward frames[0]) still
+// holds what it read.
 bool still_holds(const WalkMemory& m, int from) {
-    for (int i = from; i + 1 < m.count; ++i) {
-        const WalkMemory::Frame& caller = m.frames[i + 1];
+    for (int i = from; i > 0; --i) {
+        const WalkMemory::Frame& caller = m.frames[i - 1];
         if (load_word(caller.sp - 8) != caller.ip) return false;
         if (m.frames[i].saved_bp_at != 0 && load_word(m.frames[i].saved_bp_at) != caller.bp)
             return false;
@@ -65,36 +67,36 @@ bool still_holds(const WalkMemory& m, int from) {
 
 }  // namespace
 
-int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs, int max,
-              WalkMemory* memory, LocalRules* rules, bool* unchanged, WalkStats* stats) {
+int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, WalkMemory* memory,
+              LocalRules* rules, int* shared, WalkStats* stats) {
     using Frame = WalkMemory::Frame;
+    constexpr int kCapacity = WalkMemory::kCapacity;
     const uint64_t generation = frame_rules_generation();
     if (rules->generation != generation) {
         *rules = LocalRules{};
         rules->generation = generation;
     }
-    if (unchanged != nullptr) *unchanged = false;
-    if (max > WalkMemory::kCapacity - 1) max = WalkMemory::kCapacity - 1;
+    if (shared != nullptr) *shared = 0;
     if (stats != nullptr) ++stats->walks;
     bool reuse = memory->reusable && memory->generation == generation && memory->count > 0;
 
-    // The frames walked are kept here while a reuse of the last walk's frames is still possible
-    // (most walks find one within a few frames); past it the walk writes over the last one.
+    // The frames walked, leaf first, are kept here while a reuse of the last walk's frames is
+    // still possible (most walks find one within a few frames); past it the walk writes them into
+    // the memory, leaf first, and turns them round at the end.
     constexpr int kScratch = 16;
     Frame scratch[kScratch];
     Frame* out = scratch;
     auto fail = [&] {
-        memory->count = 0;  // no memory of a walk that failed: the next one walks from scratch
+        // No memory of a walk that failed: the next one walks from scratch.
+        memory->count = memory->depth = memory->tagged = 0;
         if (stats != nullptr) ++stats->failed;
         return -1;
     };
     Registers s = start;
-    int n = 0;        // frames walked (out[0, n))
-    int written = 0;  // pcs written
-    int total = 0;    // frames in the new memory
-    int k = 0;        // cursor into memory->frames, by stack pointer
+    int n = 0;                  // frames walked (out[0, n)), not counting the one matched
+    int matched = -1;           // the last walk's frame this walk reached (index into memory)
+    int k = memory->count - 1;  // cursor into memory->frames, from its start outward
     int tries = 0;
-    bool reused = false;
     bool stepped_last = false;  // the last walked frame's step ran (it did not end at a rule)
     bool complete = false;      // the walk reached the end of the stack
     uintptr_t end_word_at = 0, end_word = 0;
@@ -105,39 +107,20 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs
             reuse = false;
         }
         if (s.sp < lo || s.sp >= hi) return fail();
-        out[n] = {s.ip, s.sp, s.bp, 0, false, false, false};
         if (reuse && tries < kMaxReuseTries) {
-            while (k < memory->count && memory->frames[k].sp < s.sp) ++k;
-            const Frame* same = k < memory->count ? &memory->frames[k] : nullptr;
-            if (same != nullptr && same->sp == s.sp && same->ip == s.ip &&
-                (!same->bp_matters || same->bp == s.bp)) {
-                ++tries;
-                if (still_holds(*memory, k)) {
-                    int tail = memory->count - k - 1;
-                    int room = max - written;
-                    int copied = tail < room ? tail : room;
-                    for (int i = 1; i <= copied; ++i) pcs[written++] = memory->frames[k + i].ip - 1;
-                    if (unchanged != nullptr && n == k && copied == tail) {
-                        int i = 1;
-                        while (i < n && scratch[i].ip == memory->frames[i].ip) ++i;
-                        *unchanged = i >= n;
+            while (k >= 0 && memory->frames[k].sp < s.sp) --k;
+            if (k >= 0) {
+                const Frame& same = memory->frames[k];
+                if (same.sp == s.sp && same.ip == s.ip && (!same.bp_matters || same.bp == s.bp)) {
+                    ++tries;
+                    if (still_holds(*memory, k)) {
+                        matched = k;
+                        break;
                     }
-                    // The new memory: the frames walked, then the last walk's from the match on.
-                    if (n != k)
-                        memmove(&memory->frames[n], &memory->frames[k],
-                                sizeof(Frame) * static_cast<size_t>(copied + 1));
-                    memcpy(memory->frames, scratch, sizeof(Frame) * static_cast<size_t>(n));
-                    total = n + copied + 1;
-                    complete = copied == tail;
-                    end_word_at = memory->end_word_at;
-                    end_word = memory->end_word;
-                    stepped_last = true;  // frames[n] keeps the rbp flags it had
-                    reused = true;
-                    if (stats != nullptr) stats->frames_reused += static_cast<uint64_t>(copied);
-                    break;
                 }
             }
         }
+        out[n] = {s.ip, s.sp, s.bp, 0, false, false, false};
         const PackedRule rule = rule_for(s.ip - 1, rules);
         if (!rule.has_rule()) return fail();
         out[n].cfa_by_bp = rule.cfa_is_rbp();
@@ -168,22 +151,38 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs
             end_word = ra;
             break;
         }
-        if (written == max) break;  // cut short: the frames above are unknown
-        pcs[written++] = ra - 1;
+        if (n == kCapacity) break;  // cut short: the frames above are unknown
         s = {ra, cfa, bp};
     }
-    if (!reused) {
-        if (out == scratch) memcpy(memory->frames, scratch, sizeof(Frame) * static_cast<size_t>(n));
-        total = n;
+
+    // The new memory, root first: the last walk's frames up to the one matched, then the frames
+    // walked, outermost first.
+    const int old_count = memory->count;
+    const int old_depth = memory->depth;
+    int base = 0;  // frames kept from the last walk
+    if (matched >= 0) {
+        memory->frames[matched].bp = s.bp;  // equal to the last walk's wherever that matters
+        base = matched + 1;
+        for (int i = 0; i < n; ++i) memory->frames[base + i] = out[n - 1 - i];
+        end_word_at = memory->end_word_at;
+        end_word = memory->end_word;
+        complete = true;
+        stepped_last = true;  // the outermost frame walked stepped to the one matched
+        if (stats != nullptr) stats->frames_reused += static_cast<uint64_t>(matched);
+    } else if (out == scratch) {
+        for (int i = 0; i < n; ++i) memory->frames[i] = out[n - 1 - i];
+    } else {
+        for (int i = 0, j = n - 1; i < j; ++i, --j) std::swap(memory->frames[i], memory->frames[j]);
     }
+    const int count = base + n;
     if (stats != nullptr) stats->frames_walked += static_cast<uint64_t>(n);
 
     // Which walked frames' rbp the rest depends on, from the outermost walked frame inward; the
     // saved rbp words that nothing depends on are not checked by a later reuse.
-    bool matters_above = reused ? memory->frames[n].bp_matters : false;
-    for (int i = n - 1; i >= 0; --i) {
+    bool matters_above = matched >= 0 ? memory->frames[matched].bp_matters : false;
+    for (int i = base; i < count; ++i) {
         Frame& f = memory->frames[i];
-        if (i == n - 1 && !stepped_last) {
+        if (i == base && !stepped_last) {
             f.bp_matters = false;
         } else {
             if (!matters_above) f.saved_bp_at = 0;
@@ -191,12 +190,40 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs
         }
         matters_above = f.bp_matters;
     }
-    memory->count = total;
+
+    // The stack: the return address of every frame but the start. Those of the frames kept are in
+    // place already, up to the frame matched, whose own is there unless it was the last start (or
+    // is the start now); a return address written where the last walk had the same one is still
+    // shared.
+    int depth = 0;
+    int first = 0;  // the first frame whose return address is (re)written
+    if (matched >= 0) {
+        depth = memory->pcs_before[matched];
+        first = matched;
+        if (n > 0 && matched < old_count - 1) {
+            if (!skip.contains(memory->frames[matched].ip - 1)) ++depth;
+            first = matched + 1;
+        }
+    }
+    int same = depth;
+    for (int i = first; i < count; ++i) {
+        memory->pcs_before[i] = static_cast<uint16_t>(depth);
+        if (i == count - 1) break;  // the start: no return address of its own
+        uintptr_t pc = memory->frames[i].ip - 1;
+        if (skip.contains(pc)) continue;
+        if (same == depth && depth < old_depth && memory->pcs[depth] == pc) ++same;
+        memory->pcs[depth++] = pc;
+    }
+    if (memory->tagged > same) memory->tagged = same;
+    if (shared != nullptr) *shared = same;
+
+    memory->count = count;
+    memory->depth = depth;
     memory->reusable = complete;
     memory->end_word_at = end_word_at;
     memory->end_word = end_word;
     memory->generation = generation;
-    return written;
+    return depth;
 }
 
 }  // namespace gprof::unwind

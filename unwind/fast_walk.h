@@ -42,8 +42,12 @@ struct Registers {
 // return address, sp the caller's stack pointer after the return. No system call.
 extern "C" __attribute__((visibility("hidden"))) void gprof_caller_registers(Registers* out);
 
-// A thread's last walk, as its next walk may reuse it: the state of every frame, leaf first, and
-// where the step from each read what it read.
+// A thread's last walk, as its next walk may reuse it, root first: the state of every frame and
+// where the step from each read what it read; and the stack itself, as return addresses minus one
+// (the callers of the start frame, root first, without those in the range the walk was told to
+// leave out), with a value of the caller's for each (a sample's path keeps the stack table's node
+// there: record/heap_events.cpp). Root first, because what a walk keeps of the last one is its
+// outer frames: they stay where they are, and the new inner frames are written after them.
 struct WalkMemory {
     static constexpr int kCapacity = 144;
     struct Frame {
@@ -54,12 +58,23 @@ struct WalkMemory {
         bool cfa_by_bp;         // this frame's rule: CFA from rbp
         bool bp_saved;          // this frame's rule: rbp saved
     };
-    Frame frames[kCapacity];  // frames[0] is the start
+    Frame frames[kCapacity];         // frames[0] is the outermost, frames[count - 1] the start
+    uintptr_t pcs[kCapacity];        // the stack, root first: `depth` of them
+    uint16_t pcs_before[kCapacity];  // pcs_before[i]: how many of pcs come from frames[0, i)
+    uint32_t tags[kCapacity];        // the caller's, one per pc; fast_walk never writes them
     int count = 0;
+    int depth = 0;
+    int tagged = 0;             // tags[0, tagged) are the caller's for pcs[0, tagged) as they are
     bool reusable = false;      // ended where the stack ends, with every word it read known
     uintptr_t end_word_at = 0;  // the walk ended on a return address below 0x4000 read here (as
     uintptr_t end_word = 0;     // libunwind's trace ends); 0: at an outermost frame's rule
     uint64_t generation = 0;    // frame_rules_generation() when it was walked
+};
+
+// Return addresses a walk leaves out of the stack: [lo, hi) (gprof's own image, for gprof).
+struct PcRange {
+    uintptr_t lo = 0, hi = 0;
+    bool contains(uintptr_t pc) const { return pc >= lo && pc < hi; }
 };
 
 // A thread's own small cache of frame rules in front of the process's (cached_frame_rule): a
@@ -80,15 +95,16 @@ struct WalkStats {
     uint64_t walks = 0, failed = 0, frames_walked = 0, frames_reused = 0;
 };
 
-// Walks from `start` (a frame of the calling thread) outward, writing each caller's return address
-// minus one to pcs (the frame of `start` itself is not written, as unw_backtrace leaves out its
-// own). Returns the number written, or -1 when a frame has no usable rule or leaves [lo, hi): the
-// caller then walks with libunwind. `memory` is this thread's last walk, reused where it provably
-// still holds, and replaced by this one (emptied on failure); `rules` is the thread's LocalRules.
-// *unchanged (may be null) tells whether the frames written are exactly the last walk's.
-// max must be below WalkMemory::kCapacity.
-int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, uintptr_t* pcs, int max,
-              WalkMemory* memory, LocalRules* rules, bool* unchanged = nullptr,
-              WalkStats* stats = nullptr);
+// Walks from `start` (a frame of the calling thread) outward and leaves the stack in `memory`
+// (memory->pcs, root first, memory->depth of them: each caller's return address minus one; the
+// frame of `start` itself is not written, as unw_backtrace leaves out its own, nor any address in
+// `skip`). Returns the depth, or -1 when a frame has no usable rule or leaves [lo, hi): the caller
+// then walks with libunwind. `memory` is this thread's last walk, reused where it provably still
+// holds, and replaced by this one (emptied on failure); `rules` is the thread's LocalRules.
+// *shared (may be null) is how many of the root-side pcs are those of the last walk, unchanged;
+// memory->tagged never exceeds it. A stack deeper than WalkMemory::kCapacity frames is cut: its
+// leaf-most frames are kept, and the next walk walks it again.
+int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, WalkMemory* memory,
+              LocalRules* rules, int* shared = nullptr, WalkStats* stats = nullptr);
 
 }  // namespace gprof::unwind

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <new>
+#include <utility>
 
 #include "preload/log.h"
 #include "record/os_memory.h"
@@ -92,7 +93,7 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
-// A thread's last walk and its LocalRules (unwind/fast_walk.h), 10 KiB, taken at the thread's
+// A thread's last walk and its LocalRules (unwind/fast_walk.h), 12 KiB, taken at the thread's
 // first walk (in static TLS it would take that much from every thread's stack, sampling or not)
 // and given back at its exit by a thread-specific-data destructor. They come from chunks gprof
 // maps itself and are kept for the next thread, never from the program's heap: with
@@ -183,17 +184,19 @@ int without_gprof(uintptr_t* pcs, int n, int max) {
 constexpr size_t kFastWalkRoom = size_t{3} << 10;
 constexpr size_t kLibunwindRoom = size_t{6} << 10;
 
-// gprof's own walk, reusing the thread's previous one where it holds (unwind/fast_walk.h).
-// Returns -1 where it cannot walk the stack, which libunwind then walks.
-__attribute__((noinline)) int fast_capture(const Registers& start, uintptr_t* pcs, int max,
-                                           bool* unchanged) {
+// gprof's own walk, reusing the thread's previous one where it holds (unwind/fast_walk.h): the
+// thread's memory of walks, holding the stack; null where it cannot walk the stack, which
+// libunwind then walks.
+__attribute__((noinline)) WalkMemory* fast_capture(const Registers& start) {
     ThreadWalks* walks = thread_walks();
-    if (walks == nullptr) return -1;
-    if (t_stack.hi <= 1) return -1;  // not known (a thread gprof did not see start)
+    if (walks == nullptr) return nullptr;
+    if (t_stack.hi <= 1) return nullptr;  // not known (a thread gprof did not see start)
+    const PcRange gprof_image{reinterpret_cast<uintptr_t>(__ehdr_start),
+                              reinterpret_cast<uintptr_t>(_end)};
     // A walk that fails leaves no memory, so the memory is always the last capture's.
-    int n = fast_walk(start, t_stack.lo, t_stack.hi, pcs, kCaptureRoom, &walks->memory,
-                      &walks->rules, unchanged);
-    return n < 0 ? -1 : without_gprof(pcs, n, max);
+    if (fast_walk(start, t_stack.lo, t_stack.hi, gprof_image, &walks->memory, &walks->rules) < 0)
+        return nullptr;
+    return &walks->memory;
 }
 
 }  // namespace
@@ -286,11 +289,21 @@ namespace {
 
 // Walks taken in this thread so far, up to kStepwiseWalks.
 constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
-constinit thread_local uint64_t t_captures [[gnu::tls_model("initial-exec")]] = 0;
+
+// libunwind's walk of a stack gprof's own cannot read, leaf first (`room`: stack_room()).
+int libunwind_capture(uintptr_t* pcs, int max, size_t room) {
+    if (room < kLibunwindRoom) return 0;
+    // Step by step for a thread's first walks.
+    if (t_walks < kStepwiseWalks) {
+        ++t_walks;
+        return capture_once(pcs, max);
+    }
+    forget_pages();
+    int n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
+    return without_gprof(pcs, n, max);
+}
 
 }  // namespace
-
-uint64_t captures() { return t_captures; }
 
 void prepare_fork() {
     lock_frame_rules();
@@ -302,31 +315,39 @@ void after_fork() {
     unlock_frame_rules();
 }
 
-__attribute__((noinline)) int capture(uintptr_t* pcs, int max, bool* unchanged) {
+__attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     Registers start;
     gprof_caller_registers(&start);
-    return capture_from(start, pcs, max, unchanged);
+    return capture_from(start, pcs, max);
 }
 
-__attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pcs, int max,
-                                           bool* unchanged) {
-    if (unchanged != nullptr) *unchanged = false;
-    ++t_captures;
+__attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pcs, int max) {
     if (!ready()) return 0;
     if (max > kMaxFrames) max = kMaxFrames;
     size_t room = stack_room();
     if (room < kFastWalkRoom) return 0;
-    int n = fast_capture(start, pcs, max, unchanged);
-    if (n >= 0) return n;
-    if (room < kLibunwindRoom) return 0;
-    // A stack gprof's walk cannot read: libunwind's, step by step for a thread's first walks.
-    if (t_walks < kStepwiseWalks) {
-        ++t_walks;
-        return capture_once(pcs, max);
+    if (const WalkMemory* m = fast_capture(start)) {
+        int n = m->depth < max ? m->depth : max;
+        for (int i = 0; i < n; ++i) pcs[i] = m->pcs[m->depth - 1 - i];
+        return n;
     }
-    forget_pages();
-    n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
-    return without_gprof(pcs, n, max);
+    return libunwind_capture(pcs, max, room);
+}
+
+RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
+    RootFirstStack stack{scratch, 0, nullptr, nullptr};
+    if (!ready()) return stack;
+    size_t room = stack_room();
+    if (room < kFastWalkRoom) return stack;
+    if (WalkMemory* m = fast_capture(start)) {
+        if (m->depth <= kMaxFrames) return {m->pcs, m->depth, m->tags, &m->tagged};
+        // Cut at the root end: the tags are for stacks that begin at the root.
+        return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr};
+    }
+    int n = libunwind_capture(scratch, kMaxFrames, room);
+    for (int i = 0, j = n - 1; i < j; ++i, --j) std::swap(scratch[i], scratch[j]);
+    stack.depth = n;
+    return stack;
 }
 
 __attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {

@@ -63,20 +63,33 @@ constexpr uint32_t kStepwiseWalks = 16;
 
 // Fills `pcs` (kCaptureRoom entries) with return addresses, leaf first, starting at the first
 // frame outside libgprof.so (the program's call site, or the library function that called the
-// allocator). Returns the number of frames. Frames of libgprof.so deeper in the stack (the start routine it wraps around
-// every thread) are left out too. gprof's own walk first (unwind/fast_walk.h: no system call, no
+// allocator). Returns the number of frames. Frames of libgprof.so deeper in the stack (the start
+// routine it wraps around every thread) are left out too. gprof's own walk first (unwind/fast_walk.h: no system call, no
 // lock but the rule table's when it learns a new rule; a thread's first walk allocates its memory
 // of walks, so the caller holds the re-entry guard); libunwind's for the stacks it gives up on,
 // where each unw_step (the first kStepwiseWalks walks, and frames new to unw_backtrace's frame
 // cache) takes libunwind's global cache lock between two sigprocmask calls.
-//
-// *unchanged (may be null) is set when the frames are exactly those of the calling thread's
-// previous capture() (unwind/fast_walk.h tells, at no cost), which captures() numbers.
-int capture(uintptr_t* pcs, int max, bool* unchanged = nullptr);
+int capture(uintptr_t* pcs, int max);
 // capture() from a frame of the calling thread that is still live (gprof_caller_registers() in it):
 // its callers, without walking the frames between (gprof's own, on a sample's path).
-int capture_from(const Registers& start, uintptr_t* pcs, int max, bool* unchanged = nullptr);
-uint64_t captures();
+int capture_from(const Registers& start, uintptr_t* pcs, int max);
+
+// capture_from() for a sampled allocation, root first and without a copy: the stack as the
+// thread's memory of walks holds it (unwind/fast_walk.h), valid until the thread's next capture,
+// at most kMaxFrames deep (the leaf-most). Where gprof's walk kept the stack, `tags` holds a value
+// of the caller's for each frame, kept from one capture to the next: tags[0, *tagged) are what the
+// caller stored there for the same root-side frames, and the caller may store the rest and raise
+// *tagged to match (the heap profile keeps each frame's stack-table node there, so a stack that
+// shares its outer frames with the thread's previous sample is named from where they part).
+// Elsewhere (libunwind walked it into `scratch`, kCaptureRoom entries; the stack was cut) tags
+// and tagged are null.
+struct RootFirstStack {
+    const uintptr_t* pcs;
+    int depth;
+    uint32_t* tags;
+    int* tagged;
+};
+RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch);
 
 // fork(): the locks of gprof's walk (its frame rules, its pool of threads' walk memories), taken
 // before and released after it in both processes.

@@ -20,8 +20,8 @@ bool build_contention_profile(const record::StackCounters& counters, const char*
     builder.set_time_now();
     const record::StackTable& stacks = record::stack_table();
     for (const record::StackCounts& c : counts) {
-        const uintptr_t* pcs;
-        int depth = stacks.frames(c.stack_id, &pcs);
+        uintptr_t pcs[record::StackTable::kMaxDepth];
+        int depth = stacks.frames(c.stack_id, pcs, record::StackTable::kMaxDepth);
         if (depth == 0) continue;
         // Un-biased counts are fractional; like Go's BlockProfile, a kept event counts at least 1.
         int64_t count = (c.count + record::StackCounters::kCountUnit / 2) /

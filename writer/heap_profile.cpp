@@ -36,8 +36,7 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
     heap.for_each_bucket([&](const record::HeapBucket& b) {
         if (counts.size() == counts.capacity()) return;  // added since: the next dump has them
         counts.push_back({b.allocs, b.frees});
-        const uintptr_t* pcs;
-        frames += static_cast<size_t>(stacks.frames(b.stack_id, &pcs));
+        frames += static_cast<size_t>(stacks.depth(b.stack_id));
     });
 
     const int64_t rate = record::mem_profile_rate();
@@ -53,8 +52,8 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
     heap.for_each_bucket_key(counts.size(), [&](size_t i, uint32_t stack_id, uint64_t bytes,
                                                 uint64_t sampled_bytes) {
         const Counts c = counts[i];
-        const uintptr_t* pcs;
-        int depth = stacks.frames(stack_id, &pcs);
+        uintptr_t pcs[record::StackTable::kMaxDepth];
+        int depth = stacks.frames(stack_id, pcs, record::StackTable::kMaxDepth);
         if (depth == 0) {
             without_stack += c.allocs;
             return;

@@ -64,8 +64,8 @@ bool build_threadcreate_profile(const ModuleSnapshot* modules, SymbolCache* symb
     builder.set_time_now();
     const record::StackTable& stacks = record::stack_table();
     for (const record::StackCounts& c : counts) {
-        const uintptr_t* pcs;
-        int depth = stacks.frames(c.stack_id, &pcs);
+        uintptr_t pcs[record::StackTable::kMaxDepth];
+        int depth = stacks.frames(c.stack_id, pcs, record::StackTable::kMaxDepth);
         int64_t count = c.count / record::StackCounters::kCountUnit;
         if (depth > 0 && count > 0) builder.add_sample(pcs, static_cast<size_t>(depth), &count, 1);
     }
