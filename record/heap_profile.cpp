@@ -19,8 +19,8 @@ void HeapProfile::start() {
     SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
     buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
-    counts_ =
-        static_cast<BucketCounts*>(os_reserve(sizeof(BucketCounts) * kMaxBuckets * kCountStripes));
+    allocs_ = static_cast<uint64_t*>(os_reserve(sizeof(uint64_t) * kMaxBuckets * kCountStripes));
+    live_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kMaxBuckets));
     bucket_index_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kBucketIndex));
 }
 
@@ -36,7 +36,7 @@ uint32_t HeapProfile::find_bucket(uint32_t* head, uint32_t stack_id, uint64_t si
 
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
 uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size) {
-    if (buckets_ == nullptr || counts_ == nullptr || bucket_index_ == nullptr) return 0;
+    if (buckets_ == nullptr || allocs_ == nullptr || bucket_index_ == nullptr) return 0;
     uint64_t h = (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL) ^
                  (sampled_size * 0x165667B19E3779F9ULL);
     uint32_t* head = &bucket_index_[(h >> 20) % kBucketIndex];
@@ -56,17 +56,27 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t samp
     return i;
 }
 
-void HeapProfile::count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n) {
+void HeapProfile::count_alloc(uint32_t bucket) {
     int stripe = t_count_stripe;
     if (stripe < 0) [[unlikely]]
         t_count_stripe = stripe =
             static_cast<int>(next_stripe_.fetch_add(1, std::memory_order_acq_rel) % kCountStripes);
-    // A stripe's count alone can run below zero (a free counted where the allocation was not):
-    // only the sum over stripes means anything, and unsigned arithmetic keeps it exact. Release:
-    // a snapshot that sees a free counted then sees its allocation counted too (see
+    // Release: a snapshot that finds the object in the live table then sees it counted (see
     // for_each_bucket()).
-    std::atomic_ref<uint64_t>(counts_[size_t{kMaxBuckets} * stripe + bucket].*objects)
-        .fetch_add(static_cast<uint64_t>(n), std::memory_order_release);
+    std::atomic_ref<uint64_t>(allocs_[size_t{kMaxBuckets} * stripe + bucket])
+        .fetch_add(1, std::memory_order_release);
+}
+
+void HeapProfile::count_live(size_t n) {
+    if (live_ == nullptr) return;
+    memset(live_ + 1, 0, sizeof(uint32_t) * n);
+    for (Shard& s : shards_) {
+        SpinGuard guard(s.lock);
+        for (size_t i = 0; i < s.capacity; ++i) {
+            uint32_t bucket = s.slots[i].bucket;
+            if (s.slots[i].ptr != 0 && bucket <= n) ++live_[bucket];
+        }
+    }
 }
 
 // A bitmap word is written only under the lock of the shard that owns all its bits, so a load and
@@ -125,12 +135,10 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t
             // not pass through gprof, or one jemalloc reports after the new life: a realloc in
             // place that is sampled again); the new life replaces the old one, which ends.
             uint32_t bit = filter_bit(reinterpret_cast<void*>(p));
-            if (s.slots[j].ptr == 0) {
+            if (s.slots[j].ptr == 0)
                 ++s.used;
-            } else {
-                count(s.slots[j].bucket, &BucketCounts::frees, 1);
-                if (in_filter(s.slots[j])) filter_remove_locked(bit);
-            }
+            else if (in_filter(s.slots[j]))
+                filter_remove_locked(bit);
             s.slots[j] = LiveEntry{p, bucket, born};
             if (in_filter(s.slots[j])) filter_add_locked(bit);
             return true;
@@ -157,7 +165,7 @@ void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    count(bucket, &BucketCounts::allocs, 1);
+    count_alloc(bucket);
     Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
     uint32_t born = 0;
@@ -168,7 +176,6 @@ void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_
     }
     if (!insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, born)) {
         // No memory for the live table: the allocation stays in alloc_*, never in inuse_*.
-        count(bucket, &BucketCounts::frees, 1);
         dropped_.fetch_add(1, std::memory_order_relaxed);
     }
 }
@@ -214,14 +221,12 @@ uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
         --s.used;
         if (filtered) filter_remove_locked(filter_bit(p));
     }
-    count(bucket, &BucketCounts::frees, 1);
     return bucket + 1;
 }
 
 void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
-    count(bucket, &BucketCounts::frees, -1);
     Shard& s = shards_[shard_of(filter_bit(p))];
     SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, 0);
@@ -240,12 +245,13 @@ size_t HeapProfile::snapshot(HeapBucket* out, size_t max) {
 
 size_t HeapProfile::bytes_used() const {
     return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
-           (sizeof(Bucket) + kCountStripes * sizeof(BucketCounts)) *
+           (sizeof(Bucket) + kCountStripes * sizeof(uint64_t) + sizeof(uint32_t)) *
                (bucket_count_.load(std::memory_order_relaxed) + 1) +
            sizeof(uint32_t) * kBucketIndex;
 }
 
 void HeapProfile::lock_all() {
+    snapshot_lock_.lock();
     for (Shard& s : shards_) s.lock.lock();
     buckets_lock_.lock();
 }
@@ -253,6 +259,7 @@ void HeapProfile::lock_all() {
 void HeapProfile::unlock_all() {
     buckets_lock_.unlock();
     for (Shard& s : shards_) s.lock.unlock();
+    snapshot_lock_.unlock();
 }
 
 }  // namespace gprof::record

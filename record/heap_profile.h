@@ -1,6 +1,9 @@
 // The heap profile's state: what was sampled, by (stack, size), and which sampled objects are
 // still live, so in-use figures are exact at the moment of a dump (free() is synchronous; there
-// is no GC delay to imitate).
+// is no GC delay to imitate). A bucket counts its allocations; its frees are the allocations no
+// longer in the live table, counted when a snapshot is taken (for_each_bucket): a free only takes
+// its object out of the table, and touches no counter (at GPROF_MEM_PROFILE_RATE=1 the counter's
+// line was one more cache miss per free).
 //
 // The check every free() makes ("was this pointer sampled?") must cost next to nothing, because
 // almost no pointer is: at the default rate one allocation in many thousands is. With gprof's
@@ -101,7 +104,8 @@ class HeapProfile {
     void restore(void* p, uint32_t token);
 
     // Calls visit(const HeapBucket&) for each bucket as it is now; returns how many there are.
-    // (A dump reads them in place: a copy of 16 700 buckets is 0.9 MB of fresh pages.)
+    // (A dump reads them in place: a copy of 16 700 buckets is 0.9 MB of fresh pages.) Counts the
+    // live objects of every bucket first, one shard of the live table at a time under its lock.
     template <typename Visit>
     size_t for_each_bucket(Visit&& visit);
     // Calls visit(i, stack_id, size, sampled_size) for the first `n` buckets (i from 0): their
@@ -129,10 +133,10 @@ class HeapProfile {
     static constexpr uint32_t kBucketIndex = 1u << 16;
     static constexpr int kCountStripes = 4;
 
-    // A bucket as the profile keeps it: the key never changes once published. Its two counters
-    // live apart, updated atomically without the buckets' lock (which only adding a bucket takes),
-    // so threads counting into buckets do not evict the keys that every look-up reads; and they are
-    // striped: a thread counts into one of kCountStripes copies, which snapshot() adds up, so
+    // A bucket as the profile keeps it: the key never changes once published. Its allocation
+    // counter lives apart, updated atomically without the buckets' lock (which only adding a bucket
+    // takes), so threads counting into buckets do not evict the keys that every look-up reads; and
+    // it is striped: a thread counts into one of kCountStripes copies, which snapshot() adds up, so
     // threads sampling the same code at a high rate do not pass the counters' lines back and forth
     // (at rate 1, two such threads spent a quarter of their time there). Every object of a bucket
     // has its size: byte counts are objects * size.
@@ -141,9 +145,6 @@ class HeapProfile {
         uint32_t next;  // index chain
         uint64_t size;
         uint64_t sampled_size;
-    };
-    struct BucketCounts {
-        uint64_t allocs, frees;
     };
     struct LiveEntry {
         uintptr_t ptr;  // 0: empty slot
@@ -178,7 +179,9 @@ class HeapProfile {
     uint32_t find_bucket(uint32_t* head, uint32_t stack_id, uint64_t size,
                          uint64_t sampled_size) const;
     uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size);
-    void count(uint32_t bucket, uint64_t BucketCounts::*objects, int64_t n);
+    void count_alloc(uint32_t bucket);
+    // live_[1, n]: how many objects of each of the first n buckets are in the live table.
+    void count_live(size_t n);
     void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, bool numbered);
     bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t born);
     uint32_t remove(void* p, bool check_birth, uint32_t births);
@@ -192,10 +195,12 @@ class HeapProfile {
 
     SpinLock buckets_lock_;
     Bucket* buckets_ = nullptr;       // [kMaxBuckets]; index 0 unused
-    BucketCounts* counts_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
+    uint64_t* allocs_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
+    SpinLock snapshot_lock_;      // one snapshot at a time: they share live_
+    uint32_t* live_ = nullptr;    // [kMaxBuckets], by the same index, under snapshot_lock_
     uint32_t* bucket_index_ = nullptr;
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
-    // Stripes handed out so far (count(); a thread keeps its stripe in every profile, so this is
+    // Stripes handed out so far (count_alloc(); a thread keeps its stripe in every profile, so this is
     // the process's, not the profile's): a single-threaded program counts into one, and a dump
     // reads only those (the others' pages were never written: reading them maps pages, a fault
     // each, 200 for 16 700 buckets).
@@ -209,24 +214,24 @@ class HeapProfile {
 
 template <typename Visit>
 size_t HeapProfile::for_each_bucket(Visit&& visit) {
+    SpinGuard guard(snapshot_lock_);
     size_t n = bucket_count_.load(std::memory_order_acquire);
+    // Live objects first: each was counted as an allocation before it entered the table, so the
+    // allocations read next include it, and in-use never comes out negative while other threads
+    // allocate and free meanwhile.
+    count_live(n);
     // A stripe handed out while this runs may be missed: its counts race with the dump anyway.
     const unsigned handed_out = next_stripe_.load(std::memory_order_acquire);
     const int stripes = handed_out < kCountStripes ? static_cast<int>(handed_out) : kCountStripes;
-    auto load = [](uint64_t& v) {
-        return std::atomic_ref<uint64_t>(v).load(std::memory_order_acquire);
-    };
     for (size_t i = 1; i <= n; ++i) {
         const Bucket& b = buckets_[i];
-        // Frees first: every free counted by then had its allocation counted before it, so the
-        // allocations read next include them, and in-use never comes out negative while other
-        // threads allocate and free meanwhile.
-        uint64_t allocs = 0, frees = 0;
+        uint64_t allocs = 0;
         for (int s = 0; s < stripes; ++s)
-            frees += load(counts_[size_t{kMaxBuckets} * s + i].frees);
-        for (int s = 0; s < stripes; ++s)
-            allocs += load(counts_[size_t{kMaxBuckets} * s + i].allocs);
-        if (frees > allocs) frees = allocs;  // excluded by that order; a guard
+            allocs += std::atomic_ref<uint64_t>(allocs_[size_t{kMaxBuckets} * s + i])
+                          .load(std::memory_order_acquire);
+        uint64_t live = live_ != nullptr ? live_[i] : 0;
+        if (live > allocs) live = allocs;  // excluded by that order; a guard
+        uint64_t frees = allocs - live;
         visit(HeapBucket{b.stack_id, b.size, b.sampled_size, allocs, allocs * b.size, frees,
                          frees * b.size});
     }

@@ -13,6 +13,10 @@ StackTable::StackTable(size_t max_bytes) {
     nodes_ = static_cast<Node*>(os_reserve(sizeof(Node) * kMaxNodes));
     depths_ = static_cast<uint8_t*>(os_reserve(sizeof(uint8_t) * kMaxNodes));
     index_ = static_cast<uint32_t*>(os_reserve(kIndexBytes));
+    if (nodes_ == nullptr || depths_ == nullptr) {  // no table: every stack is dropped
+        os_release(index_, kIndexBytes);
+        index_ = nullptr;
+    }
 }
 
 StackTable::~StackTable() {
@@ -25,31 +29,15 @@ size_t StackTable::bytes_used() const {
     return kIndexBytes + (sizeof(Node) + sizeof(uint8_t)) * count();
 }
 
-uint32_t* StackTable::head_of(uint32_t parent, uintptr_t pc) const {
-    uint64_t h = (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
-    return &index_[h >> (64 - kIndexBits)];
-}
-
-// Lock-free: an index head is published (release) only after its node is complete, and nodes
-// never change afterwards.
-uint32_t StackTable::find(uint32_t* head, uint32_t parent, uintptr_t pc) const {
-    for (uint32_t id = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire); id != 0;) {
-        const Node& n = nodes_[id];
-        if (n.pc == pc && n.parent == parent) return id;
-        id = n.next;
-    }
-    return 0;
-}
-
 uint32_t StackTable::child(uint32_t parent, uintptr_t pc) {
-    if (nodes_ == nullptr || depths_ == nullptr || index_ == nullptr) return 0;
-    if (parent != 0 && depths_[parent] >= kMaxDepth) return 0;
+    if (index_ == nullptr) [[unlikely]]
+        return 0;
     uint32_t* head = head_of(parent, pc);
     if (uint32_t found = find(head, parent, pc)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
     if (uint32_t found = find(head, parent, pc)) return found;  // added meanwhile
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
-    if (id > max_nodes_) {
+    if (id > max_nodes_ || (parent != 0 && depths_[parent] >= kMaxDepth)) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }

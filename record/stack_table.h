@@ -62,8 +62,21 @@ class StackTable {
         uint32_t parent;
         uint32_t next;  // next id in the same index chain, 0 at the end
     };
-    uint32_t find(uint32_t* head, uint32_t parent, uintptr_t pc) const;
-    uint32_t* head_of(uint32_t parent, uintptr_t pc) const;
+    uint32_t find(uint32_t* head, uint32_t parent, uintptr_t pc) const {
+        // Lock-free: an index head is published (release) only after its node is complete, and
+        // nodes never change afterwards.
+        for (uint32_t id = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire);
+             id != 0;) {
+            const Node& n = nodes_[id];
+            if (n.pc == pc && n.parent == parent) return id;
+            id = n.next;
+        }
+        return 0;
+    }
+    uint32_t* head_of(uint32_t parent, uintptr_t pc) const {
+        uint64_t h = (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
+        return &index_[h >> (64 - kIndexBits)];
+    }
 
     static constexpr uint32_t kMaxNodes = 1u << 22;
     // 256 KiB of chain heads, made resident at the first node (os_prefault): nodes hash all over
