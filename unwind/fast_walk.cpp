@@ -67,35 +67,63 @@ bool still_holds(const WalkMemory& m, int from) {
 
 }  // namespace
 
-int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, WalkMemory* memory,
-              LocalRules* rules, int* shared, WalkStats* stats) {
+WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip,
+                      RecentWalks* recent, LocalRules* rules, WalkStats* stats) {
     using Frame = WalkMemory::Frame;
     constexpr int kCapacity = WalkMemory::kCapacity;
+    constexpr int kWalks = RecentWalks::kWalks;
     const uint64_t generation = frame_rules_generation();
     if (rules->generation != generation) {
         *rules = LocalRules{};
         rules->generation = generation;
     }
-    if (shared != nullptr) *shared = 0;
     if (stats != nullptr) ++stats->walks;
-    bool reuse = memory->reusable && memory->generation == generation && memory->count > 0;
+    auto usable = [&](const WalkMemory& m) {
+        return m.reusable && m.generation == generation && m.count > 0;
+    };
+    auto same_frame = [](const Frame& f, const Registers& s) {
+        return f.sp == s.sp && f.ip == s.ip && (!f.bp_matters || f.bp == s.bp);
+    };
+    auto make_recent = [&](int position) {
+        uint8_t slot = recent->order[position];
+        for (int i = position; i > 0; --i) recent->order[i] = recent->order[i - 1];
+        recent->order[0] = slot;
+        return &recent->walks[slot];
+    };
 
-    // The frames walked, leaf first, are kept here while a reuse of the last walk's frames is
-    // still possible (most walks find one within a few frames); past it the walk writes them into
-    // the memory, leaf first, and turns them round at the end.
+    // A recent walk exactly: its start is this one, and every word it read above is unchanged.
+    for (int i = 0; i < recent->used; ++i) {
+        WalkMemory& m = recent->walks[recent->order[i]];
+        if (!usable(m) || !same_frame(m.frames[m.count - 1], start) || !still_holds(m, m.count - 1))
+            continue;
+        m.frames[m.count - 1].bp = start.bp;  // equal wherever it matters (bp_matters)
+        if (stats != nullptr) {
+            ++stats->repeated;
+            stats->frames_reused += static_cast<uint64_t>(m.count - 1);
+        }
+        return make_recent(i);
+    }
+
+    // Otherwise walked, into the least recent walk's place, reusing the most recent one's outer
+    // frames where it reaches one of them (most walks do within a few frames).
+    const WalkMemory* source = &recent->walks[recent->order[0]];
+    WalkMemory* memory = &recent->walks[recent->order[kWalks - 1]];  // unused ones first
+    bool reuse = recent->used > 0 && usable(*source);
+    // The frames walked, leaf first, are kept here while a reuse is still possible; past it the
+    // walk writes them into the memory, leaf first, and turns them round at the end.
     constexpr int kScratch = 16;
     Frame scratch[kScratch];
     Frame* out = scratch;
     auto fail = [&] {
-        // No memory of a walk that failed: the next one walks from scratch.
+        // Nothing of a walk that failed: the next one walks from scratch.
         memory->count = memory->depth = memory->tagged = 0;
         if (stats != nullptr) ++stats->failed;
-        return -1;
+        return nullptr;
     };
     Registers s = start;
     int n = 0;                  // frames walked (out[0, n)), not counting the one matched
-    int matched = -1;           // the last walk's frame this walk reached (index into memory)
-    int k = memory->count - 1;  // cursor into memory->frames, from its start outward
+    int matched = -1;           // the source's frame this walk reached
+    int k = source->count - 1;  // cursor into source->frames, from its start outward
     int tries = 0;
     bool stepped_last = false;  // the last walked frame's step ran (it did not end at a rule)
     bool complete = false;      // the walk reached the end of the stack
@@ -107,16 +135,13 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, 
             reuse = false;
         }
         if (s.sp < lo || s.sp >= hi) return fail();
-        if (reuse && tries < kMaxReuseTries) {
-            while (k >= 0 && memory->frames[k].sp < s.sp) --k;
-            if (k >= 0) {
-                const Frame& same = memory->frames[k];
-                if (same.sp == s.sp && same.ip == s.ip && (!same.bp_matters || same.bp == s.bp)) {
-                    ++tries;
-                    if (still_holds(*memory, k)) {
-                        matched = k;
-                        break;
-                    }
+        if (reuse && n > 0 && tries < kMaxReuseTries) {  // the start was tried above
+            while (k >= 0 && source->frames[k].sp < s.sp) --k;
+            if (k >= 0 && same_frame(source->frames[k], s)) {
+                ++tries;
+                if (still_holds(*source, k)) {
+                    matched = k;
+                    break;
                 }
             }
         }
@@ -155,17 +180,29 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, 
         s = {ra, cfa, bp};
     }
 
-    // The new memory, root first: the last walk's frames up to the one matched, then the frames
-    // walked, outermost first.
-    const int old_count = memory->count;
-    const int old_depth = memory->depth;
-    int base = 0;  // frames kept from the last walk
+    // The new walk, root first: the source's frames up to the one matched (with the stack and tags
+    // they carry), then the frames walked, outermost first. Below, `old_depth` is how many of
+    // memory->pcs may be those of this stack already, with their tags.
+    int base = 0;  // frames kept from the source
+    int old_depth = memory->depth;
+    bool matched_pc = false;  // the frame matched has its return address in the stack already
     if (matched >= 0) {
-        memory->frames[matched].bp = s.bp;  // equal to the last walk's wherever that matters
+        matched_pc = matched < source->count - 1;  // it was not the source's start
+        int pcs = source->pcs_before[matched] +
+                  (matched_pc && !skip.contains(source->frames[matched].ip - 1) ? 1 : 0);
+        int tagged = source->tagged < pcs ? source->tagged : pcs;
+        memcpy(memory->frames, source->frames, sizeof(Frame) * static_cast<size_t>(matched + 1));
+        memcpy(memory->pcs_before, source->pcs_before,
+               sizeof(uint16_t) * static_cast<size_t>(matched + 1));
+        memcpy(memory->pcs, source->pcs, sizeof(uintptr_t) * static_cast<size_t>(pcs));
+        memcpy(memory->tags, source->tags, sizeof(uint32_t) * static_cast<size_t>(tagged));
+        memory->tagged = tagged;
+        old_depth = pcs;
+        memory->frames[matched].bp = s.bp;  // equal wherever it matters (bp_matters)
         base = matched + 1;
         for (int i = 0; i < n; ++i) memory->frames[base + i] = out[n - 1 - i];
-        end_word_at = memory->end_word_at;
-        end_word = memory->end_word;
+        end_word_at = source->end_word_at;
+        end_word = source->end_word;
         complete = true;
         stepped_last = true;  // the outermost frame walked stepped to the one matched
         if (stats != nullptr) stats->frames_reused += static_cast<uint64_t>(matched);
@@ -192,18 +229,13 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, 
     }
 
     // The stack: the return address of every frame but the start. Those of the frames kept are in
-    // place already, up to the frame matched, whose own is there unless it was the last start (or
-    // is the start now); a return address written where the last walk had the same one is still
-    // shared.
+    // place (the frame matched's own among them unless it was the source's start); a return
+    // address written where memory->pcs had the same one keeps its tag.
     int depth = 0;
     int first = 0;  // the first frame whose return address is (re)written
     if (matched >= 0) {
-        depth = memory->pcs_before[matched];
-        first = matched;
-        if (n > 0 && matched < old_count - 1) {
-            if (!skip.contains(memory->frames[matched].ip - 1)) ++depth;
-            first = matched + 1;
-        }
+        depth = old_depth;
+        first = matched_pc ? matched + 1 : matched;
     }
     int same = depth;
     for (int i = first; i < count; ++i) {
@@ -215,7 +247,6 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, 
         memory->pcs[depth++] = pc;
     }
     if (memory->tagged > same) memory->tagged = same;
-    if (shared != nullptr) *shared = same;
 
     memory->count = count;
     memory->depth = depth;
@@ -223,7 +254,8 @@ int fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRange skip, 
     memory->end_word_at = end_word_at;
     memory->end_word = end_word;
     memory->generation = generation;
-    return depth;
+    if (recent->used < kWalks) ++recent->used;
+    return make_recent(kWalks - 1);
 }
 
 }  // namespace gprof::unwind

@@ -93,14 +93,15 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
-// A thread's last walk and its LocalRules (unwind/fast_walk.h), 12 KiB, taken at the thread's
+// A thread's last walks and its LocalRules (unwind/fast_walk.h), 35 KiB (a thread that samples
+// rarely touches 10 KiB of it), taken at the thread's
 // first walk (in static TLS it would take that much from every thread's stack, sampling or not)
 // and given back at its exit by a thread-specific-data destructor. They come from chunks gprof
 // maps itself and are kept for the next thread, never from the program's heap: with
 // GPROF_ALLOCATOR=libc that is glibc's, whose layout 10 KiB of gprof's moved (the mixed benchmark
 // at the default rate: 80 700 page faults instead of 62 500).
 struct ThreadWalks {
-    WalkMemory memory;
+    RecentWalks recent;
     LocalRules rules;
     ThreadWalks* next_free = nullptr;
 };
@@ -193,10 +194,7 @@ __attribute__((noinline)) WalkMemory* fast_capture(const Registers& start) {
     if (t_stack.hi <= 1) return nullptr;  // not known (a thread gprof did not see start)
     const PcRange gprof_image{reinterpret_cast<uintptr_t>(__ehdr_start),
                               reinterpret_cast<uintptr_t>(_end)};
-    // A walk that fails leaves no memory, so the memory is always the last capture's.
-    if (fast_walk(start, t_stack.lo, t_stack.hi, gprof_image, &walks->memory, &walks->rules) < 0)
-        return nullptr;
-    return &walks->memory;
+    return fast_walk(start, t_stack.lo, t_stack.hi, gprof_image, &walks->recent, &walks->rules);
 }
 
 }  // namespace

@@ -24,13 +24,13 @@ namespace {
 #define NOINLINE __attribute__((noinline))
 
 struct Walker {
-    WalkMemory memory;
+    RecentWalks recent;
     LocalRules rules;
     WalkStats stats;
     uintptr_t lo = 0, hi = 0;
     PcRange skip;
-    int walks = 0, mismatches = 0, unchanged = 0, bad_shares = 0, bad_tags = 0;
-    uint64_t shared = 0, frames = 0;
+    int walks = 0, mismatches = 0, bad_tags = 0;
+    const WalkMemory* last = nullptr;
 
     // No Catch2 assertion here: walkers are made in several threads at once, and Catch2's are
     // for the test's own thread.
@@ -56,61 +56,44 @@ uint32_t tag_of(uint32_t outer, uintptr_t pc) {
 
 // Walks from here with both walkers and compares. backtrace()'s first address is this function's
 // own return address; fast_walk leaves out its start frame (this one) and writes return addresses
-// minus one. Also checks what the walk says it kept of the last one: the shared root-side frames
-// are the last walk's, and the tags kept for them are still those of the same frames.
+// minus one. Also checks the tags the walk kept: those it says are the caller's are still those
+// of the same root-side frames (and tags the rest, as a caller would).
 NOINLINE void walk_here(Walker* w) {
     Registers start;
     gprof_caller_registers(&start);
-    uintptr_t before[WalkMemory::kCapacity];
-    const int before_depth = w->memory.depth;
-    memcpy(before, w->memory.pcs, sizeof before);
-    int shared = -1;
-    int n = fast_walk(start, w->lo, w->hi, w->skip, &w->memory, &w->rules, &shared, &w->stats);
+    WalkMemory* m = fast_walk(start, w->lo, w->hi, w->skip, &w->recent, &w->rules, &w->stats);
+    w->last = m;
+    int n = m != nullptr ? m->depth : -1;
     void* truth[512];
-    int m = backtrace(truth, 512);
+    int t = backtrace(truth, 512);
     ++w->walks;
     uintptr_t pcs[WalkMemory::kCapacity];  // leaf first, as backtrace() writes
-    for (int i = 0; i < n; ++i) pcs[i] = w->memory.pcs[n - 1 - i];
+    for (int i = 0; i < n; ++i) pcs[i] = m->pcs[n - 1 - i];
     // truth[0] is this function (preceded by the sanitizers' interceptor of backtrace() where
     // there is one): the walks meet at this function's caller.
     int skip = 1;
-    while (skip < 3 && n > 0 && !w->skip.contains(pcs[0]) &&
-           reinterpret_cast<uintptr_t>(truth[skip]) - 1 != pcs[0])
-        ++skip;
-    if (w->skip.lo != w->skip.hi) skip = 1;  // this function is in the range left out
+    if (w->skip.lo == w->skip.hi)
+        while (skip < 3 && n > 0 && reinterpret_cast<uintptr_t>(truth[skip]) - 1 != pcs[0]) ++skip;
     int rest = 0;
-    for (int i = skip; i < m; ++i) {
+    for (int i = skip; i < t; ++i) {
         uintptr_t pc = reinterpret_cast<uintptr_t>(truth[i]) - 1;
         if (!w->skip.contains(pc)) truth[rest++] = truth[i];
     }
-    const bool cut = w->memory.count == WalkMemory::kCapacity;
+    const bool cut = m != nullptr && m->count == WalkMemory::kCapacity;
     bool same = n >= 0 && (n == rest || (cut && rest > n));
     for (int i = 0; same && i < n; ++i) same = pcs[i] == reinterpret_cast<uintptr_t>(truth[i]) - 1;
     if (!same) {
         ++w->mismatches;
         UNSCOPED_INFO("walk " << w->walks << ": fast_walk " << n << " frames, backtrace " << rest);
     }
-    if (n >= 0) {
-        bool ok =
-            shared >= 0 && shared <= n && shared <= before_depth && w->memory.tagged <= shared;
-        for (int i = 0; ok && i < shared; ++i) ok = w->memory.pcs[i] == before[i];
-        w->bad_shares += !ok;
+    if (m != nullptr) {
+        bool ok = m->tagged >= 0 && m->tagged <= n;
         uint32_t tag = 0;
-        for (int i = 0; i < w->memory.tagged; ++i) {
-            tag = tag_of(tag, w->memory.pcs[i]);
-            if (w->memory.tags[i] != tag) {
-                ++w->bad_tags;
-                break;
-            }
-        }
-        // Tag the rest, as a caller would.
-        tag = w->memory.tagged > 0 ? w->memory.tags[w->memory.tagged - 1] : 0;
-        for (int i = w->memory.tagged; i < n; ++i)
-            w->memory.tags[i] = tag = tag_of(tag, w->memory.pcs[i]);
-        w->memory.tagged = n;
-        w->shared += static_cast<uint64_t>(shared);
-        w->frames += static_cast<uint64_t>(n);
-        w->unchanged += shared == n && n == before_depth;
+        for (int i = 0; ok && i < m->tagged; ++i) ok = m->tags[i] == (tag = tag_of(tag, m->pcs[i]));
+        w->bad_tags += !ok;
+        tag = m->tagged > 0 ? m->tags[m->tagged - 1] : 0;
+        for (int i = m->tagged; i < n; ++i) m->tags[i] = tag = tag_of(tag, m->pcs[i]);
+        m->tagged = n;
     }
     g_sink = n;
 }
@@ -201,10 +184,8 @@ TEST_CASE("fast walk: equal to glibc's backtrace() on frames of every shape, reu
     // Reuse happened, and fewer frames were walked than written.
     CHECK(w.stats.frames_reused > 0);
     CHECK(w.stats.frames_walked < w.stats.frames_reused);
-    // Most of each stack is the last one's, said so, and the tags kept for it hold.
-    CHECK(w.bad_shares == 0);
+    // The tags kept for the frames reused still hold.
     CHECK(w.bad_tags == 0);
-    CHECK(w.shared * 2 > w.frames);
 }
 
 TEST_CASE("fast walk: a caller that changed under the same stack pointer is walked, not reused",
@@ -218,9 +199,9 @@ TEST_CASE("fast walk: a caller that changed under the same stack pointer is walk
     }
     CHECK(w.mismatches == 0);
     CHECK(w.stats.failed == 0);
-    // The same caller twice in a row is the previous walk exactly.
-    CHECK(w.unchanged > 0);
-    CHECK(w.unchanged < w.walks);
+    // Both stacks stay among the recent walks: after the first of each, every walk is one of them.
+    CHECK(w.stats.repeated == static_cast<uint64_t>(w.walks - 2));
+    CHECK(w.bad_tags == 0);
 }
 
 TEST_CASE(
@@ -230,12 +211,12 @@ TEST_CASE(
     std::vector<int> shapes(200, 0);
     for (int i = 0; i < 6; ++i) {
         chain(&w, shapes.data(), i % 2 ? 170 : 30);
-        if (i % 2) CHECK(w.memory.count == WalkMemory::kCapacity);  // cut
+        REQUIRE(w.last != nullptr);
+        if (i % 2) CHECK(w.last->count == WalkMemory::kCapacity);  // cut
         shapes[0] = i;  // vary the innermost frame's shape
     }
     CHECK(w.mismatches == 0);
     CHECK(w.stats.failed == 0);
-    CHECK(w.bad_shares == 0);
     CHECK(w.bad_tags == 0);
 }
 
@@ -247,10 +228,10 @@ TEST_CASE("fast walk: return addresses in the range left out are not in the stac
     run_shapes(w, 50, 3);
     CHECK(w.mismatches == 0);
     CHECK(w.stats.failed == 0);
-    CHECK(w.bad_shares == 0);
     CHECK(w.bad_tags == 0);
-    CHECK(w.memory.depth > 0);
-    CHECK(w.memory.depth < 5);
+    REQUIRE(w.last != nullptr);
+    CHECK(w.last->depth > 0);
+    CHECK(w.last->depth < 5);
     CHECK(w.stats.frames_reused > w.stats.frames_walked);
 }
 
@@ -283,10 +264,9 @@ TEST_CASE("fast walk: a stack outside the given bounds is refused, not read", "[
     Registers start;
     gprof_caller_registers(&start);
     // Bounds that end just above this frame: the callers' frames lie outside.
-    CHECK(fast_walk(start, w.lo, start.sp + 16, w.skip, &w.memory, &w.rules) == -1);
-    CHECK(w.memory.count == 0);
-    CHECK(w.memory.depth == 0);
-    CHECK(fast_walk(start, start.sp + 4096, w.hi, w.skip, &w.memory, &w.rules) == -1);
+    CHECK(fast_walk(start, w.lo, start.sp + 16, w.skip, &w.recent, &w.rules) == nullptr);
+    CHECK(w.recent.used == 0);
+    CHECK(fast_walk(start, start.sp + 4096, w.hi, w.skip, &w.recent, &w.rules) == nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
