@@ -43,15 +43,12 @@ constexpr uintptr_t kLowestAddress = 0x4000;
 constexpr int kMaxReuseTries = 2;
 
 // Whether every word the walk `m` read from its frame `from` outward (toward frames[0]) still
-// holds what it read.
+// holds what it read. One branch for all of them: a walk that is reused checks them all anyway.
 bool still_holds(const WalkMemory& m, int from) {
-    for (int i = from; i > 0; --i) {
-        const WalkMemory::Frame& caller = m.frames[i - 1];
-        if (load_word(caller.sp - 8) != caller.ip) return false;
-        if (m.frames[i].saved_bp_at != 0 && load_word(m.frames[i].saved_bp_at) != caller.bp)
-            return false;
-    }
-    return m.end_word_at == 0 || load_word(m.end_word_at) == m.end_word;
+    uintptr_t differ = 0;
+    for (int i = 0, n = m.words_to[from]; i < n; ++i)
+        differ |= load_word(m.words[i].at) ^ m.words[i].value;
+    return differ == 0;
 }
 
 [[gnu::always_inline]] inline PackedRule rule_for(uintptr_t address, LocalRules* rules) {
@@ -78,10 +75,7 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
         rules->generation = generation;
     }
     if (stats != nullptr) ++stats->walks;
-    auto usable = [&](const WalkMemory& m) {
-        return m.reusable && m.generation == generation && m.count > 0;
-    };
-    auto same_frame = [](const Frame& f, const Registers& s) {
+    auto same_frame = [](const auto& f, const Registers& s) {
         return f.sp == s.sp && f.ip == s.ip && (!f.bp_matters || f.bp == s.bp);
     };
     auto make_recent = [&](int position) {
@@ -93,10 +87,11 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
 
     // A recent walk exactly: its start is this one, and every word it read above is unchanged.
     for (int i = 0; i < recent->used; ++i) {
+        RecentWalks::Start& top = recent->starts[recent->order[i]];
+        if (!top.reusable || top.generation != generation || !same_frame(top, start)) continue;
         WalkMemory& m = recent->walks[recent->order[i]];
-        if (!usable(m) || !same_frame(m.frames[m.count - 1], start) || !still_holds(m, m.count - 1))
-            continue;
-        m.frames[m.count - 1].bp = start.bp;  // equal wherever it matters (bp_matters)
+        if (!still_holds(m, m.count - 1)) continue;
+        m.frames[m.count - 1].bp = top.bp = start.bp;  // equal wherever it matters
         if (stats != nullptr) {
             ++stats->repeated;
             stats->frames_reused += static_cast<uint64_t>(m.count - 1);
@@ -108,7 +103,9 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
     // frames where it reaches one of them (most walks do within a few frames).
     const WalkMemory* source = &recent->walks[recent->order[0]];
     WalkMemory* memory = &recent->walks[recent->order[kWalks - 1]];  // unused ones first
-    bool reuse = recent->used > 0 && usable(*source);
+    RecentWalks::Start& top = recent->starts[recent->order[kWalks - 1]];
+    bool reuse = recent->used > 0 && recent->starts[recent->order[0]].reusable &&
+                 recent->starts[recent->order[0]].generation == generation;
     // The frames walked, leaf first, are kept here while a reuse is still possible; past it the
     // walk writes them into the memory, leaf first, and turns them round at the end.
     constexpr int kScratch = 16;
@@ -117,6 +114,7 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
     auto fail = [&] {
         // Nothing of a walk that failed: the next one walks from scratch.
         memory->count = memory->depth = memory->tagged = 0;
+        memory->reusable = top.reusable = false;
         if (stats != nullptr) ++stats->failed;
         return nullptr;
     };
@@ -196,13 +194,15 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
                sizeof(uint16_t) * static_cast<size_t>(matched + 1));
         memcpy(memory->pcs, source->pcs, sizeof(uintptr_t) * static_cast<size_t>(pcs));
         memcpy(memory->tags, source->tags, sizeof(uint32_t) * static_cast<size_t>(tagged));
+        memcpy(memory->words, source->words,
+               sizeof(WalkMemory::Word) * static_cast<size_t>(source->words_to[matched]));
+        memcpy(memory->words_to, source->words_to,
+               sizeof(uint16_t) * static_cast<size_t>(matched + 1));
         memory->tagged = tagged;
         old_depth = pcs;
         memory->frames[matched].bp = s.bp;  // equal wherever it matters (bp_matters)
         base = matched + 1;
         for (int i = 0; i < n; ++i) memory->frames[base + i] = out[n - 1 - i];
-        end_word_at = source->end_word_at;
-        end_word = source->end_word;
         complete = true;
         stepped_last = true;  // the outermost frame walked stepped to the one matched
         if (stats != nullptr) stats->frames_reused += static_cast<uint64_t>(matched);
@@ -228,6 +228,20 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
         matters_above = f.bp_matters;
     }
 
+    // The words the walked frames' steps read, with the values they read, for a later reuse.
+    int words = base > 0 ? memory->words_to[base - 1] : 0;
+    for (int i = base; i < count; ++i) {
+        if (i == 0) {
+            if (end_word_at != 0) memory->words[words++] = {end_word_at, end_word};
+        } else {
+            const Frame& caller = memory->frames[i - 1];
+            memory->words[words++] = {caller.sp - 8, caller.ip};
+            if (memory->frames[i].saved_bp_at != 0)
+                memory->words[words++] = {memory->frames[i].saved_bp_at, caller.bp};
+        }
+        memory->words_to[i] = static_cast<uint16_t>(words);
+    }
+
     // The stack: the return address of every frame but the start. Those of the frames kept are in
     // place (the frame matched's own among them unless it was the source's start); a return
     // address written where memory->pcs had the same one keeps its tag.
@@ -251,9 +265,10 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
     memory->count = count;
     memory->depth = depth;
     memory->reusable = complete;
-    memory->end_word_at = end_word_at;
-    memory->end_word = end_word;
     memory->generation = generation;
+    const Frame& start_frame = memory->frames[count - 1];
+    top = {start_frame.sp, start_frame.ip, start_frame.bp,
+           generation,     complete,       start_frame.bp_matters};
     if (recent->used < kWalks) ++recent->used;
     return make_recent(kWalks - 1);
 }

@@ -43,11 +43,12 @@ struct Registers {
 extern "C" __attribute__((visibility("hidden"))) void gprof_caller_registers(Registers* out);
 
 // A thread's last walk, as its next walk may reuse it, root first: the state of every frame and
-// where the step from each read what it read; and the stack itself, as return addresses minus one
-// (the callers of the start frame, root first, without those in the range the walk was told to
-// leave out), with a value of the caller's for each (a sample's path keeps the stack table's node
-// there: record/heap_events.cpp). Root first, because what a walk keeps of the last one is its
-// outer frames: they stay where they are, and the new inner frames are written after them.
+// the words of stack memory each step read, with the values it read; and the stack itself, as
+// return addresses minus one (the callers of the start frame, root first, without those in the
+// range the walk was told to leave out), with a value of the caller's for each (a sample's path
+// keeps the stack table's node there: record/heap_events.cpp). Root first, because what a walk
+// keeps of the last one is its outer frames: they stay where they are, and the new inner frames are
+// written after them.
 struct WalkMemory {
     static constexpr int kCapacity = 144;
     struct Frame {
@@ -58,17 +59,24 @@ struct WalkMemory {
         bool cfa_by_bp;         // this frame's rule: CFA from rbp
         bool bp_saved;          // this frame's rule: rbp saved
     };
+    // A word a step read: the return address, the saved rbp where it matters, and the return
+    // address below 0x4000 that ended the walk (libunwind's trace ends there too).
+    struct Word {
+        uintptr_t at, value;
+    };
     Frame frames[kCapacity];         // frames[0] is the outermost, frames[count - 1] the start
+    Word words[2 * kCapacity];       // root first: those of the step from frames[0] (to the end
+                                     // of the stack), then from frames[1] to frames[0], ...
+    uint16_t words_to[kCapacity];    // words_to[i]: how many are those of the steps from
+                                     // frames[0, i]: what a reuse from frames[i] checks
     uintptr_t pcs[kCapacity];        // the stack, root first: `depth` of them
     uint16_t pcs_before[kCapacity];  // pcs_before[i]: how many of pcs come from frames[0, i)
     uint32_t tags[kCapacity];        // the caller's, one per pc; fast_walk never writes them
     int count = 0;
     int depth = 0;
-    int tagged = 0;             // tags[0, tagged) are the caller's for pcs[0, tagged) as they are
-    bool reusable = false;      // ended where the stack ends, with every word it read known
-    uintptr_t end_word_at = 0;  // the walk ended on a return address below 0x4000 read here (as
-    uintptr_t end_word = 0;     // libunwind's trace ends); 0: at an outermost frame's rule
-    uint64_t generation = 0;    // frame_rules_generation() when it was walked
+    int tagged = 0;           // tags[0, tagged) are the caller's for pcs[0, tagged) as they are
+    bool reusable = false;    // ended where the stack ends, with every word it read known
+    uint64_t generation = 0;  // frame_rules_generation() when it was walked
 };
 
 // A thread's last few walks, kept root first (WalkMemory), most recent first by `order`. A program
@@ -79,9 +87,17 @@ struct WalkMemory {
 // the most recent one and is written over the least recent.
 struct RecentWalks {
     static constexpr int kWalks = 4;
-    WalkMemory walks[kWalks];
+    // The start frame of each walk, side by side for the search for a walk that repeats.
+    struct Start {
+        uintptr_t sp = 0, ip = 0, bp = 0;
+        uint64_t generation = 0;
+        bool reusable = false;
+        bool bp_matters = false;
+    };
+    Start starts[kWalks];
     uint8_t order[kWalks] = {0, 1, 2, 3};  // walks[order[0]] is the most recent
     int used = 0;  // walks[order[0, used)] were written (a thread's first walks touch no other)
+    WalkMemory walks[kWalks];
 };
 
 // Return addresses a walk leaves out of the stack: [lo, hi) (gprof's own image, for gprof).
