@@ -220,3 +220,32 @@ TEST_CASE("buckets: the size the sampler counted is part of the key") {
     CHECK(by_sampled[33].allocs == 1);
     for (auto& [sampled, b] : by_sampled) CHECK(b.size == 33);
 }
+
+TEST_CASE("buckets: an index that grows while threads add and find buckets loses none") {
+    auto h = std::make_unique<HeapProfile>();
+    h->start();
+    // 4 threads, each 60 000 samples over 20 000 (stack, size) keys, most of them shared: the
+    // index grows from 4 096 heads past 20 000 buckets while look-ups run.
+    constexpr int kThreads = 4, kKeys = 20000, kSamples = 60000;
+    std::vector<char> memory(size_t{kThreads} * kSamples * 16);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kSamples; ++i) {
+                int key = (i * 7 + t * 1237) % kKeys;
+                void* p = &memory[(size_t{static_cast<size_t>(t)} * kSamples + i) * 16];
+                h->record_alloc(p, 16 + static_cast<size_t>(key % 1000), 1 + key / 1000);
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    auto all = buckets(*h);
+    REQUIRE(all.size() == static_cast<size_t>(kKeys));
+    std::map<std::pair<uint32_t, uint64_t>, uint64_t> allocs;
+    for (const HeapBucket& b : all) allocs[{b.stack_id, b.size}] += b.allocs;
+    CHECK(allocs.size() == static_cast<size_t>(kKeys));  // each key once
+    uint64_t total = 0;
+    for (const auto& [key, n] : allocs) total += n;
+    CHECK(total == uint64_t{kThreads} * kSamples);
+    CHECK(h->dropped() == 0);
+}
