@@ -6,47 +6,69 @@
 
 namespace gprof::record {
 
-StackTable::StackTable(size_t max_bytes) {
-    size_t per_node = sizeof(Node) + sizeof(uint8_t);
-    size_t room = max_bytes > kIndexBytes ? (max_bytes - kIndexBytes) / per_node : 0;
-    max_nodes_ = static_cast<uint32_t>(room < kMaxNodes ? room : kMaxNodes - 1);
+StackTable::StackTable(size_t max_bytes) : max_bytes_(max_bytes) {
     nodes_ = static_cast<Node*>(os_reserve(sizeof(Node) * kMaxNodes));
     depths_ = static_cast<uint8_t*>(os_reserve(sizeof(uint8_t) * kMaxNodes));
-    index_ = static_cast<uint32_t*>(os_reserve(kIndexBytes));
-    if (nodes_ == nullptr || depths_ == nullptr) {  // no table: every stack is dropped
-        os_release(index_, kIndexBytes);
-        index_ = nullptr;
-    }
 }
 
 StackTable::~StackTable() {
+    // The indexes are not tracked one by one: tables live as long as the process, and the tests
+    // that build small tables accept the leak.
     os_release(nodes_, sizeof(Node) * kMaxNodes);
     os_release(depths_, sizeof(uint8_t) * kMaxNodes);
-    os_release(index_, kIndexBytes);
 }
 
-size_t StackTable::bytes_used() const {
-    return kIndexBytes + (sizeof(Node) + sizeof(uint8_t)) * count();
+StackTable::Index* StackTable::grow_index_locked(const Index* old) {
+    uint32_t bits = old != nullptr ? old->bits + 1 : kFirstIndexBits;
+    size_t bytes = sizeof(Index) + (sizeof(uint32_t) << bits);
+    size_t used = bytes_used_.load(std::memory_order_relaxed);
+    if (used + bytes > max_bytes_) return nullptr;
+    auto* index = static_cast<Index*>(os_reserve(bytes));
+    if (index == nullptr) return nullptr;
+    os_prefault(index, bytes);
+    index->bits = bits;
+    uint32_t n = count_.load(std::memory_order_relaxed);
+    for (uint32_t id = 1; id <= n; ++id) {
+        uint32_t& head = index->heads[hash(nodes_[id].parent, nodes_[id].pc) >> (64 - bits)];
+        std::atomic_ref<uint32_t>(nodes_[id].next).store(head, std::memory_order_relaxed);
+        head = id;
+    }
+    bytes_used_.store(used + bytes, std::memory_order_relaxed);
+    index_.store(index, std::memory_order_release);
+    return index;
 }
 
 uint32_t StackTable::child(uint32_t parent, uintptr_t pc) {
-    if (index_ == nullptr) [[unlikely]]
+    if (nodes_ == nullptr || depths_ == nullptr) [[unlikely]]
         return 0;
-    uint32_t* head = head_of(parent, pc);
-    if (uint32_t found = find(head, parent, pc)) return found;  // the common case: no lock
+    if (const Index* index = index_.load(std::memory_order_acquire))
+        if (uint32_t found = find(index, parent, pc)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
-    if (uint32_t found = find(head, parent, pc)) return found;  // added meanwhile
+    Index* index = index_.load(std::memory_order_relaxed);
+    if (index != nullptr)
+        if (uint32_t found = find(index, parent, pc)) return found;  // added meanwhile
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
-    if (id > max_nodes_ || (parent != 0 && depths_[parent] >= kMaxDepth)) {
+    size_t used = bytes_used_.load(std::memory_order_relaxed);
+    if (id >= kMaxNodes || used + kNodeBytes > max_bytes_ ||
+        (parent != 0 && depths_[parent] >= kMaxDepth)) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }
-    if (id == 1) os_prefault(index_, kIndexBytes);
-    std::atomic_ref<uint32_t> head_ref(*head);
-    nodes_[id] = Node{pc, parent, head_ref.load(std::memory_order_relaxed)};
+    // A bigger index where the nodes pass the heads; where that would pass the cap, the chains
+    // grow longer instead.
+    if (index == nullptr || id > (2u << index->bits))
+        if (Index* bigger = grow_index_locked(index)) index = bigger;
+    if (index == nullptr) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+    }
+    std::atomic_ref<uint32_t> head(index->heads[hash(parent, pc) >> (64 - index->bits)]);
+    nodes_[id] = Node{pc, parent, head.load(std::memory_order_relaxed)};
     depths_[id] = static_cast<uint8_t>(parent == 0 ? 1 : depths_[parent] + 1);
-    count_.store(id, std::memory_order_release);    // publishes the node to readers by id
-    head_ref.store(id, std::memory_order_release);  // and to readers by content
+    bytes_used_.store(bytes_used_.load(std::memory_order_relaxed) + kNodeBytes,
+                      std::memory_order_relaxed);
+    count_.store(id, std::memory_order_release);  // publishes the node to readers by id
+    head.store(id, std::memory_order_release);    // and to readers by content
     return id;
 }
 

@@ -51,7 +51,7 @@ class StackTable {
 
     uint32_t count() const { return count_.load(std::memory_order_acquire); }  // nodes 1..count
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-    size_t bytes_used() const;
+    size_t bytes_used() const { return bytes_used_.load(std::memory_order_relaxed); }
 
     // fork(): held across fork so the child never inherits it locked.
     SpinLock& lock() { return lock_; }
@@ -60,37 +60,51 @@ class StackTable {
     struct Node {
         uintptr_t pc;
         uint32_t parent;
-        uint32_t next;  // next id in the same index chain, 0 at the end
+        uint32_t next;  // next id in the same index chain, 0 at the end; always below this one's
     };
-    uint32_t find(uint32_t* head, uint32_t parent, uintptr_t pc) const {
-        // Lock-free: an index head is published (release) only after its node is complete, and
-        // nodes never change afterwards.
-        for (uint32_t id = std::atomic_ref<uint32_t>(*head).load(std::memory_order_acquire);
+    // The index: chain heads by hash of (parent, pc), one for every two nodes at least, twice as
+    // many as soon as the nodes pass that (made resident as it is made: nodes hash all over it;
+    // 4 096 heads at first, where a fixed 65 536 took 256 KiB from the first sample on). Each
+    // bigger one is published whole, under the lock, and the ones it replaces are kept for
+    // look-ups still in them (as the heap profile's bucket index: record/heap_profile.h).
+    struct Index {
+        uint32_t bits;
+        uint32_t heads[];  // [1 << bits]
+    };
+    static constexpr uint32_t kFirstIndexBits = 12;
+    static uint64_t hash(uint32_t parent, uintptr_t pc) {
+        return (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
+    }
+    // Lock-free: a head is published (release) only after its node is complete; a node's only
+    // change is its `next`, rewritten for a bigger index, always to a smaller id, so a look-up
+    // running meanwhile still ends (it may miss, and then looks again under the lock).
+    uint32_t find(const Index* index, uint32_t parent, uintptr_t pc) const {
+        auto load = [](const uint32_t& v, std::memory_order order) {
+            return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(v)).load(order);
+        };
+        for (uint32_t id = load(index->heads[hash(parent, pc) >> (64 - index->bits)],
+                                std::memory_order_acquire);
              id != 0;) {
             const Node& n = nodes_[id];
             if (n.pc == pc && n.parent == parent) return id;
-            id = n.next;
+            id = load(n.next, std::memory_order_relaxed);
         }
         return 0;
     }
-    uint32_t* head_of(uint32_t parent, uintptr_t pc) const {
-        uint64_t h = (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
-        return &index_[h >> (64 - kIndexBits)];
-    }
+    // A bigger index with every node in it (null: over the cap, or no memory). Under the lock.
+    Index* grow_index_locked(const Index* old);
 
     static constexpr uint32_t kMaxNodes = 1u << 22;
-    // 256 KiB of chain heads, made resident at the first node (os_prefault): nodes hash all over
-    // it, and page by page that took a fault (~18 us here) for nearly every new node at first.
-    static constexpr int kIndexBits = 16;
-    static constexpr size_t kIndexBytes = sizeof(uint32_t) << kIndexBits;
+    static constexpr size_t kNodeBytes = sizeof(Node) + sizeof(uint8_t);
 
-    uint32_t max_nodes_;
+    size_t max_bytes_;
     SpinLock lock_;
     Node* nodes_ = nullptr;      // [kMaxNodes], by id; 0 unused
     uint8_t* depths_ = nullptr;  // [kMaxNodes], by id
-    uint32_t* index_ = nullptr;  // [1 << kIndexBits], hash of (parent, pc) -> first id of its chain
+    std::atomic<Index*> index_{nullptr};
     std::atomic<uint32_t> count_{0};
     std::atomic<uint64_t> dropped_{0};
+    std::atomic<size_t> bytes_used_{0};  // nodes and every index made (written under the lock)
 };
 
 // The process's table, shared by every profile kind. start_stack_table() creates it in gprof's
