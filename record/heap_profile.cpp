@@ -23,67 +23,41 @@ void HeapProfile::start() {
     live_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kMaxBuckets));
 }
 
-// Chains link each bucket to one added before it (next < i), in every index, so a look-up that
-// runs while the chains are rebuilt for a bigger index still ends; it may miss (and then looks
-// again under the lock).
-uint32_t HeapProfile::find_bucket(const BucketIndex* index, uint64_t hash, uint32_t stack_id,
-                                  uint64_t size, uint64_t sampled_size) const {
-    auto load = [](const uint32_t& v, std::memory_order order) {
-        return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(v)).load(order);
-    };
-    for (uint32_t i = load(index->heads[(hash >> 32) & index->mask], std::memory_order_acquire);
-         i != 0;) {
-        const Bucket& b = buckets_[i];
-        if (b.stack_id == stack_id && b.size == size && b.sampled_size == sampled_size) return i;
-        i = load(b.next, std::memory_order_relaxed);
-    }
-    return 0;
-}
-
-HeapProfile::BucketIndex* HeapProfile::grow_index_locked(const BucketIndex* old) {
-    uint32_t heads = old != nullptr ? (old->mask + 1) * 4 : kFirstIndexHeads;
-    size_t bytes = sizeof(BucketIndex) + sizeof(uint32_t) * heads;
-    auto* index = static_cast<BucketIndex*>(os_reserve(bytes));
-    if (index == nullptr) return nullptr;
-    os_prefault(index, bytes);
-    index->mask = heads - 1;
-    uint32_t n = bucket_count_.load(std::memory_order_relaxed);
-    for (uint32_t i = 1; i <= n; ++i) {
-        const Bucket& b = buckets_[i];
-        uint32_t& head =
-            index->heads[(bucket_hash(b.stack_id, b.size, b.sampled_size) >> 32) & index->mask];
-        std::atomic_ref<uint32_t>(buckets_[i].next).store(head, std::memory_order_relaxed);
-        head = i;
-    }
-    index_bytes_.store(index_bytes_.load(std::memory_order_relaxed) + bytes,
-                       std::memory_order_relaxed);
-    bucket_index_.store(index, std::memory_order_release);
-    return index;
+uint32_t HeapProfile::find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size,
+                                  uint64_t sampled_size) const {
+    return bucket_index_.find(
+        hash,
+        [&](uint32_t i) {
+            const Bucket& b = buckets_[i];
+            return b.stack_id == stack_id && b.size == size && b.sampled_size == sampled_size;
+        },
+        [&](uint32_t i) -> const uint32_t& { return buckets_[i].next; });
 }
 
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
 uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size) {
     if (buckets_ == nullptr || allocs_ == nullptr) return 0;
     const uint64_t hash = bucket_hash(stack_id, size, sampled_size);
-    if (const BucketIndex* index = bucket_index_.load(std::memory_order_acquire))
-        if (uint32_t i = find_bucket(index, hash, stack_id, size, sampled_size)) return i;
+    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
     SpinGuard guard(buckets_lock_);
-    BucketIndex* index = bucket_index_.load(std::memory_order_relaxed);
-    if (index != nullptr)
-        if (uint32_t i = find_bucket(index, hash, stack_id, size, sampled_size)) return i;
+    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
-    if ((index == nullptr || i > index->mask + 1) && (index = grow_index_locked(index)) == nullptr)
+    auto next_of = [&](uint32_t n) -> uint32_t& { return buckets_[n].next; };
+    if (!bucket_index_.reserve_locked(
+            i, SIZE_MAX,
+            [&](uint32_t n) {
+                const Bucket& b = buckets_[n];
+                return bucket_hash(b.stack_id, b.size, b.sampled_size);
+            },
+            next_of))
         return 0;
     Bucket& b = buckets_[i];
     b.stack_id = stack_id;
     b.size = size;
     b.sampled_size = sampled_size;
-    std::atomic_ref<uint32_t> head(index->heads[(hash >> 32) & index->mask]);
-    std::atomic_ref<uint32_t>(b.next).store(head.load(std::memory_order_relaxed),
-                                            std::memory_order_relaxed);
     bucket_count_.store(i, std::memory_order_release);
-    head.store(i, std::memory_order_release);
+    bucket_index_.link_locked(i, hash, next_of);
     return i;
 }
 
@@ -278,7 +252,7 @@ size_t HeapProfile::bytes_used() const {
     return live_bytes_.load(std::memory_order_relaxed) + sizeof filter_ + sizeof filter_counts_ +
            (sizeof(Bucket) + kCountStripes * sizeof(uint64_t) + sizeof(uint32_t)) *
                (bucket_count_.load(std::memory_order_relaxed) + 1) +
-           index_bytes_.load(std::memory_order_relaxed);
+           bucket_index_.bytes();
 }
 
 void HeapProfile::lock_all() {

@@ -12,8 +12,8 @@
 // live table below, never in the bitmap. Where the shims sample, the design:
 //
 //   * A bitmap of 2^19 bits (64 KiB, so it stays cache-resident), one bit per 16-byte granule of
-//     an 8 MiB window of the address space: bit = (p >> 4) ^ hash(p >> 23), low 19 bits. A bit is set
-//     while at least one live sample of the shims maps to it. free() reads one bit; a clear bit
+//     an 8 MiB window of the address space: bit = (p >> 4) ^ hash(p >> 23), low 19 bits. A bit is
+//     set while at least one live sample of the shims maps to it. free() reads one bit; a clear bit
 //     (the common case: with N live samples, a false positive has probability about N / 2^19) ends
 //     the check with no lock and no write. The index keeps neighbours together rather than hashing
 //     them apart: the frees of one thread, whose allocator hands it blocks from its own slabs,
@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "record/growing_index.h"
 #include "record/spin_lock.h"
 
 namespace gprof::record {
@@ -130,17 +131,6 @@ class HeapProfile {
     static constexpr int kShardBits = 6;
     static constexpr int kShards = 1 << kShardBits;
     static constexpr uint32_t kMaxBuckets = 1u << 22;
-    // The buckets' index: chain heads by hash, at least one per bucket, four times as many as
-    // soon as the buckets pass that (a fixed 65 536 heads had chains of 3 and more, each link a
-    // cache miss, where every allocation is sampled and sizes vary: 200 000 buckets). Published
-    // whole, under the buckets' lock; those replaced are kept, for look-ups still in them (they
-    // may miss a bucket added since, then look again under the lock): a third more memory at
-    // most.
-    struct BucketIndex {
-        uint32_t mask;
-        uint32_t heads[];  // [mask + 1]
-    };
-    static constexpr uint32_t kFirstIndexHeads = 1u << 12;
     static constexpr int kCountStripes = 4;
 
     // A bucket as the profile keeps it: the key never changes once published. Its allocation
@@ -198,10 +188,8 @@ class HeapProfile {
         return (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL) ^
                (sampled_size * 0x165667B19E3779F9ULL);
     }
-    uint32_t find_bucket(const BucketIndex* index, uint64_t hash, uint32_t stack_id, uint64_t size,
+    uint32_t find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size,
                          uint64_t sampled_size) const;
-    // A bigger index with every bucket in it, or null without memory. Under the buckets' lock.
-    BucketIndex* grow_index_locked(const BucketIndex* old);
     uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size);
     void count_alloc(uint32_t bucket);
     // live_[1, n]: how many objects of each of the first n buckets are in the live table.
@@ -222,8 +210,10 @@ class HeapProfile {
     uint64_t* allocs_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
     SpinLock snapshot_lock_;      // one snapshot at a time: they share live_
     uint32_t* live_ = nullptr;    // [kMaxBuckets], by the same index, under snapshot_lock_
-    std::atomic<BucketIndex*> bucket_index_{nullptr};
-    std::atomic<size_t> index_bytes_{0};     // every index made so far (written under the lock)
+    // Chain heads: 4 096 at first, four times as many when the buckets pass one to a head (a
+    // fixed 65 536 had chains of 3 and more, each link a cache miss, where every allocation is
+    // sampled and sizes vary: 200 000 buckets).
+    GrowingIndex bucket_index_{12, 1, 2};
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     // Stripes handed out so far (count_alloc(); a thread keeps its stripe in every profile, so this
     // is the process's, not the profile's): a single-threaded program counts into one, and a dump

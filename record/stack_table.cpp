@@ -18,57 +18,30 @@ StackTable::~StackTable() {
     os_release(depths_, sizeof(uint8_t) * kMaxNodes);
 }
 
-StackTable::Index* StackTable::grow_index_locked(const Index* old) {
-    uint32_t bits = old != nullptr ? old->bits + 1 : kFirstIndexBits;
-    size_t bytes = sizeof(Index) + (sizeof(uint32_t) << bits);
-    size_t used = bytes_used_.load(std::memory_order_relaxed);
-    if (used + bytes > max_bytes_) return nullptr;
-    auto* index = static_cast<Index*>(os_reserve(bytes));
-    if (index == nullptr) return nullptr;
-    os_prefault(index, bytes);
-    index->bits = bits;
-    uint32_t n = count_.load(std::memory_order_relaxed);
-    for (uint32_t id = 1; id <= n; ++id) {
-        uint32_t& head = index->heads[hash(nodes_[id].parent, nodes_[id].pc) >> (64 - bits)];
-        std::atomic_ref<uint32_t>(nodes_[id].next).store(head, std::memory_order_relaxed);
-        head = id;
-    }
-    bytes_used_.store(used + bytes, std::memory_order_relaxed);
-    index_.store(index, std::memory_order_release);
-    return index;
-}
-
 uint32_t StackTable::child(uint32_t parent, uintptr_t pc) {
     if (nodes_ == nullptr || depths_ == nullptr) [[unlikely]]
         return 0;
-    if (const Index* index = index_.load(std::memory_order_acquire))
-        if (uint32_t found = find(index, parent, pc)) return found;  // the common case: no lock
+    if (uint32_t found = find(parent, pc)) return found;  // the common case: no lock
     SpinGuard guard(lock_);
-    Index* index = index_.load(std::memory_order_relaxed);
-    if (index != nullptr)
-        if (uint32_t found = find(index, parent, pc)) return found;  // added meanwhile
+    if (uint32_t found = find(parent, pc)) return found;  // added meanwhile
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
-    size_t used = bytes_used_.load(std::memory_order_relaxed);
-    if (id >= kMaxNodes || used + kNodeBytes > max_bytes_ ||
+    if (id >= kMaxNodes || bytes_used() + kNodeBytes > max_bytes_ ||
         (parent != 0 && depths_[parent] >= kMaxDepth)) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }
-    // A bigger index where the nodes pass the heads; where that would pass the cap, the chains
-    // grow longer instead.
-    if (index == nullptr || id > (2u << index->bits))
-        if (Index* bigger = grow_index_locked(index)) index = bigger;
-    if (index == nullptr) {
+    auto next_of = [&](uint32_t n) -> uint32_t& { return nodes_[n].next; };
+    // Where a bigger index would pass the cap, the chains grow longer instead.
+    if (!index_.reserve_locked(
+            id, max_bytes_ - bytes_used() - kNodeBytes,
+            [&](uint32_t n) { return hash(nodes_[n].parent, nodes_[n].pc); }, next_of)) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return 0;
     }
-    std::atomic_ref<uint32_t> head(index->heads[hash(parent, pc) >> (64 - index->bits)]);
-    nodes_[id] = Node{pc, parent, head.load(std::memory_order_relaxed)};
+    nodes_[id] = Node{pc, parent, 0};
     depths_[id] = static_cast<uint8_t>(parent == 0 ? 1 : depths_[parent] + 1);
-    bytes_used_.store(bytes_used_.load(std::memory_order_relaxed) + kNodeBytes,
-                      std::memory_order_relaxed);
-    count_.store(id, std::memory_order_release);  // publishes the node to readers by id
-    head.store(id, std::memory_order_release);    // and to readers by content
+    count_.store(id, std::memory_order_release);        // publishes the node to readers by id
+    index_.link_locked(id, hash(parent, pc), next_of);  // and to readers by content
     return id;
 }
 

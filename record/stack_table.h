@@ -13,13 +13,14 @@
 // pass the cap is not added, the stack that needed it is dropped and counted, and its sample goes
 // to id 0, the empty stack that the writer notes in a comment. Finding a known node takes no lock
 // (the common case: stacks repeat); adding one takes the table's lock. A node never changes after
-// it is published.
+// it is published, but for its link in the index's chains, rewritten when the index grows.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "record/growing_index.h"
 #include "record/spin_lock.h"
 
 namespace gprof::record {
@@ -51,7 +52,7 @@ class StackTable {
 
     uint32_t count() const { return count_.load(std::memory_order_acquire); }  // nodes 1..count
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-    size_t bytes_used() const { return bytes_used_.load(std::memory_order_relaxed); }
+    size_t bytes_used() const { return kNodeBytes * count() + index_.bytes(); }
 
     // fork(): held across fork so the child never inherits it locked.
     SpinLock& lock() { return lock_; }
@@ -60,39 +61,17 @@ class StackTable {
     struct Node {
         uintptr_t pc;
         uint32_t parent;
-        uint32_t next;  // next id in the same index chain, 0 at the end; always below this one's
+        uint32_t next;  // next id in the same index chain, 0 at the end (record/growing_index.h)
     };
-    // The index: chain heads by hash of (parent, pc), one for every two nodes at least, twice as
-    // many as soon as the nodes pass that (made resident as it is made: nodes hash all over it;
-    // 4 096 heads at first, where a fixed 65 536 took 256 KiB from the first sample on). Each
-    // bigger one is published whole, under the lock, and the ones it replaces are kept for
-    // look-ups still in them (as the heap profile's bucket index: record/heap_profile.h).
-    struct Index {
-        uint32_t bits;
-        uint32_t heads[];  // [1 << bits]
-    };
-    static constexpr uint32_t kFirstIndexBits = 12;
     static uint64_t hash(uint32_t parent, uintptr_t pc) {
         return (pc ^ (uint64_t{parent} << 40 | parent)) * 0x9E3779B97F4A7C15ULL;
     }
-    // Lock-free: a head is published (release) only after its node is complete; a node's only
-    // change is its `next`, rewritten for a bigger index, always to a smaller id, so a look-up
-    // running meanwhile still ends (it may miss, and then looks again under the lock).
-    uint32_t find(const Index* index, uint32_t parent, uintptr_t pc) const {
-        auto load = [](const uint32_t& v, std::memory_order order) {
-            return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(v)).load(order);
-        };
-        for (uint32_t id = load(index->heads[hash(parent, pc) >> (64 - index->bits)],
-                                std::memory_order_acquire);
-             id != 0;) {
-            const Node& n = nodes_[id];
-            if (n.pc == pc && n.parent == parent) return id;
-            id = load(n.next, std::memory_order_relaxed);
-        }
-        return 0;
+    uint32_t find(uint32_t parent, uintptr_t pc) const {
+        return index_.find(
+            hash(parent, pc),
+            [&](uint32_t id) { return nodes_[id].pc == pc && nodes_[id].parent == parent; },
+            [&](uint32_t id) -> const uint32_t& { return nodes_[id].next; });
     }
-    // A bigger index with every node in it (null: over the cap, or no memory). Under the lock.
-    Index* grow_index_locked(const Index* old);
 
     static constexpr uint32_t kMaxNodes = 1u << 22;
     static constexpr size_t kNodeBytes = sizeof(Node) + sizeof(uint8_t);
@@ -101,10 +80,11 @@ class StackTable {
     SpinLock lock_;
     Node* nodes_ = nullptr;      // [kMaxNodes], by id; 0 unused
     uint8_t* depths_ = nullptr;  // [kMaxNodes], by id
-    std::atomic<Index*> index_{nullptr};
+    // Chain heads: 4 096 at first, twice as many when the nodes pass two to a head (a fixed
+    // 65 536 took 256 KiB from the first sample on, and had chains of 8 with 524 000 nodes).
+    GrowingIndex index_{12, 2, 1};
     std::atomic<uint32_t> count_{0};
     std::atomic<uint64_t> dropped_{0};
-    std::atomic<size_t> bytes_used_{0};  // nodes and every index made (written under the lock)
 };
 
 // The process's table, shared by every profile kind. start_stack_table() creates it in gprof's

@@ -114,7 +114,7 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
     auto fail = [&] {
         // Nothing of a walk that failed: the next one walks from scratch.
         memory->count = memory->depth = memory->tagged = 0;
-        memory->reusable = top.reusable = false;
+        top.reusable = false;
         if (stats != nullptr) ++stats->failed;
         return nullptr;
     };
@@ -264,8 +264,6 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
 
     memory->count = count;
     memory->depth = depth;
-    memory->reusable = complete;
-    memory->generation = generation;
     const Frame& start_frame = memory->frames[count - 1];
     top = {start_frame.sp, start_frame.ip, start_frame.bp,
            generation,     complete,       start_frame.bp_matters};

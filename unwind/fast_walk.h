@@ -74,9 +74,7 @@ struct WalkMemory {
     uint32_t tags[kCapacity];        // the caller's, one per pc; fast_walk never writes them
     int count = 0;
     int depth = 0;
-    int tagged = 0;           // tags[0, tagged) are the caller's for pcs[0, tagged) as they are
-    bool reusable = false;    // ended where the stack ends, with every word it read known
-    uint64_t generation = 0;  // frame_rules_generation() when it was walked
+    int tagged = 0;  // tags[0, tagged) are the caller's for pcs[0, tagged) as they are
 };
 
 // A thread's last few walks, kept root first (WalkMemory), most recent first by `order`. A program
@@ -87,11 +85,12 @@ struct WalkMemory {
 // the most recent one and is written over the least recent.
 struct RecentWalks {
     static constexpr int kWalks = 4;
-    // The start frame of each walk, side by side for the search for a walk that repeats.
+    // The start frame of each walk, side by side for the search for a walk that repeats, and
+    // whether the walk may be reused at all.
     struct Start {
         uintptr_t sp = 0, ip = 0, bp = 0;
-        uint64_t generation = 0;
-        bool reusable = false;
+        uint64_t generation = 0;  // frame_rules_generation() when it was walked
+        bool reusable = false;    // ended where the stack ends, with every word it read known
         bool bp_matters = false;
     };
     Start starts[kWalks];

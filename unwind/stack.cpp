@@ -11,7 +11,7 @@
 
 #include <atomic>
 #include <new>
-#include <utility>
+#include <algorithm>
 
 #include "preload/log.h"
 #include "record/os_memory.h"
@@ -93,11 +93,11 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
-// A thread's last walks and its LocalRules (unwind/fast_walk.h), 35 KiB (a thread that samples
-// rarely touches 10 KiB of it), taken at the thread's
-// first walk (in static TLS it would take that much from every thread's stack, sampling or not)
-// and given back at its exit by a thread-specific-data destructor. They come from chunks gprof
-// maps itself and are kept for the next thread, never from the program's heap: with
+// A thread's last walks and its LocalRules (unwind/fast_walk.h), 55 KiB (a thread's first samples
+// touch about 20 KiB of it), taken at the thread's first walk (in static TLS it would take that
+// much from every thread's stack, sampling or not) and given back at its exit by a
+// thread-specific-data destructor. They come from chunks gprof maps itself and are kept for the
+// next thread, never from the program's heap: with
 // GPROF_ALLOCATOR=libc that is glibc's, whose layout 10 KiB of gprof's moved (the mixed benchmark
 // at the default rate: 80 700 page faults instead of 62 500).
 struct ThreadWalks {
@@ -319,17 +319,16 @@ __attribute__((noinline)) int capture(uintptr_t* pcs, int max) {
     return capture_from(start, pcs, max);
 }
 
+// The root-first stack, leaf first: its leaf-most `max` frames.
 __attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pcs, int max) {
-    if (!ready()) return 0;
-    if (max > kMaxFrames) max = kMaxFrames;
-    size_t room = stack_room();
-    if (room < kFastWalkRoom) return 0;
-    if (const WalkMemory* m = fast_capture(start)) {
-        int n = m->depth < max ? m->depth : max;
-        for (int i = 0; i < n; ++i) pcs[i] = m->pcs[m->depth - 1 - i];
+    RootFirstStack stack = capture_root_first(start, pcs);
+    int n = stack.depth < max ? stack.depth : max;
+    if (stack.pcs == pcs) {  // libunwind's, turned round in place: turned back
+        std::reverse(pcs, pcs + stack.depth);
         return n;
     }
-    return libunwind_capture(pcs, max, room);
+    for (int i = 0; i < n; ++i) pcs[i] = stack.pcs[stack.depth - 1 - i];
+    return n;
 }
 
 RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
@@ -342,9 +341,8 @@ RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
         // Cut at the root end: the tags are for stacks that begin at the root.
         return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr};
     }
-    int n = libunwind_capture(scratch, kMaxFrames, room);
-    for (int i = 0, j = n - 1; i < j; ++i, --j) std::swap(scratch[i], scratch[j]);
-    stack.depth = n;
+    stack.depth = libunwind_capture(scratch, kMaxFrames, room);
+    std::reverse(scratch, scratch + stack.depth);
     return stack;
 }
 

@@ -64,9 +64,10 @@ constexpr uint32_t kStepwiseWalks = 16;
 // Fills `pcs` (kCaptureRoom entries) with return addresses, leaf first, starting at the first
 // frame outside libgprof.so (the program's call site, or the library function that called the
 // allocator). Returns the number of frames. Frames of libgprof.so deeper in the stack (the start
-// routine it wraps around every thread) are left out too. gprof's own walk first (unwind/fast_walk.h: no system call, no
-// lock but the rule table's when it learns a new rule; a thread's first walk allocates its memory
-// of walks, so the caller holds the re-entry guard); libunwind's for the stacks it gives up on,
+// routine it wraps around every thread) are left out too. gprof's own walk first
+// (unwind/fast_walk.h: no system call, no lock but the rule table's when it learns a new rule; a
+// thread's first walk allocates its memory of walks, so the caller holds the re-entry guard);
+// libunwind's for the stacks it gives up on,
 // where each unw_step (the first kStepwiseWalks walks, and frames new to unw_backtrace's frame
 // cache) takes libunwind's global cache lock between two sigprocmask calls.
 int capture(uintptr_t* pcs, int max);
