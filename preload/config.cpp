@@ -122,7 +122,13 @@ const ConfigOption kOptions[] = {
      [](const char* t, Config& c) { return parse_http_address(t, &c.http); }},
     {"GPROF_HTTP_ALLOW_REMOTE", "0", "0 or 1",
      [](const char* t, Config& c) { return parse_flag(t, &c.http_allow_remote); }},
-    {"GPROF_LOG", "1", "0 or 1", [](const char* t, Config& c) { return parse_flag(t, &c.log); }},
+    {"GPROF_LOG", "auto", "auto, 1 or 0",
+     [](const char* t, Config& c) {
+         if (strcmp(t, "auto") == 0) return c.log = LogFiles::WhenTerminal, true;
+         if (strcmp(t, "1") == 0) return c.log = LogFiles::Always, true;
+         if (strcmp(t, "0") == 0) return c.log = LogFiles::Never, true;
+         return false;
+     }},
     {"GPROF_DEBUG_CACHE", "~/.cache/gprof", "a directory path or none",
      [](const char* t, Config& c) {
          c.debug_cache_explicit = true;

@@ -14,6 +14,9 @@ namespace gprof {
 
 enum class Allocator : uint8_t { Jemalloc, Libc };
 
+// GPROF_LOG: when the news of each file written is printed (problems always are).
+enum class LogFiles : uint8_t { WhenTerminal, Always, Never };
+
 // Bits of Config::profiles, one per profile kind of CONTRACT.md.
 enum ProfileKind : uint32_t {
     kProfileHeap = 1u << 0,
@@ -43,7 +46,7 @@ struct Config {
     int64_t cpu_hz = 0;
     HttpAddress http;
     bool http_allow_remote = false;
-    bool log = true;
+    LogFiles log = LogFiles::WhenTerminal;
     // Inflated copies of compressed debug files (writer/debug_cache.h); "" when off. The default,
     // $XDG_CACHE_HOME/gprof or $HOME/.cache/gprof, is filled in by parse_config.
     char debug_cache[4096] = "";

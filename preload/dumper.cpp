@@ -11,7 +11,9 @@
 
 #include "preload/config.h"
 #include "preload/log.h"
+#include "preload/originals.h"
 #include "record/reentry_guard.h"
+#include "record/spin_lock.h"
 #include "writer/dump.h"
 
 namespace gprof::dumper {
@@ -21,7 +23,8 @@ namespace {
 // pipe or eventfd: no descriptor that a program's closefrom(3) could close and hand to one of its
 // own files, and nothing to inherit across exec.
 sem_t g_wake;
-std::atomic<bool> g_running{false};
+std::atomic<bool> g_running{false};  // the dumper thread serves requests
+std::atomic<bool> g_quit{false};     // asks the dumper thread to end
 std::atomic<bool> g_dumping{false};
 std::atomic<unsigned> g_seq{0};
 
@@ -53,11 +56,11 @@ bool claim(int wait_ms) {
 }
 
 // One dump at a time, from any thread. Returns false when another did not finish within wait_ms.
-bool dump_exclusive(int wait_ms) {
+bool dump_exclusive(int wait_ms, writer::DumpReason reason) {
     if (t_dumping || !claim(wait_ms)) return false;
     record::ReentryGuard guard;
     t_dumping = true;
-    writer::write_dump(g_seq.fetch_add(1, std::memory_order_relaxed) + 1);
+    writer::write_dump(g_seq.fetch_add(1, std::memory_order_relaxed) + 1, reason);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);
     return true;
@@ -70,12 +73,16 @@ void* dumper_main(void*) {
         while (sem_trywait(&g_wake) == 0) {
             // Signals that arrived during the wait ask for the same dump.
         }
-        dump_exclusive(60 * 1000);
+        if (g_quit.load(std::memory_order_acquire)) break;
+        dump_exclusive(60 * 1000, writer::DumpReason::Signal);
     }
+    g_running.store(false, std::memory_order_release);
+    return nullptr;
 }
 
 bool start_thread() {
     sem_init(&g_wake, 0, 0);
+    g_quit.store(false, std::memory_order_relaxed);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -85,62 +92,165 @@ bool start_thread() {
     sigfillset(&all);
     pthread_attr_setsigmask_np(&attr, &all);
     pthread_t thread;
+    g_running.store(true, std::memory_order_release);
     int err = pthread_create(&thread, &attr, dumper_main, nullptr);
     pthread_attr_destroy(&attr);
     if (err != 0) {
+        g_running.store(false, std::memory_order_release);
         log::problem("cannot start the dumper thread: error %d; signal dumps are off", err);
         return false;
     }
-    g_running.store(true, std::memory_order_release);
     pthread_setname_np(thread, "gprof-dumper");
     return true;
 }
 
-void on_dump_signal(int) {
-    request();
+// Ends the dumper thread (it finishes a dump in progress first). Async-signal-safe.
+void stop_thread() {
+    g_quit.store(true, std::memory_order_release);
+    if (g_running.load(std::memory_order_acquire)) sem_post(&g_wake);
 }
 
-// A handler the program installed before gprof's constructor stays: dumps by signal are then off,
-// and no dumper thread is started for them.
-bool signal_is_free(int sig) {
-    struct sigaction old;
-    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_DFL &&
-        old.sa_handler != SIG_IGN) {
-        log::problem("signal %d already has a handler; GPROF_SIGNAL dumps are off", sig);
+// ---- The program's threads: the dumper lives no longer than the last of them. ----
+
+// glibc ends the process (exit(0)) when the thread count it keeps falls to zero; the dumper is
+// in that count. So gprof counts the program's threads itself (the main thread, and every thread
+// its pthread_create started), each with a thread-specific value whose destructor runs when the
+// thread ends (return, pthread_exit, cancellation; not at exit()), and ends the dumper when the
+// last one does: the count then falls to zero as it would without gprof. Threads that do not
+// pass pthread_create (thrd_create, raw clone) are not counted; with only them left, dumps by
+// signal stop.
+std::atomic<int> g_program_threads{0};
+pthread_key_t g_thread_end_key;
+pthread_once_t g_thread_end_once = PTHREAD_ONCE_INIT;
+bool g_thread_end_key_made = false;
+
+void on_program_thread_end(void*) {
+    if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) stop_thread();
+}
+
+void make_thread_end_key() {
+    g_thread_end_key_made = pthread_key_create(&g_thread_end_key, on_program_thread_end) == 0;
+}
+
+// Counts the calling thread (once) as the program's.
+void watch_this_thread() {
+    pthread_once(&g_thread_end_once, make_thread_end_key);
+    if (!g_thread_end_key_made || pthread_getspecific(g_thread_end_key) != nullptr) return;
+    if (pthread_setspecific(g_thread_end_key, reinterpret_cast<void*>(1)) == 0)
+        g_program_threads.fetch_add(1, std::memory_order_acq_rel);
+}
+
+// ---- The dump signal, and the program's view of it. ----
+
+void on_dump_signal(int) { request(); }
+
+// Whether gprof's handler is on the dump signal, and what the program would see there without
+// gprof. Read and written under g_signal_lock with every signal blocked (sigaction may be called
+// from a signal handler).
+bool g_signal_held = false;
+struct sigaction g_program_action;
+constinit record::SpinLock g_signal_lock;
+
+class SignalStateGuard {
+public:
+    SignalStateGuard() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &previous_);
+        g_signal_lock.lock();
+    }
+    ~SignalStateGuard() {
+        g_signal_lock.unlock();
+        pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+    }
+    SignalStateGuard(const SignalStateGuard&) = delete;
+    SignalStateGuard& operator=(const SignalStateGuard&) = delete;
+
+private:
+    sigset_t previous_;
+};
+
+bool is_default_or_ignore(const struct sigaction& action) {
+    return action.sa_handler == SIG_DFL || action.sa_handler == SIG_IGN;
+}
+
+// Takes the dump signal unless the program installed a handler of its own before gprof's
+// constructor (then dumps by signal are off, and it is said once).
+bool take_signal(int sig) {
+    struct sigaction found, ours = {};
+    if (originals::real_sigaction(sig, nullptr, &found) != 0) return false;
+    if (!is_default_or_ignore(found)) {
+        log::problem("signal %d already has a handler of the program's; dumps on it are off "
+                     "(GPROF_SIGNAL chooses another signal)",
+                     sig);
         return false;
     }
-    return true;
-}
-
-void install_signal_handler(int sig) {
-    struct sigaction sa = {};
-    sa.sa_handler = on_dump_signal;
-    sa.sa_flags = SA_RESTART | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(sig, &sa, nullptr) != 0)
+    ours.sa_handler = on_dump_signal;
+    ours.sa_flags = SA_RESTART | SA_ONSTACK;
+    sigemptyset(&ours.sa_mask);
+    SignalStateGuard guard;
+    if (originals::real_sigaction(sig, &ours, nullptr) != 0) {
         log::problem("cannot install the handler for signal %d; GPROF_SIGNAL dumps are off", sig);
+        return false;
+    }
+    g_program_action = found;
+    g_signal_held = true;
+    return true;
 }
 
 void at_exit() {
     // Other threads may still allocate while this runs; they are not waited for. A dump already
     // in progress gets a few seconds to finish.
-    dump_now(5000);
+    dump_exclusive(5000, writer::DumpReason::Exit);
 }
 
 }  // namespace
 
 void request() {
     int saved = errno;
-    if (g_running.load(std::memory_order_acquire)) sem_post(&g_wake);
+    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire))
+        sem_post(&g_wake);
     errno = saved;
 }
 
-bool dump_now(int wait_ms) { return dump_exclusive(wait_ms); }
+bool dump_now(int wait_ms) { return dump_exclusive(wait_ms, writer::DumpReason::Signal); }
+
+void program_thread_started() { watch_this_thread(); }
+
+bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+    if (sig != config().dump_signal) return false;
+    bool stepped_aside = false;
+    {
+        SignalStateGuard guard;
+        if (!g_signal_held) return false;
+        struct sigaction previous = g_program_action;
+        if (act != nullptr && !is_default_or_ignore(*act)) {
+            // The program's meaning of the signal wins.
+            if (originals::real_sigaction(sig, act, nullptr) != 0) return false;  // errno set
+            g_signal_held = false;
+            stepped_aside = true;
+        } else if (act != nullptr) {
+            g_program_action = *act;
+        }
+        if (old != nullptr) *old = previous;
+    }
+    if (stepped_aside) {
+        stop_thread();
+        log::problem("the program installed its own handler for signal %d (GPROF_SIGNAL); dumps "
+                     "on it are off: set GPROF_SIGNAL to a signal the program leaves alone",
+                     sig);
+    }
+    return true;
+}
 
 void start() {
     const Config& c = config();
-    if (c.dump_signal != 0 && signal_is_free(c.dump_signal) && start_thread())
-        install_signal_handler(c.dump_signal);
+    watch_this_thread();  // the main thread
+    if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) {
+        SignalStateGuard guard;  // no thread to serve it: the program's disposition comes back
+        originals::real_sigaction(c.dump_signal, &g_program_action, nullptr);
+        g_signal_held = false;
+    }
     if (c.at_exit) atexit(at_exit);
 }
 
@@ -155,11 +265,16 @@ void parent_after_fork() {
 
 void child_after_fork() {
     // Only the forking thread exists in the child: the parent's dumper is gone (its semaphore
-    // may be in any state), and the child numbers its own files from 0001.
+    // may be in any state), the child numbers its own files from 0001, and the forking thread is
+    // the program's only one (counted even if gprof did not see it start).
     t_fork_claimed = false;
     g_dumping.store(false, std::memory_order_relaxed);
     g_seq.store(0, std::memory_order_relaxed);
-    if (g_running.exchange(false, std::memory_order_acq_rel)) start_thread();
+    g_program_threads.store(0, std::memory_order_relaxed);
+    if (g_thread_end_key_made) pthread_setspecific(g_thread_end_key, nullptr);
+    watch_this_thread();
+    bool was_running = g_running.exchange(false, std::memory_order_acq_rel);
+    if (was_running && !g_quit.load(std::memory_order_relaxed)) start_thread();
 }
 
 }  // namespace gprof::dumper

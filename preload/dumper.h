@@ -1,7 +1,14 @@
 // When profiles are written: on GPROF_SIGNAL (the handler only wakes the dumper thread), at
 // normal exit (GPROF_AT_EXIT), and on request from the C API. One dump at a time; each takes the
 // next sequence number, shared by all its files.
+//
+// Leaving no trace: the dumper thread ends when the last of the program's threads does (glibc
+// ends a process when its last thread ends, as POSIX says, and gprof's thread must not keep it
+// alive), and the dump signal's disposition as the program sees it is the program's own
+// (program_sigaction).
 #pragma once
+
+#include <signal.h>
 
 namespace gprof::dumper {
 
@@ -14,6 +21,17 @@ void request();
 // Writes a dump from the calling thread (at exit, C API). Waits at most `wait_ms` for a dump in
 // progress to finish first; returns false if it had to give up.
 bool dump_now(int wait_ms);
+
+// A thread of the program began (the start trampoline of every pthread_create; the main thread is
+// counted at start). When the last such thread ends, the dumper thread ends too.
+void program_thread_started();
+
+// sigaction(2) as the program sees it, for the signals gprof holds: true when `sig` is the dump
+// signal and gprof's handler is on it; then *old (if given) gets what the program set last (or
+// found at start), and act (if given) is what the program asks for: SIG_DFL or SIG_IGN are kept as
+// its view while gprof's handler stays, and a handler of its own is installed for real, gprof
+// stepping aside with one line. False: the caller passes the call on to glibc.
+bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 
 // fork(). A dump half done in another thread at the moment of fork would leave its locks (the
 // symbol cache's, libdw's) held in the child, where no thread is left to release them: the child's

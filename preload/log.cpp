@@ -1,6 +1,8 @@
 #include "preload/log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +42,29 @@ void vformat(const char* fmt, va_list ap) {
 
 void start() { stderr_usable(); }
 
+SigpipeShield::SigpipeShield() {
+    sigset_t pipe_only, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous_);
+    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+}
+
+SigpipeShield::~SigpipeShield() {
+    int saved = errno;
+    sigset_t pending;
+    if (!was_pending_ && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        struct timespec no_wait = {0, 0};
+        while (sigtimedwait(&pipe_only, nullptr, &no_wait) == -1 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+    errno = saved;
+}
+
 void line(const char* text) {
     if (!stderr_usable()) return;
     char buf[1100];
@@ -50,8 +75,11 @@ void line(const char* text) {
         buf[n - 1] = '\n';
     }
     int saved = errno;
-    ssize_t ignored = write(2, buf, static_cast<size_t>(n));
-    (void)ignored;
+    {
+        SigpipeShield shield;
+        ssize_t ignored = write(2, buf, static_cast<size_t>(n));
+        (void)ignored;
+    }
     errno = saved;
 }
 
@@ -63,7 +91,19 @@ void problem(const char* fmt, ...) {
 }
 
 void info(const char* fmt, ...) {
-    if (!config().log) return;
+    switch (config().log) {
+        case LogFiles::Never:
+            return;
+        case LogFiles::WhenTerminal: {
+            int saved = errno;
+            bool terminal = stderr_usable() && isatty(2) == 1;
+            errno = saved;
+            if (!terminal) return;
+            break;
+        }
+        case LogFiles::Always:
+            break;
+    }
     va_list ap;
     va_start(ap, fmt);
     vformat(fmt, ap);

@@ -1,4 +1,4 @@
-// glibc's own versions of the thread and lock functions that gprof interposes.
+// glibc's own versions of the thread, lock and signal functions that gprof interposes.
 //
 // The hot ones (mutex and rwlock lock, try-lock and unlock) are bound at load time to glibc's
 // exported aliases (__pthread_mutex_lock@GLIBC_2.2.5 and friends), so they work from the very
@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <time.h>
 
 namespace gprof::originals {
@@ -24,6 +25,7 @@ int real_rwlock_wrlock(pthread_rwlock_t* l);
 int real_rwlock_tryrdlock(pthread_rwlock_t* l);
 int real_rwlock_trywrlock(pthread_rwlock_t* l);
 int real_rwlock_unlock(pthread_rwlock_t* l);
+int real_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 }
 
 // Each object that calls them binds these names to glibc's aliases.
@@ -35,6 +37,7 @@ __asm__(".symver real_rwlock_wrlock, __pthread_rwlock_wrlock@GLIBC_2.2.5");
 __asm__(".symver real_rwlock_tryrdlock, __pthread_rwlock_tryrdlock@GLIBC_2.2.5");
 __asm__(".symver real_rwlock_trywrlock, __pthread_rwlock_trywrlock@GLIBC_2.2.5");
 __asm__(".symver real_rwlock_unlock, __pthread_rwlock_unlock@GLIBC_2.2.5");
+__asm__(".symver real_sigaction, __sigaction@GLIBC_2.2.5");
 
 struct Functions {
     int (*pthread_create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);

@@ -17,6 +17,7 @@
 
 #include "preload/backing.h"
 #include "preload/config.h"
+#include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
@@ -69,6 +70,7 @@ void* trampoline(void* raw) {
         gprof::backing::free(raw);
     }
     gprof::unwind::set_thread_stack(start.stack_size);
+    if (!start.own) gprof::dumper::program_thread_started();
     Registration registration(start.creation_stack, start.own);
     return start.routine(start.arg);
 }

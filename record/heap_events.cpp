@@ -1,5 +1,6 @@
 #include "record/heap_events.h"
 
+#include "record/heap_profile.h"
 #include "record/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
@@ -17,6 +18,7 @@ namespace {
 uint32_t stack_id_of(const unwind::Registers& start) {
     uintptr_t scratch[unwind::kCaptureRoom];
     unwind::RootFirstStack stack = unwind::capture_root_first(start, scratch);
+    if (stack.truncated) heap_profile().count_truncated();
     StackTable& table = stack_table();
     int i = stack.tagged != nullptr ? *stack.tagged : 0;
     uint32_t id = i > 0 ? stack.tags[i - 1] : 0;

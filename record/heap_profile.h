@@ -120,6 +120,9 @@ class HeapProfile {
     size_t snapshot(HeapBucket* out, size_t max);
     size_t bucket_count();
     uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+    // Samples whose stack was deeper than unwind::kMaxFrames, kept as its innermost frames.
+    void count_truncated() { truncated_.fetch_add(1, std::memory_order_relaxed); }
+    uint64_t truncated() const { return truncated_.load(std::memory_order_relaxed); }
     size_t bytes_used() const;
 
     // fork(): every lock of the profile, taken before fork and released after it in both.
@@ -221,6 +224,7 @@ class HeapProfile {
     // each, 200 for 16 700 buckets).
     static constinit inline std::atomic<unsigned> next_stripe_{0};
     std::atomic<uint64_t> dropped_{0};
+    std::atomic<uint64_t> truncated_{0};
     // Whether the shims ever took a sample (set for good at the first). On a line of its own:
     // every free reads it.
     alignas(64) std::atomic<bool> frees_watched_{false};

@@ -135,7 +135,8 @@ WalkMemory* fast_walk(const Registers& start, uintptr_t lo, uintptr_t hi, PcRang
         if (s.sp < lo || s.sp >= hi) return fail();
         if (reuse && n > 0 && tries < kMaxReuseTries) {  // the start was tried above
             while (k >= 0 && source->frames[k].sp < s.sp) --k;
-            if (k >= 0 && same_frame(source->frames[k], s)) {
+            // The walk kept must fit: the source's frames up to k, and the n walked below it.
+            if (k >= 0 && k + 1 + n <= kCapacity && same_frame(source->frames[k], s)) {
                 ++tries;
                 if (still_holds(*source, k)) {
                     matched = k;

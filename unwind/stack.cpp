@@ -1,8 +1,10 @@
 #include "unwind/stack.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <libunwind.h>
 
 #include <atomic>
+#include <cerrno>
 #include <new>
 #include <algorithm>
 
@@ -161,6 +164,30 @@ ThreadWalks* thread_walks() {
     return walks;
 }
 
+// The lowest two descriptor numbers free now: where a pipe made next will be.
+void lowest_free_pair(int out[2]) {
+    int found = 0;
+    for (int fd = 0; found < 2 && fd < 1 << 16; ++fd)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) out[found++] = fd;
+}
+
+// libunwind's initialisation opens a pipe, kept for ever, to check addresses before its own
+// memory reads; gprof replaces those reads (access_mem), so the pipe is never used, and a program
+// must not find two descriptors of gprof's open (its first open() returning 5, or 0 if it started
+// with stdin closed). Closed here when `fds`, the two numbers free before, are now that pipe.
+void close_validation_pipe(const int fds[2]) {
+    struct stat read_end, write_end;
+    if (fstat(fds[0], &read_end) != 0 || fstat(fds[1], &write_end) != 0) return;
+    if (!S_ISFIFO(read_end.st_mode) || read_end.st_ino != write_end.st_ino ||
+        read_end.st_dev != write_end.st_dev)
+        return;
+    if ((fcntl(fds[0], F_GETFL) & O_ACCMODE) != O_RDONLY ||
+        (fcntl(fds[1], F_GETFL) & O_ACCMODE) != O_WRONLY)
+        return;
+    close(fds[0]);
+    close(fds[1]);
+}
+
 [[gnu::always_inline]] inline uintptr_t current_sp() {
     uintptr_t sp;
     asm volatile("movq %%rsp, %0" : "=r"(sp));
@@ -245,6 +272,18 @@ void warm_up() {
         log::problem("libunwind.so.8 not found (Debian package libunwind8); no heap samples");
         return;
     }
+    int pipe_fds[2] = {-1, -1};
+    int saved = errno;
+    lowest_free_pair(pipe_fds);
+    errno = saved;
+    struct ClosePipe {
+        const int* fds;
+        ~ClosePipe() {
+            int saved = errno;
+            close_validation_pipe(fds);
+            errno = saved;
+        }
+    } close_pipe{pipe_fds};
     auto backtrace = reinterpret_cast<BacktraceFn>(dlsym(lib, "unw_backtrace"));
     auto set_policy = reinterpret_cast<CachingPolicyFn>(dlsym(lib, "_ULx86_64_set_caching_policy"));
     void* local_space = dlsym(lib, "_ULx86_64_local_addr_space");
@@ -332,16 +371,20 @@ __attribute__((noinline)) int capture_from(const Registers& start, uintptr_t* pc
 }
 
 RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
-    RootFirstStack stack{scratch, 0, nullptr, nullptr};
+    RootFirstStack stack{scratch, 0, nullptr, nullptr, false};
     if (!ready()) return stack;
     size_t room = stack_room();
     if (room < kFastWalkRoom) return stack;
     if (WalkMemory* m = fast_capture(start)) {
-        if (m->depth <= kMaxFrames) return {m->pcs, m->depth, m->tags, &m->tagged};
+        if (m->depth <= kMaxFrames) return {m->pcs, m->depth, m->tags, &m->tagged, false};
         // Cut at the root end: the tags are for stacks that begin at the root.
-        return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr};
+        return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr, true};
     }
-    stack.depth = libunwind_capture(scratch, kMaxFrames, room);
+    stack.depth = libunwind_capture(scratch, kMaxFrames + 1, room);
+    if (stack.depth > kMaxFrames) {
+        stack.truncated = true;
+        stack.depth = kMaxFrames;
+    }
     std::reverse(scratch, scratch + stack.depth);
     return stack;
 }

@@ -89,6 +89,7 @@ struct RootFirstStack {
     int depth;
     uint32_t* tags;
     int* tagged;
+    bool truncated;  // the stack was deeper than kMaxFrames: these are its innermost frames
 };
 RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch);
 

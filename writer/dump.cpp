@@ -7,6 +7,9 @@
 
 #include "preload/config.h"
 #include "preload/log.h"
+#include "record/contention.h"
+#include "record/heap_profile.h"
+#include "record/threads.h"
 #include "writer/contention_profiles.h"
 #include "writer/gzip.h"
 #include "writer/heap_profile.h"
@@ -40,26 +43,52 @@ void write_profile(const char* name, const std::string& raw, unsigned seq, bool*
     log::info("wrote %s", path.c_str());
 }
 
-// Every profile kind a dump can write, in CONTRACT.md's order.
+bool has_samples(const record::StackCounters& counters) {
+    return counters.size() > 0 || counters.dropped() > 0;
+}
+
+bool heap_has_samples() {
+    record::HeapProfile& heap = record::heap_profile();
+    return heap.bucket_count() > 0 || heap.dropped() > 0;
+}
+bool always() { return true; }
+bool threadcreate_has_samples() { return has_samples(record::thread_creations()); }
+bool block_has_samples() { return has_samples(record::block_counters()); }
+bool mutex_has_samples() { return has_samples(record::mutex_counters()); }
+
+// Every profile kind a dump can write, in the order they are written. A profile with nothing in it
+// is not written: a process that sampled no allocation, created no thread and waited on no lock
+// leaves no file. The threads profile at exit would show only the exiting thread: only dumps on
+// request write it, and last, so that its file tells that such a dump is complete.
 using BuildFn = bool (*)(const ModuleSnapshot*, SymbolCache*, std::string*, std::string*);
 struct ProfileKindEntry {
     uint32_t bit;
     const char* name;
     BuildFn build;
+    bool (*has_samples)();
+    bool at_exit;
 };
 constexpr ProfileKindEntry kProfileKinds[] = {
-    {kProfileHeap, "heap", build_heap_profile},
-    {kProfileThreads, "threads", build_threads_profile},
-    {kProfileThreadCreate, "threadcreate", build_threadcreate_profile},
-    {kProfileBlock, "block", build_block_profile},
-    {kProfileMutex, "mutex", build_mutex_profile},
+    {kProfileHeap, "heap", build_heap_profile, heap_has_samples, true},
+    {kProfileThreadCreate, "threadcreate", build_threadcreate_profile, threadcreate_has_samples,
+     true},
+    {kProfileBlock, "block", build_block_profile, block_has_samples, true},
+    {kProfileMutex, "mutex", build_mutex_profile, mutex_has_samples, true},
+    {kProfileThreads, "threads", build_threads_profile, always, false},
 };
 
 }  // namespace
 
-void write_dump(unsigned seq) {
+void write_dump(unsigned seq, DumpReason reason) {
     try {
         const Config& c = config();
+        uint32_t wanted = 0;
+        for (const ProfileKindEntry& kind : kProfileKinds) {
+            if ((c.profiles & kind.bit) && (reason != DumpReason::Exit || kind.at_exit) &&
+                kind.has_samples())
+                wanted |= kind.bit;
+        }
+        if (wanted == 0) return;  // nothing to say: no module list read, no symbol looked up
         ModuleSnapshot modules;
         std::string error;
         if (!modules.capture(&error))
@@ -67,7 +96,7 @@ void write_dump(unsigned seq) {
                          error.c_str());
         bool reported = false;
         for (const ProfileKindEntry& kind : kProfileKinds) {
-            if (!(c.profiles & kind.bit)) continue;
+            if (!(wanted & kind.bit)) continue;
             std::string raw;
             if (kind.build(&modules, &symbol_cache(), &raw, &error))
                 write_profile(kind.name, raw, seq, &reported);

@@ -4,6 +4,9 @@
 
 namespace gprof::writer {
 
-void write_dump(unsigned seq);
+// Why a dump is written: the at-exit dump leaves out what describes only the exit itself.
+enum class DumpReason { Signal, Exit };
+
+void write_dump(unsigned seq, DumpReason reason);
 
 }  // namespace gprof::writer

@@ -6,6 +6,7 @@
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
 #include "record/stack_table.h"
+#include "unwind/stack.h"
 #include "writer/profile_builder.h"
 
 namespace gprof::writer {
@@ -77,6 +78,14 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
                  "gprof: %llu sampled allocations without a stack, %llu dropped (tables full)",
                  static_cast<unsigned long long>(without_stack),
                  static_cast<unsigned long long>(dropped));
+        builder.add_comment(note);
+    }
+    if (uint64_t truncated = heap.truncated()) {
+        char note[200];
+        snprintf(note, sizeof note,
+                 "gprof: %llu sampled allocations had stacks deeper than %d frames, cut to the "
+                 "innermost %d",
+                 static_cast<unsigned long long>(truncated), unwind::kMaxFrames, unwind::kMaxFrames);
         builder.add_comment(note);
     }
     return builder.build(out, error);

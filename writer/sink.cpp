@@ -1,8 +1,6 @@
 #include "writer/sink.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,8 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 
+#include "preload/log.h"
 #include "writer/elf_file.h"
 
 namespace gprof::writer {
@@ -39,27 +37,6 @@ bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_numb
         bytes.remove_prefix(static_cast<size_t>(n));
     }
     return true;
-}
-
-// Writing to a pipe whose reader has gone raises SIGPIPE in the writing thread. Block it for the
-// write and, if the write raised it, take it back before unblocking, so the program never sees it.
-bool write_to_pipe(int fd, std::string_view bytes, int* error_number) {
-    sigset_t pipe_only, previous_mask, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous_mask);
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-
-    bool ok = write_fully(fd, bytes, -1, error_number);
-
-    if (!ok && *error_number == EPIPE && !was_pending) {
-        struct timespec no_wait = {0, 0};
-        while (sigtimedwait(&pipe_only, nullptr, &no_wait) == -1 && errno == EINTR) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
-    return ok;
 }
 
 std::string directory_of(const std::string& path) {
@@ -120,7 +97,8 @@ bool write_descriptor(int fd, std::string_view bytes, std::string* error) {
     if (S_ISSOCK(status.st_mode)) {
         ok = write_fully(fd, bytes, MSG_NOSIGNAL, &error_number);
     } else if (S_ISFIFO(status.st_mode)) {
-        ok = write_to_pipe(fd, bytes, &error_number);
+        log::SigpipeShield shield;
+        ok = write_fully(fd, bytes, -1, &error_number);
     } else {
         if (S_ISREG(status.st_mode)) {
             int flags = fcntl(fd, F_GETFL);

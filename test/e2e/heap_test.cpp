@@ -249,9 +249,11 @@ TEST_CASE("heap at rate 1: stacks that gprof's walk reuses, and stacks it leaves
         INFO(d.describe());
         REQUIRE(d.status == 0);
         CHECK(d.err.empty());
+        // Most of its allocations are declined there (too little stack left): a heap profile
+        // is written only if one was sampled.
         std::vector<std::string> files2 = heap_files(dir2);
-        REQUIRE(files2.size() == 1);
-        check_heap_file(files2[0], 512 * 1024);
+        REQUIRE(files2.size() <= 1);
+        if (!files2.empty()) check_heap_file(files2[0], 512 * 1024);
     }
 }
 
@@ -546,15 +548,13 @@ TEST_CASE("GPROF_AT_EXIT=0 writes nothing at exit; GPROF_MEM_PROFILE_RATE=0 samp
     RunResult r = run({kHeapPrograms + "/known_allocs"},
                       with_env(preload_env("", {{"GPROF_AT_EXIT", "0"}, {"GPROF_OUTPUT", dir + "/p"}})));
     REQUIRE(r.status == 0);
-    CHECK(heap_files(dir).empty());
+    CHECK(list_files(dir, ".pb.gz").empty());
     r = run({kHeapPrograms + "/known_allocs"},
             with_env(preload_env("", {{"GPROF_MEM_PROFILE_RATE", "0"}, {"GPROF_OUTPUT", dir + "/q"}})));
     REQUIRE(r.status == 0);
-    std::vector<std::string> files = heap_files(dir);
-    REQUIRE(files.size() == 1);
-    perftools::profiles::Profile p = read_profile(files[0]);
-    CHECK(p.sample_size() == 0);
-    CHECK(pprof_stderr({"-raw"}, files[0]) == "");
+    // A profile with no sample is not written; the threads it created are.
+    CHECK(heap_files(dir).empty());
+    CHECK(list_files(dir, ".threadcreate.pb.gz").size() == 1);
 }
 
 TEST_CASE("GPROF_LOG=1 names each file written; an unwritable output gives one problem line per dump", "[heap]") {
@@ -564,12 +564,14 @@ TEST_CASE("GPROF_LOG=1 names each file written; an unwritable output gives one p
     REQUIRE(r.status == 0);
     std::vector<std::string> files = heap_files(dir + "/sub/dir");  // missing directories created
     REQUIRE(files.size() == 1);
-    // One line per file: the five default profiles, heap first.
+    // One line per file, in the table's order: at exit, the profiles with samples (known_allocs
+    // creates threads and waits on no lock).
     std::string prefix = files[0].substr(0, files[0].size() - std::string("heap.pb.gz").size());
     std::string expected;
-    for (const char* kind : {"heap", "threads", "threadcreate", "block", "mutex"})
+    for (const char* kind : {"heap", "threadcreate"})
         expected += "gprof: wrote " + prefix + kind + ".pb.gz\n";
     CHECK(r.err == expected);
+    CHECK(list_files(dir + "/sub/dir", ".pb.gz").size() == 2);
 
     RunResult base = run({kHeapPrograms + "/known_allocs"});
     env["GPROF_OUTPUT"] = "/proc/version/p";  // a "directory" that cannot exist
@@ -611,13 +613,16 @@ TEST_CASE("the program's own signal use is unchanged: restarted read, its own SI
                           with_env(preload_env("", {{"GPROF_OUTPUT", dir + "/p"}})));
         INFO(r.describe());
         CHECK(r.status == 0);
-        CHECK(r.err.empty());
         if (what == std::string("read")) {
+            CHECK(r.err.empty());
             CHECK(r.out == "read 5 bytes: hello\n");
-            CHECK(!heap_files(dir).empty());  // the dumps did happen meanwhile
+            CHECK(!list_files(dir, ".threads.pb.gz").empty());  // the dumps did happen meanwhile
         } else {
             CHECK(r.out == "own handler ran: yes\n");
             CHECK(r.out == run({kHeapPrograms + "/signal_host", what}).out);  // as without gprof
+            // gprof stepped aside, and said so once.
+            CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+            CHECK(contains(r.err, "GPROF_SIGNAL"));
         }
     }
 }

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <sstream>
@@ -63,7 +65,7 @@ std::string dump_file(const std::string& prefix, const std::string& pid, int seq
 }
 
 std::string pid_of(const std::string& dir) {
-    std::vector<std::string> files = list_files(dir, ".0001.heap.pb.gz");
+    std::vector<std::string> files = list_files(dir, ".pb.gz");
     if (files.empty()) return "";
     std::string name = files[0].substr(dir.size() + 3);  // after "/p."
     return name.substr(0, name.find('.'));
@@ -187,8 +189,9 @@ TEST_CASE("a program that exits while a dump is being written exits normally", "
     CHECK(r.err.empty());
     CHECK(r.out == "exiting during the dump\n");
     // Whatever was written is complete and well formed (temporary names are never left behind).
+    // At least the at-exit dump's threadcreate profile (the program started threads).
     std::vector<std::string> files = list_files(dir, ".pb.gz");
-    CHECK(files.size() >= 5);
+    CHECK(list_files(dir, ".threadcreate.pb.gz").size() >= 1);
     for (const std::string& f : files) read_checked(f);
     CHECK(list_files(dir, ".tmp").empty());
 }
@@ -278,7 +281,9 @@ TEST_CASE("block profile at the default rate keeps every long wait", "[locks]") 
     // Waits of milliseconds are far above the default rate: all kept, un-biasing leaves them be.
     CHECK(at_lock.values[1] <= wait_ns);
     CHECK(at_lock.values[1] >= wait_ns * 8 / 10);
-    read_checked(dump_file(prefix, pid, 1, "mutex"));
+    // About 1 in 100 of the 160 contended releases is recorded: often none, and then no file.
+    if (access(dump_file(prefix, pid, 1, "mutex").c_str(), F_OK) == 0)
+        read_checked(dump_file(prefix, pid, 1, "mutex"));
 }
 
 TEST_CASE("every lock kind returns what it returns without gprof", "[locks]") {

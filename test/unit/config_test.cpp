@@ -44,7 +44,7 @@ TEST_CASE("defaults follow CONTRACT.md") {
     CHECK(c.mutex_profile_fraction > 0);
     CHECK(c.cpu_hz == 0);
     CHECK_FALSE(c.http.enabled);
-    CHECK(c.log);
+    CHECK(c.log == gprof::LogFiles::WhenTerminal);
     CHECK(c.output[0] == '/');
     CHECK(std::string(c.output).size() > std::string("/gprof").size() - 1);
     CHECK(std::string(c.output).substr(std::string(c.output).size() - 6) == "/gprof");
@@ -167,7 +167,18 @@ TEST_CASE("a bad value gives exactly one line and keeps the default") {
     CHECK(c.dump_signal == SIGUSR2);
     CHECK(c.allocator == gprof::Allocator::Jemalloc);
     CHECK_FALSE(c.at_exit);  // the good value next to the bad ones still applies
-    CHECK(c.log);
+    CHECK(c.log == gprof::LogFiles::WhenTerminal);
+}
+
+TEST_CASE("GPROF_LOG: auto, 1 and 0") {
+    for (auto [text, mode] : {std::pair{"auto", gprof::LogFiles::WhenTerminal},
+                              std::pair{"1", gprof::LogFiles::Always},
+                              std::pair{"0", gprof::LogFiles::Never}}) {
+        FakeEnv env;
+        env.vars = {{"GPROF_LOG", text}};
+        CHECK(parse(env).log == mode);
+        CHECK(env.lines.empty());
+    }
 }
 
 TEST_CASE("a huge value is cut in the complaint, not in memory") {

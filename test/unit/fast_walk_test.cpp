@@ -159,6 +159,17 @@ NOINLINE void path_b(Walker* w) {
     g_sink = pad[0] + 1;
 }
 
+// A walk on the way down and on the way back at every level: the stack grows past the walk
+// memory's capacity one frame at a time, each walk a frame deeper or shallower than the last.
+NOINLINE void walk_every_level(Walker* w, int depth) {
+    volatile char pad[16];
+    pad[0] = static_cast<char>(depth);
+    walk_here(w);
+    if (depth > 0) walk_every_level(w, depth - 1);
+    walk_here(w);
+    g_sink = pad[0];
+}
+
 void run_shapes(Walker& w, int walks, unsigned seed) {
     std::vector<int> shapes(200);
     for (int i = 0; i < walks; ++i) {
@@ -218,6 +229,17 @@ TEST_CASE(
     CHECK(w.mismatches == 0);
     CHECK(w.stats.failed == 0);
     CHECK(w.bad_tags == 0);
+}
+
+TEST_CASE("fast walk: a stack growing past the capacity a frame at a time, reusing each walk",
+          "[unwind]") {
+    Walker w;
+    walk_every_level(&w, 2 * WalkMemory::kCapacity);
+    CHECK(w.walks == 2 * (2 * WalkMemory::kCapacity + 1));
+    CHECK(w.mismatches == 0);
+    CHECK(w.stats.failed == 0);
+    CHECK(w.bad_tags == 0);
+    CHECK(w.stats.frames_reused > 0);
 }
 
 TEST_CASE("fast walk: return addresses in the range left out are not in the stack", "[unwind]") {

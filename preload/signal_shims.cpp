@@ -1,0 +1,76 @@
+// sigaction, signal, bsd_signal and sysv_signal: the dump signal's disposition as the program sees
+// it (preload/dumper.h: program_sigaction); every other signal, and every call while gprof does
+// not hold the dump signal, goes to glibc unchanged.
+//
+// signal() and friends do not call sigaction through the symbol gprof interposes, so each is
+// wrapped too: for the dump signal with the semantics glibc gives them (BSD: SA_RESTART and the
+// signal blocked in its handler; System V: the handler reset and the signal not blocked).
+#include <dlfcn.h>
+#include <signal.h>
+
+#include <cerrno>
+
+#include "preload/dumper.h"
+#include "preload/originals.h"
+
+namespace {
+
+using SignalFn = sighandler_t (*)(int, sighandler_t);
+
+SignalFn next_function(const char* name) {
+    return reinterpret_cast<SignalFn>(dlsym(RTLD_NEXT, name));
+}
+
+// signal() for the dump signal, given the flags of its flavour; false when gprof does not hold
+// it (the caller then asks glibc).
+bool dump_signal_call(int sig, sighandler_t handler, int flags, sighandler_t* result) {
+    struct sigaction act = {}, old = {};
+    act.sa_handler = handler;
+    act.sa_flags = flags;
+    sigemptyset(&act.sa_mask);
+    if (!(flags & SA_NODEFER)) sigaddset(&act.sa_mask, sig);
+    if (!gprof::dumper::program_sigaction(sig, &act, &old)) return false;
+    *result = old.sa_handler;
+    return true;
+}
+
+sighandler_t bsd_flavour(const char* name, int sig, sighandler_t handler) {
+    sighandler_t result;
+    if (dump_signal_call(sig, handler, SA_RESTART, &result)) return result;
+    SignalFn next = next_function(name);
+    if (next == nullptr) {
+        errno = ENOSYS;
+        return SIG_ERR;
+    }
+    return next(sig, handler);
+}
+
+}  // namespace
+
+extern "C" int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+    int saved = errno;
+    if (gprof::dumper::program_sigaction(sig, act, old)) {
+        errno = saved;
+        return 0;
+    }
+    return gprof::originals::real_sigaction(sig, act, old);
+}
+
+extern "C" sighandler_t signal(int sig, sighandler_t handler) {
+    return bsd_flavour("signal", sig, handler);
+}
+
+extern "C" sighandler_t bsd_signal(int sig, sighandler_t handler) {
+    return bsd_flavour("bsd_signal", sig, handler);
+}
+
+extern "C" sighandler_t sysv_signal(int sig, sighandler_t handler) {
+    sighandler_t result;
+    if (dump_signal_call(sig, handler, SA_RESETHAND | SA_NODEFER, &result)) return result;
+    SignalFn next = next_function("sysv_signal");
+    if (next == nullptr) {
+        errno = ENOSYS;
+        return SIG_ERR;
+    }
+    return next(sig, handler);
+}
