@@ -31,6 +31,9 @@ DEFAULT_MODULES = ("test_threading test_subprocess test_signal test_os test_mult
                    "test_json test_re test_pickle test_dict test_list test_posix "
                    "test_threadsignals")
 
+# Tests left out by default (--ignore): they hang on these machines with or without gprof.
+DEFAULT_IGNORE = ("*ThreadedVSOCKSocketStreamTest*",)  # test_socket: AF_VSOCK without a host
+
 RATE1 = {"GPROF_MEM_PROFILE_RATE": "1"}
 # name -> (preload gprof?, extra environment)
 CONFIGS = {
@@ -169,8 +172,9 @@ def run_config(name, args, modules):
         env.update(extra)
         env.update(args.env)
         info["profiles"] = profiles
+    ignores = [a for pattern in args.ignore for a in ("--ignore", pattern)]
     cmd = [SYSTEM_PYTHON, "-m", "test", "-j1", "--timeout", "900", "--junit-xml", xml_path,
-           *modules]
+           *ignores, *modules]
     shown_env = " ".join(f"{k}={v}" for k, v in env.items()
                          if k in ("LD_PRELOAD", "PYTHONMALLOC") or k.startswith("GPROF_"))
     say(f"{name}: start in {work}: {shown_env} {' '.join(cmd[:6])} ... ({len(modules)} modules)")
@@ -599,9 +603,15 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
                    help="keep each run's temporary directory (with its profiles)")
     p.add_argument("--no-build", action="store_true",
                    help="use build/libgprof.so as it is (default: build it first, incrementally)")
+    p.add_argument("--ignore", metavar="PATTERN", action="append", default=None,
+                   help="a test name pattern to leave out (regrtest's --ignore; repeatable; "
+                        "default: " + " ".join(DEFAULT_IGNORE) + ", which hangs here without "
+                        "gprof too)")
     p.add_argument("--lib", required=True, help=argparse.SUPPRESS)
     args = p.parse_args()
 
+    if args.ignore is None:
+        args.ignore = list(DEFAULT_IGNORE)
     modules = args.modules.replace(",", " ").split()
     configs = [c for c in re.split(r"[,\s]+", args.configs) if c]
     bad = [c for c in configs if c not in CONFIGS]
