@@ -15,7 +15,7 @@
 #include "preload/backing.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "writer/heap_profile.h"
 
@@ -73,7 +73,7 @@ void fill_counts_from_heap_profile(gprof_memstats& m) {
 
 extern "C" int gprof_read_memstats(gprof_memstats* stats, size_t size) {
     if (stats == nullptr || size < sizeof(gprof_memstats)) return -1;
-    gprof::record::ReentryGuard guard;  // gprof's own look-ups are not the program's allocations
+    gprof::base::ReentryGuard guard;  // gprof's own look-ups are not the program's allocations
     gprof_memstats m;
     memset(&m, 0, sizeof m);
     m.buck_hash_sys =

@@ -8,7 +8,7 @@
 
 #include <cstddef>
 
-#include "preload/config.h"
+#include "base/config.h"
 
 extern "C" {
 // The embedded jemalloc (preload/embed_jemalloc.sh gives its names the gprof_je_ prefix).

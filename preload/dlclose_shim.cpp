@@ -9,7 +9,7 @@
 
 #include <atomic>
 
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "unwind/frame_rules.h"
 #include "writer/modules.h"
 
@@ -34,8 +34,8 @@ DlcloseFn real_dlclose() {
 extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
     DlcloseFn real = real_dlclose();
     if (real == nullptr) return -1;  // cannot happen with a glibc
-    if (!gprof::record::inside_gprof()) {
-        gprof::record::ReentryGuard guard;  // the snapshot's allocations are gprof's own
+    if (!gprof::base::inside_gprof()) {
+        gprof::base::ReentryGuard guard;  // the snapshot's allocations are gprof's own
         gprof::writer::retire_library(handle);
     }
     int result = real(handle);

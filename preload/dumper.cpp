@@ -9,11 +9,11 @@
 #include <atomic>
 #include <cerrno>
 
-#include "preload/config.h"
-#include "preload/log.h"
+#include "base/config.h"
+#include "base/log.h"
 #include "preload/originals.h"
-#include "record/reentry_guard.h"
-#include "record/spin_lock.h"
+#include "base/reentry_guard.h"
+#include "base/spin_lock.h"
 #include "writer/dump.h"
 
 namespace gprof::dumper {
@@ -58,7 +58,7 @@ bool claim(int wait_ms) {
 // One dump at a time, from any thread. Returns false when another did not finish within wait_ms.
 bool dump_exclusive(int wait_ms, writer::DumpReason reason) {
     if (t_dumping || !claim(wait_ms)) return false;
-    record::ReentryGuard guard;
+    base::ReentryGuard guard;
     t_dumping = true;
     writer::write_dump(g_seq.fetch_add(1, std::memory_order_relaxed) + 1, reason);
     t_dumping = false;
@@ -67,7 +67,7 @@ bool dump_exclusive(int wait_ms, writer::DumpReason reason) {
 }
 
 void* dumper_main(void*) {
-    record::ReentryGuard guard;  // everything this thread does is gprof's own work
+    base::ReentryGuard guard;  // everything this thread does is gprof's own work
     for (;;) {
         if (sem_wait(&g_wake) != 0) continue;  // EINTR
         while (sem_trywait(&g_wake) == 0) {
@@ -149,7 +149,7 @@ void on_dump_signal(int) { request(); }
 // from a signal handler).
 bool g_signal_held = false;
 struct sigaction g_program_action;
-constinit record::SpinLock g_signal_lock;
+constinit base::SpinLock g_signal_lock;
 
 class SignalStateGuard {
 public:

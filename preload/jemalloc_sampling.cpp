@@ -52,7 +52,7 @@
 #include "record/heap_events.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "unwind/stack.h"
 
 extern "C" {
@@ -125,7 +125,7 @@ void* gprof_jemalloc_tdata_init(void* tsd) noexcept {
 
 void* gprof_jemalloc_tctx_create(void* tsd) noexcept {
     // Declined too when the stack is nearly used up (see unwind::kSampleStackRoom).
-    if (r::inside_gprof() || !gprof::unwind::ready() ||
+    if (gprof::base::inside_gprof() || !gprof::unwind::ready() ||
         gprof::unwind::stack_room() < gprof::unwind::kSampleStackRoom)
         return reinterpret_cast<void*>(uintptr_t{1});  // jemalloc's "not sampled"
     static bool hooked = false;                        // racing first samples set the same hook

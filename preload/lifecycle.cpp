@@ -5,12 +5,12 @@
 // destructors.
 #include <pthread.h>
 
-#include "preload/config.h"
+#include "base/config.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 
@@ -38,12 +38,12 @@ void child_after_fork() {
     unwind::after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
-    record::ReentryGuard guard;
+    base::ReentryGuard guard;
     dumper::child_after_fork();
 }
 
 __attribute__((constructor)) void start() {
-    record::ReentryGuard guard;
+    base::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
     record::heap_profile().start();
     record::start_stack_table();

@@ -19,7 +19,7 @@
 
 #include "preload/originals.h"
 #include "record/contention.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 
@@ -29,7 +29,7 @@ namespace r = gprof::record;
 namespace {
 
 bool programs_wait(void* caller) {
-    return !r::inside_gprof() && !gprof::unwind::in_gprof(reinterpret_cast<uintptr_t>(caller));
+    return !gprof::base::inside_gprof() && !gprof::unwind::in_gprof(reinterpret_cast<uintptr_t>(caller));
 }
 
 uint32_t capture_stack() {
@@ -44,7 +44,7 @@ __attribute__((noinline)) void record_block(int64_t delay) {
     if (count == 0) return;
     int saved = errno;
     {
-        r::ReentryGuard guard;
+        gprof::base::ReentryGuard guard;
         r::block_counters().add(capture_stack(), count, total);
     }
     errno = saved;
@@ -55,7 +55,7 @@ __attribute__((noinline)) void record_release(int64_t delay) {
     if (fraction <= 0 || r::contention_random() % static_cast<uint64_t>(fraction) != 0) return;
     int saved = errno;
     {
-        r::ReentryGuard guard;
+        gprof::base::ReentryGuard guard;
         r::mutex_counters().add(capture_stack(), fraction * r::StackCounters::kCountUnit,
                                 fraction * delay);
     }

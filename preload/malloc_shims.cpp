@@ -12,7 +12,7 @@
 #include "preload/backing.h"
 #include "preload/routes.h"
 #include "record/heap_events.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 
 namespace b = gprof::backing;
 namespace r = gprof::record;
@@ -114,7 +114,7 @@ void* __wrap_malloc(size_t size) noexcept {
         !g_pool_reserve_taken.load(std::memory_order_relaxed) &&
         !g_pool_reserve_taken.exchange(true, std::memory_order_relaxed))
         return g_pool_reserve;
-    r::ReentryGuard guard;
+    gprof::base::ReentryGuard guard;
     return allocate(size);
 }
 
@@ -126,7 +126,7 @@ void __wrap_free(void* p) noexcept {
 void* __wrap_realloc(void* p, size_t size) noexcept {
     if (!in_pool_reserve(p)) return gprof::routes::table().realloc(p, size);
     if (size == 0) return nullptr;  // glibc's realloc(p, 0): frees p
-    r::ReentryGuard guard;
+    gprof::base::ReentryGuard guard;
     void* q = allocate(size);
     if (q != nullptr) memcpy(q, p, size < kPoolReserve ? size : kPoolReserve);
     return q;

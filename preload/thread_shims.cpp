@@ -16,10 +16,10 @@
 #include <cerrno>
 
 #include "preload/backing.h"
-#include "preload/config.h"
+#include "base/config.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/stack.h"
@@ -66,7 +66,7 @@ private:
 void* trampoline(void* raw) {
     Start start = *static_cast<Start*>(raw);
     {
-        r::ReentryGuard guard;
+        gprof::base::ReentryGuard guard;
         gprof::backing::free(raw);
     }
     gprof::unwind::set_thread_stack(start.stack_size);
@@ -80,12 +80,12 @@ void* trampoline(void* raw) {
 extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                               void* (*routine)(void*), void* arg) {
     auto real = gprof::originals::functions().pthread_create;
-    bool own = r::inside_gprof();
+    bool own = gprof::base::inside_gprof();
     uint32_t stack = 0;
     Start* start;
     {
         int saved = errno;  // unwinding may set it; pthread_create's caller sees it unchanged
-        r::ReentryGuard guard;
+        gprof::base::ReentryGuard guard;
         if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate)) {
             uintptr_t pcs[gprof::unwind::kCaptureRoom];
             int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
@@ -98,7 +98,7 @@ extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
     *start = Start{routine, arg, stack, own, stack_size(attr)};
     int err = real(thread, attr, trampoline, start);
     if (err != 0) {
-        r::ReentryGuard guard;
+        gprof::base::ReentryGuard guard;
         gprof::backing::free(start);
         return err;
     }

@@ -146,7 +146,7 @@ uint32_t WaitRegistry::arrive(const void* lock, int64_t now) {
     uint32_t i = index(lock);
     Slot& s = slots_[i];
     uintptr_t key = reinterpret_cast<uintptr_t>(lock);
-    SpinGuard hold(s.guard);
+    base::SpinGuard hold(s.guard);
     uintptr_t owner = keys_[i].load(std::memory_order_relaxed);
     if (owner != 0 && owner != key) {
         collisions_.fetch_add(1, std::memory_order_relaxed);
@@ -164,7 +164,7 @@ uint32_t WaitRegistry::arrive(const void* lock, int64_t now) {
 void WaitRegistry::leave(uint32_t ticket, const void* lock) {
     if (ticket == 0) return;
     Slot& s = slots_[ticket - 1];
-    SpinGuard hold(s.guard);
+    base::SpinGuard hold(s.guard);
     if (keys_[ticket - 1].load(std::memory_order_relaxed) != reinterpret_cast<uintptr_t>(lock) ||
         s.waiters == 0)
         return;
@@ -174,7 +174,7 @@ void WaitRegistry::leave(uint32_t ticket, const void* lock) {
 int64_t WaitRegistry::release(const void* lock, int64_t now) {
     uint32_t i = index(lock);
     Slot& s = slots_[i];
-    SpinGuard hold(s.guard);
+    base::SpinGuard hold(s.guard);
     if (keys_[i].load(std::memory_order_relaxed) != reinterpret_cast<uintptr_t>(lock)) return 0;
     int64_t delay = mutex_release_delay(now - s.head_since, now - s.tail_since, s.waiters);
     s.head_since = now;

@@ -21,7 +21,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "record/spin_lock.h"
+#include "base/spin_lock.h"
 #include "record/stack_counters.h"
 
 namespace gprof::record {
@@ -76,7 +76,7 @@ public:
 private:
     static constexpr uint32_t kSlots = 4096;
     struct Slot {
-        SpinLock guard;
+        base::SpinLock guard;
         uint32_t waiters = 0;
         int64_t head_since = 0;  // when the longest-waiting waiter's current wait began
         int64_t tail_since = 0;  // when the latest waiter arrived

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "record/os_memory.h"
+#include "base/os_memory.h"
 
 namespace gprof::record {
 
@@ -45,9 +45,9 @@ class GrowingIndex {
         uint32_t bits = old != nullptr ? old->bits + growth_bits_ : first_bits_;
         size_t bytes = sizeof(Heads) + (sizeof(uint32_t) << bits);
         if (bytes > budget) return old != nullptr;
-        auto* heads = static_cast<Heads*>(os_reserve(bytes));
+        auto* heads = static_cast<Heads*>(base::os_reserve(bytes));
         if (heads == nullptr) return old != nullptr;
-        os_prefault(heads, bytes);  // the relinking writes all over it
+        base::os_prefault(heads, bytes);  // the relinking writes all over it
         heads->bits = bits;
         for (uint32_t id = 1; id < count; ++id) {
             uint32_t& head = heads->head[hash_of(id) >> (64 - bits)];

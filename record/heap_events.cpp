@@ -1,13 +1,11 @@
 #include "record/heap_events.h"
 
 #include "record/heap_profile.h"
-#include "record/reentry_guard.h"
+#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 
 namespace gprof::record {
-
-constinit thread_local int t_reentry_depth [[gnu::tls_model("initial-exec")]] = 0;
 
 namespace {
 
@@ -34,9 +32,9 @@ uint32_t stack_id_of(const unwind::Registers& start) {
                                           bool allocator_sample, const unwind::Registers& start) {
     // A failed allocation has nothing to remember; gprof's own allocations are not the program's;
     // before start-up there is no unwinder yet.
-    if (p == nullptr || inside_gprof() || !unwind::ready()) return;
+    if (p == nullptr || base::inside_gprof() || !unwind::ready()) return;
     heap_profile().prefetch(p);  // its line loads while the stack is walked
-    ReentryGuard guard;
+    base::ReentryGuard guard;
     uint32_t stack_id = stack_id_of(start);
     if (allocator_sample)
         heap_profile().record_reported_alloc(p, size, sampled_size, stack_id);

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "record/os_memory.h"
+#include "base/os_memory.h"
 
 namespace gprof::record {
 
@@ -16,11 +16,11 @@ constinit thread_local int t_count_stripe [[gnu::tls_model("initial-exec")]] = -
 }  // namespace
 
 void HeapProfile::start() {
-    SpinGuard guard(buckets_lock_);
+    base::SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
-    buckets_ = static_cast<Bucket*>(os_reserve(sizeof(Bucket) * kMaxBuckets));
-    allocs_ = static_cast<uint64_t*>(os_reserve(sizeof(uint64_t) * kMaxBuckets * kCountStripes));
-    live_ = static_cast<uint32_t*>(os_reserve(sizeof(uint32_t) * kMaxBuckets));
+    buckets_ = static_cast<Bucket*>(base::os_reserve(sizeof(Bucket) * kMaxBuckets));
+    allocs_ = static_cast<uint64_t*>(base::os_reserve(sizeof(uint64_t) * kMaxBuckets * kCountStripes));
+    live_ = static_cast<uint32_t*>(base::os_reserve(sizeof(uint32_t) * kMaxBuckets));
 }
 
 uint32_t HeapProfile::find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size,
@@ -39,7 +39,7 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t samp
     if (buckets_ == nullptr || allocs_ == nullptr) return 0;
     const uint64_t hash = bucket_hash(stack_id, size, sampled_size);
     if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
-    SpinGuard guard(buckets_lock_);
+    base::SpinGuard guard(buckets_lock_);
     if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
@@ -76,7 +76,7 @@ void HeapProfile::count_live(size_t n) {
     if (live_ == nullptr) return;
     memset(live_ + 1, 0, sizeof(uint32_t) * n);
     for (Shard& s : shards_) {
-        SpinGuard guard(s.lock);
+        base::SpinGuard guard(s.lock);
         for (size_t i = 0; i < s.capacity; ++i) {
             uint32_t bucket = s.slots[i].bucket;
             if (s.slots[i].ptr != 0 && bucket <= n) ++live_[bucket];
@@ -106,10 +106,10 @@ void HeapProfile::filter_remove_locked(uint32_t bit) {
 
 bool HeapProfile::grow_locked(Shard& s) {
     size_t capacity = s.capacity ? s.capacity * 2 : 256;
-    auto* slots = static_cast<LiveEntry*>(os_reserve(sizeof(LiveEntry) * capacity));
+    auto* slots = static_cast<LiveEntry*>(base::os_reserve(sizeof(LiveEntry) * capacity));
     if (slots == nullptr) return false;
     // The rehash below writes all over the new table.
-    if (s.capacity > 0) os_prefault(slots, sizeof(LiveEntry) * capacity);
+    if (s.capacity > 0) base::os_prefault(slots, sizeof(LiveEntry) * capacity);
     for (size_t i = 0; i < s.capacity; ++i) {
         const LiveEntry& e = s.slots[i];
         if (e.ptr == 0) continue;
@@ -121,7 +121,7 @@ bool HeapProfile::grow_locked(Shard& s) {
             }
         }
     }
-    os_release(s.slots, sizeof(LiveEntry) * s.capacity);
+    base::os_release(s.slots, sizeof(LiveEntry) * s.capacity);
     live_bytes_.fetch_add(sizeof(LiveEntry) * (capacity - s.capacity), std::memory_order_relaxed);
     s.slots = slots;
     s.capacity = capacity;
@@ -172,7 +172,7 @@ void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_
     }
     count_alloc(bucket);
     Shard& s = shards_[shard_of(filter_bit(p))];
-    SpinGuard guard(s.lock);
+    base::SpinGuard guard(s.lock);
     uint32_t born = 0;
     if (numbered) {
         born = s.births.load(std::memory_order_relaxed) + 1;
@@ -199,7 +199,7 @@ uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
     Shard& s = shards_[shard_of(filter_bit(p))];
     uint32_t bucket = 0;
     {
-        SpinGuard guard(s.lock);
+        base::SpinGuard guard(s.lock);
         if (s.capacity == 0) return 0;
         size_t mask = s.capacity - 1;
         size_t j = (h ^ (h >> 32)) & mask;
@@ -233,7 +233,7 @@ void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
     Shard& s = shards_[shard_of(filter_bit(p))];
-    SpinGuard guard(s.lock);
+    base::SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, 0);
 }
 

@@ -48,7 +48,7 @@
 #include <cstdint>
 
 #include "record/growing_index.h"
-#include "record/spin_lock.h"
+#include "base/spin_lock.h"
 
 namespace gprof::record {
 
@@ -158,7 +158,7 @@ class HeapProfile {
     // Only the shims' samples are in the bitmap: the allocator's are never looked up by a free.
     static bool in_filter(const LiveEntry& e) { return e.born == 0; }
     struct alignas(64) Shard {  // a cache line each: two shards' locks never share one
-        SpinLock lock;
+        base::SpinLock lock;
         LiveEntry* slots = nullptr;
         size_t capacity = 0;  // power of two
         size_t used = 0;
@@ -208,10 +208,10 @@ class HeapProfile {
     uint8_t filter_counts_[1u << kFilterBits] = {};  // guarded by the shard of each bit
     Shard shards_[kShards];
 
-    SpinLock buckets_lock_;
+    base::SpinLock buckets_lock_;
     Bucket* buckets_ = nullptr;   // [kMaxBuckets]; index 0 unused
     uint64_t* allocs_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
-    SpinLock snapshot_lock_;      // one snapshot at a time: they share live_
+    base::SpinLock snapshot_lock_;      // one snapshot at a time: they share live_
     uint32_t* live_ = nullptr;    // [kMaxBuckets], by the same index, under snapshot_lock_
     // Chain heads: 4 096 at first, four times as many when the buckets pass one to a head (a
     // fixed 65 536 had chains of 3 and more, each link a cache miss, where every allocation is
@@ -233,7 +233,7 @@ class HeapProfile {
 
 template <typename Visit>
 size_t HeapProfile::for_each_bucket(Visit&& visit) {
-    SpinGuard guard(snapshot_lock_);
+    base::SpinGuard guard(snapshot_lock_);
     size_t n = bucket_count_.load(std::memory_order_acquire);
     // Live objects first: each was counted as an allocation before it entered the table, so the
     // allocations read next include it, and in-use never comes out negative while other threads

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "preload/config.h"
+#include "base/config.h"
 
 namespace gprof::record {
 

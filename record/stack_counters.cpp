@@ -1,22 +1,22 @@
 #include "record/stack_counters.h"
 
-#include "record/os_memory.h"
+#include "base/os_memory.h"
 
 namespace gprof::record {
 
 StackCounters::StackCounters(uint32_t slots)
     : mask_(slots - 1),
-      slots_(static_cast<Slot*>(os_reserve(sizeof(Slot) * slots))),
-      claimed_(static_cast<std::atomic<uint32_t>*>(os_reserve(sizeof(uint32_t) * slots))) {
+      slots_(static_cast<Slot*>(base::os_reserve(sizeof(Slot) * slots))),
+      claimed_(static_cast<std::atomic<uint32_t>*>(base::os_reserve(sizeof(uint32_t) * slots))) {
     if (claimed_ == nullptr) {
-        os_release(slots_, sizeof(Slot) * slots);
+        base::os_release(slots_, sizeof(Slot) * slots);
         slots_ = nullptr;
     }
 }
 
 StackCounters::~StackCounters() {
-    os_release(slots_, sizeof(Slot) * (mask_ + 1));
-    os_release(claimed_, sizeof(uint32_t) * (mask_ + 1));
+    base::os_release(slots_, sizeof(Slot) * (mask_ + 1));
+    base::os_release(claimed_, sizeof(uint32_t) * (mask_ + 1));
 }
 
 void StackCounters::add(uint32_t stack_id, int64_t count_thousandths, int64_t value) {

@@ -2,27 +2,27 @@
 
 #include <new>
 
-#include "record/os_memory.h"
+#include "base/os_memory.h"
 
 namespace gprof::record {
 
 StackTable::StackTable(size_t max_bytes) : max_bytes_(max_bytes) {
-    nodes_ = static_cast<Node*>(os_reserve(sizeof(Node) * kMaxNodes));
-    depths_ = static_cast<uint8_t*>(os_reserve(sizeof(uint8_t) * kMaxNodes));
+    nodes_ = static_cast<Node*>(base::os_reserve(sizeof(Node) * kMaxNodes));
+    depths_ = static_cast<uint8_t*>(base::os_reserve(sizeof(uint8_t) * kMaxNodes));
 }
 
 StackTable::~StackTable() {
     // The indexes are not tracked one by one: tables live as long as the process, and the tests
     // that build small tables accept the leak.
-    os_release(nodes_, sizeof(Node) * kMaxNodes);
-    os_release(depths_, sizeof(uint8_t) * kMaxNodes);
+    base::os_release(nodes_, sizeof(Node) * kMaxNodes);
+    base::os_release(depths_, sizeof(uint8_t) * kMaxNodes);
 }
 
 uint32_t StackTable::child(uint32_t parent, uintptr_t pc) {
     if (nodes_ == nullptr || depths_ == nullptr) [[unlikely]]
         return 0;
     if (uint32_t found = find(parent, pc)) return found;  // the common case: no lock
-    SpinGuard guard(lock_);
+    base::SpinGuard guard(lock_);
     if (uint32_t found = find(parent, pc)) return found;  // added meanwhile
     uint32_t id = count_.load(std::memory_order_relaxed) + 1;
     if (id >= kMaxNodes || bytes_used() + kNodeBytes > max_bytes_ ||

@@ -21,7 +21,7 @@
 #include <cstdint>
 
 #include "record/growing_index.h"
-#include "record/spin_lock.h"
+#include "base/spin_lock.h"
 
 namespace gprof::record {
 
@@ -55,7 +55,7 @@ class StackTable {
     size_t bytes_used() const { return kNodeBytes * count() + index_.bytes(); }
 
     // fork(): held across fork so the child never inherits it locked.
-    SpinLock& lock() { return lock_; }
+    base::SpinLock& lock() { return lock_; }
 
   private:
     struct Node {
@@ -77,7 +77,7 @@ class StackTable {
     static constexpr size_t kNodeBytes = sizeof(Node) + sizeof(uint8_t);
 
     size_t max_bytes_;
-    SpinLock lock_;
+    base::SpinLock lock_;
     Node* nodes_ = nullptr;      // [kMaxNodes], by id; 0 unused
     uint8_t* depths_ = nullptr;  // [kMaxNodes], by id
     // Chain heads: 4 096 at first, twice as many when the nodes pass two to a head (a fixed

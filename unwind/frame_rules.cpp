@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cstring>
 
-#include "record/os_memory.h"
-#include "record/spin_lock.h"
+#include "base/os_memory.h"
+#include "base/spin_lock.h"
 
 namespace gprof::unwind {
 namespace {
@@ -471,7 +471,7 @@ struct Table {
 
 constexpr int kMaxProbes = 32;
 constexpr size_t kMaxRuleSlots = size_t{1} << 20;  // 16 MiB
-constinit record::SpinLock g_cache_lock;
+constinit base::SpinLock g_cache_lock;
 // Replaced by one twice the size when half full. A replaced table stays mapped (a look-up may still
 // be reading it; together they are smaller than the last).
 constinit std::atomic<Table*> g_table{nullptr};
@@ -507,9 +507,9 @@ bool read_cache(uintptr_t address, PackedRule* out) {
 }
 
 Table* new_table(size_t slots) {
-    auto* table = static_cast<Table*>(record::os_reserve(sizeof(Table) + sizeof(Slot) * slots));
+    auto* table = static_cast<Table*>(base::os_reserve(sizeof(Table) + sizeof(Slot) * slots));
     if (table == nullptr) return nullptr;
-    record::os_prefault(table, sizeof(Table) + sizeof(Slot) * slots);
+    base::os_prefault(table, sizeof(Table) + sizeof(Slot) * slots);
     table->mask = slots - 1;
     return table;
 }
@@ -563,7 +563,7 @@ PackedRule cached_frame_rule(uintptr_t address) {
         if (!PackedRule::fits(rule)) return PackedRule();
         packed = PackedRule::of(rule);
     }
-    record::SpinGuard guard(g_cache_lock);
+    base::SpinGuard guard(g_cache_lock);
     Table* table = table_with_room_locked();
     // No room to remember it (16 MiB of rules, or no memory): none, so that the walker hands such
     // stacks to libunwind rather than parse call frame information at every frame.
@@ -572,7 +572,7 @@ PackedRule cached_frame_rule(uintptr_t address) {
 }
 
 void forget_frame_rules() {
-    record::SpinGuard guard(g_cache_lock);
+    base::SpinGuard guard(g_cache_lock);
     Table* table = g_table.load(std::memory_order_relaxed);
     g_generation.fetch_add(1, std::memory_order_acq_rel);
     if (table != nullptr) {
@@ -597,7 +597,7 @@ uint64_t frame_rules_generation() {
 }
 
 size_t cached_frame_rules() {
-    record::SpinGuard guard(g_cache_lock);
+    base::SpinGuard guard(g_cache_lock);
     return g_used;
 }
 

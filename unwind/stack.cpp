@@ -16,9 +16,9 @@
 #include <new>
 #include <algorithm>
 
-#include "preload/log.h"
-#include "record/os_memory.h"
-#include "record/spin_lock.h"
+#include "base/log.h"
+#include "base/os_memory.h"
+#include "base/spin_lock.h"
 #include "unwind/fast_walk.h"
 #include "unwind/frame_rules.h"
 
@@ -113,20 +113,20 @@ constinit thread_local ThreadWalks* t_thread_walks [[gnu::tls_model("initial-exe
 pthread_key_t g_walks_key;
 std::atomic<bool> g_walks_key_made{false};
 constexpr size_t kWalksChunk = size_t{256} << 10;
-constinit record::SpinLock g_walks_lock;
+constinit base::SpinLock g_walks_lock;
 ThreadWalks* g_free_walks = nullptr;  // under g_walks_lock
 char* g_walks_chunk = nullptr;        // under g_walks_lock
 size_t g_walks_chunk_left = 0;
 
 ThreadWalks* take_walks() {
-    record::SpinGuard guard(g_walks_lock);
+    base::SpinGuard guard(g_walks_lock);
     if (ThreadWalks* walks = g_free_walks) {
         g_free_walks = walks->next_free;
         return walks;
     }
     constexpr size_t size = (sizeof(ThreadWalks) + 63) & ~size_t{63};
     if (g_walks_chunk_left < size) {
-        g_walks_chunk = static_cast<char*>(record::os_reserve(kWalksChunk));
+        g_walks_chunk = static_cast<char*>(base::os_reserve(kWalksChunk));
         if (g_walks_chunk == nullptr) {
             g_walks_chunk_left = 0;
             return nullptr;
@@ -143,7 +143,7 @@ void free_thread_walks(void* memory) {
     // Allocations after this (later destructors) walk with libunwind rather than take another.
     t_thread_walks = kWalksGone;
     auto* walks = static_cast<ThreadWalks*>(memory);
-    record::SpinGuard guard(g_walks_lock);
+    base::SpinGuard guard(g_walks_lock);
     walks->next_free = g_free_walks;
     g_free_walks = walks;
 }

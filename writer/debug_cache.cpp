@@ -13,8 +13,9 @@
 #include <ctime>
 #include <vector>
 
-#include "preload/config.h"
-#include "preload/log.h"
+#include "base/config.h"
+#include "base/files.h"
+#include "base/log.h"
 #include "writer/elf_file.h"
 #include "writer/sink.h"
 
@@ -22,7 +23,6 @@ namespace gprof::writer {
 namespace {
 
 constexpr size_t kChunk = 256 * 1024;
-constexpr const char kTempPrefix[] = ".tmp-";
 // A temporary file this old was left by a process that died while writing it.
 constexpr time_t kStaleTempSeconds = 3600;
 // How finely the last use of a file is recorded (see mark_used_locked).
@@ -113,7 +113,7 @@ bool inflate_into(const uint8_t* data, size_t size, uint64_t expected, Output* o
         produced += got;
         if (produced > expected) break;
         if (!out->put(chunk.data(), got)) {
-            *error = "cannot write: " + errno_text(errno);
+            *error = "cannot write: " + base::errno_text(errno);
             return false;
         }
         if (got == 0 && stream.avail_in == 0 && left == 0 && status != Z_STREAM_END) break;
@@ -257,7 +257,7 @@ bool write_inflated(const ElfImage& image, int fd, std::string* error) {
 
     Output out(fd);
     auto failed_write = [&] {
-        *error = "cannot write: " + errno_text(errno);
+        *error = "cannot write: " + base::errno_text(errno);
         return false;
     };
     // The kept bytes, with the header's new e_shoff (and, when the table lies among them, the
@@ -306,7 +306,7 @@ bool DebugCache::directory_ready() {
     state_ = -1;
     if (dir_.empty() || dir_[0] != '/') return false;
     if (!make_directories(dir_)) {
-        report("cannot create the directory: " + errno_text(errno));
+        report("cannot create the directory: " + base::errno_text(errno));
         return false;
     }
     struct stat status;
@@ -320,7 +320,7 @@ bool DebugCache::directory_ready() {
         return false;
     }
     if (access(dir_.c_str(), W_OK | X_OK) != 0) {
-        report("the directory is not writable: " + errno_text(errno));
+        report("the directory is not writable: " + base::errno_text(errno));
         return false;
     }
     state_ = 1;
@@ -363,37 +363,11 @@ std::string DebugCache::file_for(const std::string& path, const ElfImage& image,
 
 template <typename Write>
 bool DebugCache::write_atomically(const std::string& name, uint64_t max_size, Write write) {
-    std::string limit_error;
-    if (!within_file_size_limit(0, max_size, &limit_error)) {
-        report("cannot write " + name + ": " + limit_error);
-        return false;
-    }
-    std::string temp = dir_ + "/" + kTempPrefix + std::to_string(getpid()) + "-" + name;
-    int fd;
-    do {
-        fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    } while (fd == -1 && errno == EINTR);
-    if (fd == -1) {
-        report("cannot create " + temp + ": " + errno_text(errno));
-        return false;
-    }
     std::string error;
-    bool ok = write(fd, &error);
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        error = "cannot write: " + errno_text(errno);
-    }
-    if (ok && rename(temp.c_str(), (dir_ + "/" + name).c_str()) != 0) {
-        ok = false;
-        error = "cannot rename into place: " + errno_text(errno);
-    }
-    if (!ok) {
-        unlink(temp.c_str());
-        // A malformed file is the file's problem, not the directory's: only I/O is reported.
-        if (error.starts_with("cannot")) report(error);
-        return false;
-    }
-    return true;
+    if (base::write_file_atomically(dir_ + "/" + name, max_size, 0600, write, &error)) return true;
+    // A malformed file is the file's problem, not the directory's: only I/O is reported.
+    if (error.starts_with("cannot") || error.starts_with("writing")) report(error);
+    return false;
 }
 
 std::string DebugCache::write_copy(const ElfImage& image, const std::string& name) {
@@ -437,7 +411,7 @@ bool DebugCache::write_file(const std::string& name, std::string_view bytes) noe
         bool written = write_atomically(name, bytes.size(), [&](int fd, std::string* error) {
             Output out(fd);
             if (out.put(bytes.data(), bytes.size()) && out.flush()) return true;
-            *error = "cannot write: " + errno_text(errno);
+            *error = "cannot write: " + base::errno_text(errno);
             return false;
         });
         if (written) trim(name);
@@ -464,7 +438,7 @@ void DebugCache::trim(const std::string& keep) {
         std::string path = dir_ + "/" + name;
         struct stat status;
         if (lstat(path.c_str(), &status) != 0 || !S_ISREG(status.st_mode)) continue;
-        if (name.starts_with(kTempPrefix)) {
+        if (name.ends_with(".tmp")) {  // base::write_file_atomically's, left by a crash
             if (now - status.st_mtime > kStaleTempSeconds) unlink(path.c_str());
             continue;
         }

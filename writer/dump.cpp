@@ -5,8 +5,8 @@
 #include <new>
 #include <string>
 
-#include "preload/config.h"
-#include "preload/log.h"
+#include "base/config.h"
+#include "base/log.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/threads.h"

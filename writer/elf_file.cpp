@@ -7,6 +7,8 @@
 
 #include <cerrno>
 
+#include "base/files.h"
+
 namespace gprof::writer {
 
 MappedFile::~MappedFile() {
@@ -19,12 +21,12 @@ bool MappedFile::open(const std::string& path, std::string* error) {
         fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     } while (fd == -1 && errno == EINTR);
     if (fd == -1) {
-        *error = "cannot open " + path + ": " + errno_text(errno);
+        *error = "cannot open " + path + ": " + base::errno_text(errno);
         return false;
     }
     struct stat status;
     if (fstat(fd, &status) != 0) {
-        *error = "cannot stat " + path + ": " + errno_text(errno);
+        *error = "cannot stat " + path + ": " + base::errno_text(errno);
         close(fd);
         return false;
     }
@@ -38,7 +40,7 @@ bool MappedFile::open(const std::string& path, std::string* error) {
     int map_errno = errno;
     close(fd);
     if (mapped == MAP_FAILED) {
-        *error = "cannot map " + path + ": " + errno_text(map_errno);
+        *error = "cannot map " + path + ": " + base::errno_text(map_errno);
         return false;
     }
     data_ = static_cast<const uint8_t*>(mapped);
@@ -146,12 +148,6 @@ std::string hex_string(const uint8_t* bytes, size_t size) {
         text += kDigits[bytes[i] & 0xf];
     }
     return text;
-}
-
-std::string errno_text(int error_number) {
-    char buffer[128];
-    // GNU strerror_r: returns a pointer to the message (maybe a static string, maybe buffer).
-    return strerror_r(error_number, buffer, sizeof buffer);
 }
 
 }  // namespace gprof::writer

@@ -84,7 +84,4 @@ std::string build_id_of_image(const ElfImage& image);
 
 std::string hex_string(const uint8_t* bytes, size_t size);
 
-// The text of an errno value; thread-safe, unlike strerror.
-std::string errno_text(int error_number);
-
 }  // namespace gprof::writer

@@ -11,6 +11,7 @@
 #include <exception>
 #include <mutex>
 
+#include "base/files.h"
 #include "writer/elf_file.h"
 
 namespace gprof::writer {
@@ -94,7 +95,7 @@ bool read_whole_file(const char* path, std::string* out, std::string* error) {
         fd = open(path, O_RDONLY | O_CLOEXEC);
     } while (fd == -1 && errno == EINTR);
     if (fd == -1) {
-        *error = std::string("cannot open ") + path + ": " + errno_text(errno);
+        *error = std::string("cannot open ") + path + ": " + base::errno_text(errno);
         return false;
     }
     char buffer[16384];
@@ -105,7 +106,7 @@ bool read_whole_file(const char* path, std::string* out, std::string* error) {
         } else if (n == 0) {
             break;
         } else if (errno != EINTR) {
-            *error = std::string("cannot read ") + path + ": " + errno_text(errno);
+            *error = std::string("cannot read ") + path + ": " + base::errno_text(errno);
             close(fd);
             return false;
         }

@@ -61,9 +61,9 @@ class ProfileBuilder {
     // Adds one sample. stack holds depth return addresses, leaf first, as an unwinder captures them
     // (the caller passes the interrupted instruction's address + 1 for a signal-interrupted leaf,
     // so every frame is a return address). Each is stored as address - 1, inside the call
-    // instruction, so it resolves to the call's line and inline scope (CONTRACT.md, "Profiles").
-    // Zero entries are skipped. values must hold one value per sample type; otherwise the sample
-    // is dropped and false returned.
+    // instruction, so it resolves to the call's line and inline scope, as pprof expects of a
+    // caller frame. Zero entries are skipped. values must hold one value per sample type;
+    // otherwise the sample is dropped and false returned.
     bool add_sample(const uintptr_t* stack, size_t depth, const int64_t* values, size_t value_count,
                     const SampleLabels& labels = {}) noexcept;
 

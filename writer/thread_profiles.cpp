@@ -4,7 +4,7 @@
 #include <map>
 #include <vector>
 
-#include "preload/config.h"
+#include "base/config.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/thread_stacks.h"

@@ -1,4 +1,4 @@
-// scripts/gprof, the command line of CONTRACT.md: run (with a program and with the bundled demo),
+// scripts/gprof, the command line the README documents: run (with a program and with the bundled demo),
 // dump PID, top.
 #include <signal.h>
 

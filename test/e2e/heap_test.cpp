@@ -64,7 +64,7 @@ std::map<std::string, SiteValues> by_leaf_site(const std::vector<FlatSample>& sa
 }
 
 // Both checks every written profile gets: libprotobuf decoding with consistent references and the
-// heap layout of CONTRACT.md, and go tool pprof -top, -traces, -raw with no warning.
+// heap layout the README promises, and go tool pprof -top, -traces, -raw with no warning.
 perftools::profiles::Profile check_heap_file(const std::string& path, int64_t rate) {
     INFO(path);
     perftools::profiles::Profile p = read_profile(path);

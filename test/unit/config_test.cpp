@@ -1,4 +1,4 @@
-#include "preload/config.h"
+#include "base/config.h"
 
 #include <signal.h>
 
@@ -29,7 +29,7 @@ Config parse(FakeEnv& env) {
 
 }  // namespace
 
-TEST_CASE("defaults follow CONTRACT.md") {
+TEST_CASE("defaults are those the README promises") {
     FakeEnv env;
     Config c = parse(env);
     CHECK(env.lines.empty());

@@ -415,7 +415,7 @@ TEST_CASE("the debug cache keeps named files whole, private, and under the same 
     CHECK_FALSE(fs::exists(dir + "/c/b.sym"));
     CHECK(fs::exists(dir + "/c/c.sym"));
     for (const auto& entry : fs::directory_iterator(dir + "/c"))  // no temporary file left
-        CHECK_FALSE(entry.path().filename().string().starts_with(".tmp"));
+        CHECK_FALSE(entry.path().filename().string().ends_with(".tmp"));
     fs::remove_all(dir);
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "writer/sink.h"
 
 namespace {
@@ -92,7 +93,7 @@ TEST_CASE("sink: missing directories are created and the file appears whole", "[
     CHECK(directory_entries(root + "/a/b/c").size() == 1);
 
     // A relative prefix with no directory part works in the current directory.
-    REQUIRE(gprof::writer::create_parent_directories("just-a-name", &error));
+    REQUIRE(gprof::base::create_parent_directories("just-a-name", &error));
     remove_tree(root);
 }
 

@@ -17,7 +17,7 @@ enum class Allocator : uint8_t { Jemalloc, Libc };
 // GPROF_LOG: when the news of each file written is printed (problems always are).
 enum class LogFiles : uint8_t { WhenTerminal, Always, Never };
 
-// Bits of Config::profiles, one per profile kind of CONTRACT.md.
+// Bits of Config::profiles, one per profile kind.
 enum ProfileKind : uint32_t {
     kProfileHeap = 1u << 0,
     kProfileThreads = 1u << 1,

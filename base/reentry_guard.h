@@ -5,7 +5,7 @@
 // recorder or deadlock on one of gprof's own locks.
 #pragma once
 
-namespace gprof::record {
+namespace gprof::base {
 
 extern constinit thread_local int t_reentry_depth [[gnu::tls_model("initial-exec")]];
 
@@ -19,4 +19,4 @@ public:
     ReentryGuard& operator=(const ReentryGuard&) = delete;
 };
 
-}  // namespace gprof::record
+}  // namespace gprof::base

@@ -7,7 +7,7 @@
 
 #include <cstddef>
 
-namespace gprof::record {
+namespace gprof::base {
 
 inline void* os_reserve(size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -32,4 +32,4 @@ inline void os_release(void* p, size_t bytes) {
     if (p) munmap(p, bytes);
 }
 
-}  // namespace gprof::record
+}  // namespace gprof::base

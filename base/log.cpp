@@ -1,4 +1,4 @@
-#include "preload/log.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "preload/config.h"
+#include "base/config.h"
 
 namespace gprof::log {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <atomic>
 
-namespace gprof::record {
+namespace gprof::base {
 
 class SpinLock {
 public:
@@ -41,4 +41,4 @@ private:
     SpinLock& lock_;
 };
 
-}  // namespace gprof::record
+}  // namespace gprof::base

@@ -1,4 +1,4 @@
-#include "preload/config.h"
+#include "base/config.h"
 
 #include <signal.h>
 #include <sys/auxv.h>
@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "preload/log.h"
+#include "base/log.h"
 
 namespace gprof {
 namespace {
@@ -87,7 +87,7 @@ bool absolute_prefix(const char* text, char* out, size_t size) {
     return n > 0 && static_cast<size_t>(n) < size;
 }
 
-// ---- The table: every GPROF_* variable of CONTRACT.md, in its order. ----
+// ---- The table: every GPROF_* variable, in the README's order. ----
 
 const ConfigOption kOptions[] = {
     {"GPROF_MEM_PROFILE_RATE", "524288", "a byte count >= 0 such as 524288 or 512k",

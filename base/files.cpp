@@ -1,0 +1,146 @@
+#include "base/files.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace gprof::base {
+namespace {
+
+// A unique temporary name per attempt, even for several threads of one process.
+std::atomic<unsigned> g_temporary_counter{0};
+
+std::string directory_of(const std::string& path) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
+                void* context, std::string* error) {
+    if (!within_file_size_limit(0, max_size, error)) return false;
+    std::string temporary;
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd == -1; ++attempt) {
+        temporary = path + "." + std::to_string(getpid()) + "-" +
+                    std::to_string(g_temporary_counter.fetch_add(1)) + ".tmp";
+        fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd == -1 && errno != EEXIST && errno != EINTR) break;
+    }
+    if (fd == -1) {
+        *error = "cannot create " + temporary + ": " + errno_text(errno);
+        return false;
+    }
+    std::string fill_error;
+    bool written = fill(context, fd, &fill_error);
+    // close can report a deferred write error (NFS); it still releases the descriptor.
+    int close_errno = close(fd) != 0 && errno != EINTR ? errno : 0;
+    if (written && close_errno != 0) {
+        written = false;
+        fill_error = "cannot write " + temporary + ": " + errno_text(close_errno);
+    }
+    // Unlink before composing a message: building it allocates, and may fail.
+    if (!written) {
+        unlink(temporary.c_str());
+        *error = fill_error.empty() ? "cannot write " + temporary : fill_error;
+        return false;
+    }
+    if (rename(temporary.c_str(), path.c_str()) != 0) {
+        int rename_errno = errno;
+        unlink(temporary.c_str());
+        *error = "cannot rename " + temporary + " to " + path + ": " + errno_text(rename_errno);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string errno_text(int error_number) {
+    char buffer[128];
+    // GNU strerror_r: returns a pointer to the text, which may or may not be buffer.
+    return strerror_r(error_number, buffer, sizeof buffer);
+}
+
+bool within_file_size_limit(off_t offset, size_t count, std::string* error) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+    if (offset >= 0 && static_cast<unsigned long long>(offset) + count <= limit.rlim_cur) {
+        return true;
+    }
+    *error = "writing " + std::to_string(count) +
+             " bytes would exceed the file size limit (RLIMIT_FSIZE, ulimit -f) of " +
+             std::to_string(static_cast<unsigned long long>(limit.rlim_cur)) + " bytes";
+    return false;
+}
+
+bool create_parent_directories(const std::string& path, std::string* error) noexcept {
+    try {
+        std::string directory = directory_of(path);
+        struct stat status;
+        if (stat(directory.c_str(), &status) == 0 && S_ISDIR(status.st_mode)) return true;
+        // Create each component in turn, from the top; existing ones are fine if they are
+        // directories (or symbolic links to directories, as with mkdir -p).
+        for (size_t end = 1; end <= directory.size(); ++end) {
+            if (end != directory.size() && directory[end] != '/') continue;
+            if (directory[end - 1] == '/') continue;  // "//" or a trailing slash
+            std::string component = directory.substr(0, end);
+            if (mkdir(component.c_str(), 0777) == 0) continue;
+            int mkdir_errno = errno;
+            // An existing directory is fine whatever mkdir said about it (EEXIST, or EACCES or
+            // EROFS on some file systems).
+            if (stat(component.c_str(), &status) == 0 && S_ISDIR(status.st_mode)) continue;
+            *error = "cannot create directory " + component + ": " +
+                     (mkdir_errno == EEXIST ? std::string("exists and is not a directory")
+                                            : errno_text(mkdir_errno));
+            return false;
+        }
+        return true;
+    } catch (...) {
+        try {
+            *error = "out of memory while creating the directories of " + path;
+        } catch (...) {
+        }
+        return false;
+    }
+}
+
+bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
+                           void* context, std::string* error) noexcept {
+    try {
+        return write_file(path, max_size, mode, fill, context, error);
+    } catch (...) {
+        try {
+            *error = "out of memory while writing " + path;
+        } catch (...) {
+        }
+        return false;
+    }
+}
+
+bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number) {
+    while (!bytes.empty()) {
+        ssize_t n = send_flags >= 0 ? send(fd, bytes.data(), bytes.size(), send_flags)
+                                    : write(fd, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            *error_number = errno;
+            return false;
+        }
+        if (n == 0) {  // not expected from a regular file; don't spin
+            *error_number = ENOSPC;
+            return false;
+        }
+        bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+}  // namespace gprof::base

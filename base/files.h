@@ -1,0 +1,54 @@
+// Files as gprof writes them from inside someone else's program: whole or not at all, never past
+// the process's file size limit, never inherited by its children, and every failure a text.
+//
+// Writing past RLIMIT_FSIZE raises SIGXFSZ, whose default action ends the process (EFBIG comes
+// only when the signal is ignored): every file is checked against the limit before it is written.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace gprof::base {
+
+// The text of an errno value; thread-safe, unlike strerror.
+std::string errno_text(int error_number);
+
+// Whether count more bytes written at offset stay within RLIMIT_FSIZE (false, with *error, if
+// not).
+bool within_file_size_limit(off_t offset, size_t count, std::string* error);
+
+// Creates the missing directories above path (like mkdir -p of its directory part), with mode
+// 0777 less the umask, as mkdir(1) does.
+bool create_parent_directories(const std::string& path, std::string* error) noexcept;
+
+// Writes a file so that no reader ever sees a part of it: fill(fd, error) writes at most
+// max_size bytes (checked against the file size limit first) into a new temporary file beside path
+// ("<path>.<pid>-<n>.tmp": nothing looking for path's own suffix picks it up; O_EXCL, O_NOFOLLOW,
+// O_CLOEXEC, `mode` less the umask), which is then renamed over path. On any failure the temporary
+// file is removed, path is left as it was, and *error says what failed ("cannot ..."), unless fill
+// failed and set it.
+using FillFn = bool (*)(void* context, int fd, std::string* error);
+bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
+                           void* context, std::string* error) noexcept;
+
+template <typename Fill>
+bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, Fill&& fill,
+                           std::string* error) noexcept {
+    using F = std::remove_reference_t<Fill>;
+    return write_file_atomically(
+        path, max_size, mode,
+        [](void* context, int fd, std::string* e) -> bool {
+            return (*static_cast<F*>(context))(fd, e);
+        },
+        const_cast<void*>(static_cast<const void*>(&fill)), error);
+}
+
+// write(2) until all of bytes are out, retrying EINTR (send(2) with send_flags where it is >= 0,
+// for a socket); false with *error_number set on failure.
+bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number);
+
+}  // namespace gprof::base
