@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "api/gprof.h"
+#include "base/reentry_guard.h"
 #include "preload/backing.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
-#include "base/reentry_guard.h"
 #include "record/stack_table.h"
-#include "writer/heap_profile.h"
 
 namespace {
 
@@ -58,9 +57,9 @@ void fill_counts_from_heap_profile(gprof_memstats& m) {
     buckets.resize(std::min(heap.snapshot(buckets.data(), buckets.size()), buckets.size()));
     int64_t rate = gprof::record::mem_profile_rate();
     for (const gprof::record::HeapBucket& b : buckets) {
-        auto alloc = gprof::writer::scale_heap_sample(static_cast<int64_t>(b.allocs),
+        auto alloc = gprof::record::scale_heap_sample(static_cast<int64_t>(b.allocs),
                                                       static_cast<int64_t>(b.alloc_bytes), rate);
-        auto freed = gprof::writer::scale_heap_sample(static_cast<int64_t>(b.frees),
+        auto freed = gprof::record::scale_heap_sample(static_cast<int64_t>(b.frees),
                                                       static_cast<int64_t>(b.free_bytes), rate);
         m.mallocs += static_cast<uint64_t>(alloc.count);
         m.total_alloc += static_cast<uint64_t>(alloc.bytes);

@@ -13,7 +13,10 @@ Kind g_kind = Kind::Unset;
 Kind choose() {
     // config() allocates nothing, so this is safe from the process's very first malloc. Two
     // threads racing here compute the same answer.
-    Kind k = config().allocator == Allocator::Libc ? Kind::Libc : Kind::Jemalloc;
+    const Config& c = config();
+    Kind k = c.allocator == Allocator::Libc ? Kind::Libc : Kind::Jemalloc;
+    // The sampler's rate is handed down here, before any allocation can be sampled.
+    record::set_mem_profile_rate(c.mem_profile_rate);
     // Before jemalloc starts: whether its profiler runs is one of its options (jemalloc_conf.cpp).
     if (k == Kind::Jemalloc && record::mem_profile_rate() >= kJemallocSamplingMinRate)
         record::hand_sampling_to_allocator();

@@ -11,9 +11,9 @@
 
 #include "base/config.h"
 #include "base/log.h"
-#include "preload/originals.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
+#include "preload/originals.h"
 #include "writer/dump.h"
 
 namespace gprof::dumper {

@@ -49,10 +49,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/reentry_guard.h"
 #include "record/heap_events.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
-#include "base/reentry_guard.h"
 #include "unwind/stack.h"
 
 extern "C" {

@@ -6,13 +6,14 @@
 #include <pthread.h>
 
 #include "base/config.h"
+#include "base/reentry_guard.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
-#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
+#include "writer/dump.h"
 
 namespace gprof {
 namespace {
@@ -50,9 +51,7 @@ __attribute__((constructor)) void start() {
     originals::functions();  // before the program can have a second thread
     unwind::warm_up();       // from here on, allocations are sampled
     record::start_contention();
-    const Config& c = config();
-    record::set_block_profile_rate((c.profiles & kProfileBlock) ? c.block_profile_rate : 0);
-    record::set_mutex_profile_fraction((c.profiles & kProfileMutex) ? c.mutex_profile_fraction : 0);
+    writer::start(config());  // each profile kind's records, with their settings
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
 }

@@ -17,9 +17,9 @@
 
 #include <cerrno>
 
+#include "base/reentry_guard.h"
 #include "preload/originals.h"
 #include "record/contention.h"
-#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 

@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/reentry_guard.h"
 #include "preload/backing.h"
 #include "preload/routes.h"
 #include "record/heap_events.h"
-#include "base/reentry_guard.h"
 
 namespace b = gprof::backing;
 namespace r = gprof::record;

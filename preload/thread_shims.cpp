@@ -15,11 +15,10 @@
 
 #include <cerrno>
 
+#include "base/reentry_guard.h"
 #include "preload/backing.h"
-#include "base/config.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
-#include "base/reentry_guard.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/stack.h"
@@ -86,7 +85,7 @@ extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
     {
         int saved = errno;  // unwinding may set it; pthread_create's caller sees it unchanged
         gprof::base::ReentryGuard guard;
-        if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate)) {
+        if (!own && r::thread_creations_on()) {
             uintptr_t pcs[gprof::unwind::kCaptureRoom];
             int depth = gprof::unwind::capture(pcs, gprof::unwind::kMaxFrames);
             if (depth > 0) stack = r::stack_table().intern(pcs, depth);
@@ -102,7 +101,7 @@ extern "C" int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
         gprof::backing::free(start);
         return err;
     }
-    if (!own && (gprof::config().profiles & gprof::kProfileThreadCreate))
+    if (!own && r::thread_creations_on())
         r::thread_creations().add(stack, r::StackCounters::kCountUnit, 0);
     return 0;
 }

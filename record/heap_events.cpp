@@ -1,7 +1,7 @@
 #include "record/heap_events.h"
 
-#include "record/heap_profile.h"
 #include "base/reentry_guard.h"
+#include "record/heap_profile.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 

@@ -6,17 +6,14 @@
 #include <atomic>
 #include <cmath>
 
-#include "base/config.h"
-
 namespace gprof::record {
 
 constinit thread_local SamplerState t_sampler [[gnu::tls_model("initial-exec")]] = {};
 
 namespace {
 
-constexpr int64_t kRateUnset = -1;
 constexpr int64_t kOffRecheckBytes = int64_t{64} << 20;
-constinit std::atomic<int64_t> g_rate{kRateUnset};
+constinit std::atomic<int64_t> g_rate{kDefaultMemProfileRate};
 constinit std::atomic<bool> g_allocator_samples{false};
 
 uint64_t seed_for_thread() {
@@ -49,18 +46,21 @@ int64_t next_sample_interval(int64_t rate, SamplerRng& rng) {
 }
 
 int64_t mem_profile_rate() {
-    int64_t rate = g_rate.load(std::memory_order_relaxed);
-    if (rate == kRateUnset) [[unlikely]] {
-        rate = config().mem_profile_rate;
-        int64_t expected = kRateUnset;
-        g_rate.compare_exchange_strong(expected, rate, std::memory_order_relaxed);
-        rate = g_rate.load(std::memory_order_relaxed);
-    }
-    return rate;
+    return g_rate.load(std::memory_order_relaxed);
 }
 
 void set_mem_profile_rate(int64_t rate) {
     g_rate.store(rate < 0 ? 0 : rate, std::memory_order_relaxed);
+}
+
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg) {
+    if (count == 0 || bytes == 0) return {0, 0};
+    if (rate <= 1) return {count, bytes};
+    double avg =
+        sampled_avg > 0 ? sampled_avg : static_cast<double>(bytes) / static_cast<double>(count);
+    double scale = 1 / (1 - std::exp(-avg / static_cast<double>(rate)));
+    return {static_cast<int64_t>(static_cast<double>(count) * scale),
+            static_cast<int64_t>(static_cast<double>(bytes) * scale)};
 }
 
 void hand_sampling_to_allocator() {

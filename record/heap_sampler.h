@@ -52,9 +52,21 @@ inline bool should_sample(size_t size) {
     return sampler_slow_path(size);
 }
 
-// The process's MemProfileRate: GPROF_MEM_PROFILE_RATE until changed through the C API.
+// The process's MemProfileRate: Go's default until the process's first allocation hands down
+// GPROF_MEM_PROFILE_RATE (preload/backing.cpp), then that until changed through the C API.
+constexpr int64_t kDefaultMemProfileRate = 512 * 1024;
 int64_t mem_profile_rate();
 void set_mem_profile_rate(int64_t rate);
+
+// Go's un-sampling of a heap profile's values: `count` sampled objects of `bytes` in all stand
+// for count / (1 - exp(-avg / rate)) objects, and as many times their bytes, where avg is the
+// average size the sampler counted (`sampled_avg`: a size class where the allocator samples by
+// it; else bytes / count). Rates 0 and 1 keep the values.
+struct ScaledPair {
+    int64_t count;
+    int64_t bytes;
+};
+ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg = 0);
 
 // Where the backing allocator draws the intervals itself and reports its samples (gprof's jemalloc
 // at the higher rates: preload/jemalloc_sampling.cpp), the countdown above stays off for good, so

@@ -20,8 +20,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "record/growing_index.h"
 #include "base/spin_lock.h"
+#include "record/growing_index.h"
 
 namespace gprof::record {
 

@@ -4,6 +4,7 @@ namespace gprof::record {
 namespace {
 
 constinit ThreadRegistry g_registry;
+constinit std::atomic<bool> g_creations_on{true};
 
 uint32_t home(pid_t tid, uint32_t slots) {
     return (static_cast<uint32_t>(tid) * 0x9E3779B1u) & (slots - 1);
@@ -15,6 +16,10 @@ StackCounters& thread_creations() {
     static StackCounters* counters = new StackCounters(1u << 14);
     return *counters;
 }
+
+void set_thread_creations_on(bool on) { g_creations_on.store(on, std::memory_order_relaxed); }
+
+bool thread_creations_on() { return g_creations_on.load(std::memory_order_relaxed); }
 
 ThreadRegistry& thread_registry() { return g_registry; }
 

@@ -16,6 +16,10 @@
 namespace gprof::record {
 
 StackCounters& thread_creations();
+// Whether pthread_create records the creator's stack: from the first call (threads made by other
+// libraries' constructors count too) until start-up hands down GPROF_PROFILES.
+void set_thread_creations_on(bool on);
+bool thread_creations_on();
 
 class ThreadRegistry {
 public:

@@ -3,14 +3,13 @@
 #include <cstdio>
 #include <vector>
 
-#include "record/contention.h"
 #include "record/stack_table.h"
 #include "writer/profile_builder.h"
 
 namespace gprof::writer {
-namespace {
 
-bool build_contention_profile(const record::StackCounters& counters, const char* what,
+bool build_contention_profile(const record::StackCounters& counters,
+                              const record::StackTable& stacks, const char* what,
                               const ModuleSnapshot* modules, SymbolCache* symbols,
                               std::string* out, std::string* error) {
     const std::vector<record::StackCounts> counts = counters.snapshot();
@@ -18,7 +17,6 @@ bool build_contention_profile(const record::StackCounters& counters, const char*
     static constexpr ValueType kTypes[] = {{"contentions", "count"}, {"delay", "nanoseconds"}};
     ProfileBuilder builder(kTypes, {"contentions", "count"}, 1, modules, symbols);
     builder.set_time_now();
-    const record::StackTable& stacks = record::stack_table();
     for (const record::StackCounts& c : counts) {
         uintptr_t pcs[record::StackTable::kMaxDepth];
         int depth = stacks.frames(c.stack_id, pcs, record::StackTable::kMaxDepth);
@@ -36,18 +34,6 @@ bool build_contention_profile(const record::StackCounters& counters, const char*
         builder.add_comment(note);
     }
     return builder.build(out, error);
-}
-
-}  // namespace
-
-bool build_block_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                         std::string* error) {
-    return build_contention_profile(record::block_counters(), "block", modules, symbols, out, error);
-}
-
-bool build_mutex_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                         std::string* error) {
-    return build_contention_profile(record::mutex_counters(), "mutex", modules, symbols, out, error);
 }
 
 }  // namespace gprof::writer

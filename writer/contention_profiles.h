@@ -5,17 +5,19 @@
 
 #include <string>
 
+#include "record/stack_counters.h"
+#include "record/stack_table.h"
 #include "writer/modules.h"
 #include "writer/symbols.h"
 
 namespace gprof::writer {
 
 // Time spent waiting, by the waiter's stack.
-bool build_block_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                         std::string* error);
-
-// Time others waited, by the stack that released the contended lock.
-bool build_mutex_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                         std::string* error);
+// The block and mutex profiles' layout (Go's contentions/count, delay/nanoseconds) over
+// `counters`' stacks: `what` names the events in the comment on those without a stack.
+bool build_contention_profile(const record::StackCounters& counters,
+                              const record::StackTable& stacks, const char* what,
+                              const ModuleSnapshot* modules, SymbolCache* symbols,
+                              std::string* out, std::string* error);
 
 }  // namespace gprof::writer

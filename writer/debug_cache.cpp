@@ -13,7 +13,6 @@
 #include <ctime>
 #include <vector>
 
-#include "base/config.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "writer/elf_file.h"
@@ -461,12 +460,22 @@ void DebugCache::trim(const std::string& keep) {
     }
 }
 
+namespace {
+const char* g_cache_dir = "";
+bool g_cache_dir_explicit = false;
+}  // namespace
+
+void configure_debug_cache(const char* dir, bool explicit_dir) {
+    g_cache_dir = dir;
+    g_cache_dir_explicit = explicit_dir;
+}
+
 DebugCache& debug_cache() {
     // Never destroyed, like the symbol cache (writer/dump.cpp): a function-local static is
     // destroyed at exit before gprof's at-exit handler runs if a signal dump used it first, and
     // the at-exit dump then built its paths from freed memory (it renamed a copy of ld.so's debug
     // file over whatever file name the freed bytes then held).
-    static DebugCache* cache = new DebugCache(config().debug_cache, config().debug_cache_explicit);
+    static DebugCache* cache = new DebugCache(g_cache_dir, g_cache_dir_explicit);
     return *cache;
 }
 

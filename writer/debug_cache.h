@@ -95,6 +95,9 @@ class DebugCache {
 };
 
 // The process's cache, from GPROF_DEBUG_CACHE.
+// The process's cache, in the directory handed down at start-up (GPROF_DEBUG_CACHE; "" until
+// then: no cache). configure_debug_cache keeps the pointer: `dir` must outlive the process.
+void configure_debug_cache(const char* dir, bool explicit_dir);
 DebugCache& debug_cache();
 
 }  // namespace gprof::writer

@@ -11,20 +11,9 @@
 
 namespace gprof::writer {
 
-ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg) {
-    if (count == 0 || bytes == 0) return {0, 0};
-    if (rate <= 1) return {count, bytes};
-    double avg =
-        sampled_avg > 0 ? sampled_avg : static_cast<double>(bytes) / static_cast<double>(count);
-    double scale = 1 / (1 - std::exp(-avg / static_cast<double>(rate)));
-    return {static_cast<int64_t>(static_cast<double>(count) * scale),
-            static_cast<int64_t>(static_cast<double>(bytes) * scale)};
-}
-
-bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& stacks, int64_t rate,
+                        const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
                         std::string* error) {
-    record::HeapProfile& heap = record::heap_profile();
-    const record::StackTable& stacks = record::stack_table();
     // The counts of every bucket first, in one quick pass, so the profile is one moment's; the
     // buckets' keys (stack, sizes) never change, so the second pass reads only them, in place. (A
     // copy of whole buckets, 56 bytes each against 16, was 0.9 MB of fresh pages for 16 700.)
@@ -40,7 +29,6 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
         frames += static_cast<size_t>(stacks.depth(b.stack_id));
     });
 
-    const int64_t rate = record::mem_profile_rate();
     static constexpr ValueType kTypes[] = {{"alloc_objects", "count"},
                                            {"alloc_space", "bytes"},
                                            {"inuse_objects", "count"},
@@ -63,9 +51,9 @@ bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std
         // scale by it.
         const double sampled = static_cast<double>(sampled_bytes);
         const uint64_t live = c.allocs - c.frees;
-        ScaledPair alloc = scale_heap_sample(static_cast<int64_t>(c.allocs),
+        record::ScaledPair alloc = record::scale_heap_sample(static_cast<int64_t>(c.allocs),
                                              static_cast<int64_t>(c.allocs * bytes), rate, sampled);
-        ScaledPair inuse = scale_heap_sample(static_cast<int64_t>(live),
+        record::ScaledPair inuse = record::scale_heap_sample(static_cast<int64_t>(live),
                                              static_cast<int64_t>(live * bytes), rate, sampled);
         const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
         const NumericLabel size[] = {{"bytes", static_cast<int64_t>(bytes), ""}};

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "record/heap_profile.h"
+#include "record/stack_table.h"
 #include "writer/modules.h"
 #include "writer/symbols.h"
 
@@ -25,7 +27,10 @@ struct ScaledPair {
 ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg = 0);
 
 // Encodes the process's heap profile (uncompressed) into *out. False with *error on failure.
-bool build_heap_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
+// Go's writeHeapProto(w, records, rate): the heap profile of `heap`'s buckets, un-sampled at
+// `rate` (record::scale_heap_sample), stacks from `stacks`.
+bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& stacks, int64_t rate,
+                        const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
                         std::string* error);
 
 }  // namespace gprof::writer

@@ -4,7 +4,6 @@
 #include <map>
 #include <vector>
 
-#include "base/config.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/thread_stacks.h"
@@ -17,11 +16,11 @@ bool is_gprof_thread(pid_t tid) { return record::thread_registry().is_own(tid); 
 
 }  // namespace
 
-bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                           std::string* error) {
+bool build_threads_profile(int dump_signal, const ModuleSnapshot* modules, SymbolCache* symbols,
+                           std::string* out, std::string* error) {
     unwind::ThreadCensus census;
     std::vector<unwind::ThreadSnapshot> threads =
-        unwind::capture_all_threads(is_gprof_thread, config().dump_signal, &census);
+        unwind::capture_all_threads(is_gprof_thread, dump_signal, &census);
 
     // Go's goroutine profile: one sample per distinct (stack, labels), valued by how many share it.
     std::map<std::pair<std::vector<uintptr_t>, std::string>, int64_t> groups;
@@ -54,15 +53,14 @@ bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, 
     return builder.build(out, error);
 }
 
-bool build_threadcreate_profile(const ModuleSnapshot* modules, SymbolCache* symbols,
-                                std::string* out, std::string* error) {
-    record::StackCounters& creations = record::thread_creations();
+bool build_threadcreate_profile(const record::StackCounters& creations,
+                                const record::StackTable& stacks, const ModuleSnapshot* modules,
+                                SymbolCache* symbols, std::string* out, std::string* error) {
     const std::vector<record::StackCounts> counts = creations.snapshot();
 
     static constexpr ValueType kTypes[] = {{"threadcreate", "count"}};
     ProfileBuilder builder(kTypes, {"threadcreate", "count"}, 1, modules, symbols);
     builder.set_time_now();
-    const record::StackTable& stacks = record::stack_table();
     for (const record::StackCounts& c : counts) {
         uintptr_t pcs[record::StackTable::kMaxDepth];
         int depth = stacks.frames(c.stack_id, pcs, record::StackTable::kMaxDepth);

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "record/stack_counters.h"
+#include "record/stack_table.h"
 #include "writer/modules.h"
 #include "writer/symbols.h"
 
@@ -12,11 +14,14 @@ namespace gprof::writer {
 
 // Every live thread of the program (not gprof's own) by its current stack, with a string label
 // thread_name. Threads whose stack could not be captured are named in a comment.
-bool build_threads_profile(const ModuleSnapshot* modules, SymbolCache* symbols, std::string* out,
-                           std::string* error);
+// Go's goroutine profile for threads: every live thread of the program (the registry's own
+// threads left out), taken now with a signal other than `dump_signal`, grouped by stack and name.
+bool build_threads_profile(int dump_signal, const ModuleSnapshot* modules, SymbolCache* symbols,
+                           std::string* out, std::string* error);
 
-// Every pthread_create since start, by the creator's stack.
-bool build_threadcreate_profile(const ModuleSnapshot* modules, SymbolCache* symbols,
-                                std::string* out, std::string* error);
+// Every pthread_create counted in `creations`, by the creator's stack.
+bool build_threadcreate_profile(const record::StackCounters& creations,
+                                const record::StackTable& stacks, const ModuleSnapshot* modules,
+                                SymbolCache* symbols, std::string* out, std::string* error);
 
 }  // namespace gprof::writer

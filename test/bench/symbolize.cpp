@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/config.h"
 #include "writer/debug_cache.h"
 #include "writer/debug_info.h"
 #include "writer/modules.h"
@@ -80,6 +81,7 @@ Result dump(const ModuleSnapshot& modules, SymbolCache& cache, const std::vector
 }  // namespace
 
 int main(int argc, char** argv) {
+    configure_debug_cache(gprof::config().debug_cache, gprof::config().debug_cache_explicit);
     printf("libdw.so.1: %s\n",
            debug_info_library_available() ? "loaded" : "MISSING (symbol tables only)");
     ModuleSnapshot modules;

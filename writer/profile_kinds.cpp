@@ -1,0 +1,65 @@
+#include "writer/profile_kinds.h"
+
+#include "record/contention.h"
+#include "record/heap_profile.h"
+#include "record/heap_sampler.h"
+#include "record/stack_table.h"
+#include "record/threads.h"
+#include "writer/contention_profiles.h"
+#include "writer/heap_profile.h"
+#include "writer/thread_profiles.h"
+
+namespace gprof::writer {
+namespace {
+
+bool has_samples(const record::StackCounters& counters) {
+    return counters.size() > 0 || counters.dropped() > 0;
+}
+
+constexpr ProfileKind kProfileKinds[] = {
+    {kProfileHeap, "heap", nullptr,
+     [] {
+         record::HeapProfile& heap = record::heap_profile();
+         return heap.bucket_count() > 0 || heap.dropped() > 0;
+     },
+     true,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         return build_heap_profile(record::heap_profile(), record::stack_table(),
+                                   record::mem_profile_rate(), c.modules, c.symbols, out, error);
+     }},
+    {kProfileThreadCreate, "threadcreate",
+     [](const Config&, bool on) { record::set_thread_creations_on(on); },
+     [] { return has_samples(record::thread_creations()); }, true,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         return build_threadcreate_profile(record::thread_creations(), record::stack_table(),
+                                           c.modules, c.symbols, out, error);
+     }},
+    {kProfileBlock, "block",
+     [](const Config& config, bool on) {
+         record::set_block_profile_rate(on ? config.block_profile_rate : 0);
+     },
+     [] { return has_samples(record::block_counters()); }, true,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         return build_contention_profile(record::block_counters(), record::stack_table(), "block",
+                                         c.modules, c.symbols, out, error);
+     }},
+    {kProfileMutex, "mutex",
+     [](const Config& config, bool on) {
+         record::set_mutex_profile_fraction(on ? config.mutex_profile_fraction : 0);
+     },
+     [] { return has_samples(record::mutex_counters()); }, true,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         return build_contention_profile(record::mutex_counters(), record::stack_table(), "mutex",
+                                         c.modules, c.symbols, out, error);
+     }},
+    {kProfileThreads, "threads", nullptr, [] { return true; }, false,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         return build_threads_profile(c.dump_signal, c.modules, c.symbols, out, error);
+     }},
+};
+
+}  // namespace
+
+std::span<const ProfileKind> profile_kinds() { return kProfileKinds; }
+
+}  // namespace gprof::writer
