@@ -47,7 +47,7 @@ struct Config {
     HttpAddress http;
     bool http_allow_remote = false;
     LogFiles log = LogFiles::WhenTerminal;
-    // Inflated copies of compressed debug files (writer/debug_cache.h); "" when off. The default,
+    // Inflated copies of compressed debug files (symbolize/debug_cache.h); "" when off. The default,
     // $XDG_CACHE_HOME/gprof or $HOME/.cache/gprof, is filled in by parse_config.
     char debug_cache[4096] = "";
     bool debug_cache_explicit = false;  // set by GPROF_DEBUG_CACHE (problems with it are reported)

@@ -1,4 +1,4 @@
-// dlclose: before a library is unloaded, gprof remembers its mappings (writer/modules.h), so the
+// dlclose: before a library is unloaded, gprof remembers its mappings (symbolize/modules.h), so the
 // samples it left keep their names, files and lines in every later profile. Then the real dlclose,
 // and the stack walk's rules are forgotten (unwind/frame_rules.h).
 //
@@ -11,7 +11,7 @@
 
 #include "base/reentry_guard.h"
 #include "unwind/frame_rules.h"
-#include "writer/modules.h"
+#include "symbolize/modules.h"
 
 namespace {
 
@@ -36,7 +36,7 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
     if (real == nullptr) return -1;  // cannot happen with a glibc
     if (!gprof::base::inside_gprof()) {
         gprof::base::ReentryGuard guard;  // the snapshot's allocations are gprof's own
-        gprof::writer::retire_library(handle);
+        gprof::symbolize::retire_library(handle);
     }
     int result = real(handle);
     // The library's addresses may now be given to another's code: stack walks forget its rules.

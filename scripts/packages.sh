@@ -5,7 +5,7 @@
 
 # What building libgprof.so and running its tests need.
 # libdw-dev only for elfutils' headers: libgprof.so opens the runtime libdw1 with dlopen at the
-# first dump (writer/debug_info.h) and does not link it.
+# first dump (symbolize/debug_info.h) and does not link it.
 GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev libunwind-dev
     libprotobuf-dev protobuf-compiler zlib1g-dev catch2 libdw-dev)
 # libdw1: source lines in profiles; llvm: llvm-symbolizer and llvm-cxxfilt, the oracle of the symbol

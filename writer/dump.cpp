@@ -6,12 +6,12 @@
 #include <string>
 
 #include "base/log.h"
-#include "writer/debug_cache.h"
-#include "writer/gzip.h"
-#include "writer/modules.h"
+#include "symbolize/debug_cache.h"
+#include "pprof/gzip.h"
+#include "symbolize/modules.h"
 #include "writer/profile_kinds.h"
 #include "writer/sink.h"
-#include "writer/symbols.h"
+#include "symbolize/symbols.h"
 
 namespace gprof::writer {
 namespace {
@@ -22,8 +22,8 @@ const Config* g_settings = nullptr;
 
 // Symbol tables read for one dump serve the next ones too (a long-running process dumps often).
 // Never destroyed: a dump at exit may run after static destructors.
-SymbolCache& symbol_cache() {
-    static SymbolCache* cache = new SymbolCache;
+symbolize::SymbolCache& symbol_cache() {
+    static symbolize::SymbolCache* cache = new symbolize::SymbolCache;
     return *cache;
 }
 
@@ -32,7 +32,7 @@ SymbolCache& symbol_cache() {
 void write_profile(const char* name, const std::string& raw, unsigned seq, bool* reported) {
     std::string path = profile_file_path(g_settings->output, getpid(), seq, name);
     std::string compressed, error;
-    if (!gzip_compress(raw, &compressed, &error) ||
+    if (!pprof::gzip_compress(raw, &compressed, &error) ||
         !write_file_atomically(path, compressed, &error)) {
         if (!*reported) log::problem("cannot write %s: %s", path.c_str(), error.c_str());
         *reported = true;
@@ -45,7 +45,7 @@ void write_profile(const char* name, const std::string& raw, unsigned seq, bool*
 
 void start(const Config& c) {
     g_settings = &c;
-    configure_debug_cache(c.debug_cache, c.debug_cache_explicit);
+    symbolize::configure_debug_cache(c.debug_cache, c.debug_cache_explicit);
     for (const ProfileKind& kind : profile_kinds())
         if (kind.start != nullptr) kind.start(c, (c.profiles & kind.bit) != 0);
 }
@@ -61,7 +61,7 @@ void write_dump(unsigned seq, DumpReason reason) {
                 wanted |= kind.bit;
         }
         if (wanted == 0) return;  // nothing to say: no module list read, no symbol looked up
-        ModuleSnapshot modules;
+        symbolize::ModuleSnapshot modules;
         std::string error;
         if (!modules.capture(&error))
             log::problem("cannot read the module list (%s); profiles have no mappings",

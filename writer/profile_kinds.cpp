@@ -5,9 +5,9 @@
 #include "record/heap_sampler.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
-#include "writer/contention_profiles.h"
-#include "writer/heap_profile.h"
-#include "writer/thread_profiles.h"
+#include "writer/contention_builder.h"
+#include "writer/heap_builder.h"
+#include "writer/thread_builders.h"
 
 namespace gprof::writer {
 namespace {

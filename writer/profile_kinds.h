@@ -8,16 +8,16 @@
 #include <string>
 
 #include "base/config.h"
-#include "writer/modules.h"
-#include "writer/symbols.h"
+#include "symbolize/modules.h"
+#include "symbolize/symbols.h"
 
 namespace gprof::writer {
 
 // What a builder is given besides its records: where names come from, and the settings of the
 // dump.
 struct BuildContext {
-    const ModuleSnapshot* modules;
-    SymbolCache* symbols;
+    const symbolize::ModuleSnapshot* modules;
+    symbolize::SymbolCache* symbols;
     int dump_signal;  // 0: none (the threads profile takes its stacks with another)
 };
 

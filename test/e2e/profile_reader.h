@@ -1,5 +1,5 @@
 // Reading what gprof wrote, the two ways every profile is checked: decoded with libprotobuf
-// (generated from writer/profile.proto) and checked for internal consistency, and opened with
+// (generated from pprof/profile.proto) and checked for internal consistency, and opened with
 // `go tool pprof`, which must print no warning.
 #pragma once
 

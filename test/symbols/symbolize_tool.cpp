@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "writer/elf_file.h"
-#include "writer/modules.h"
-#include "writer/symbols.h"
+#include "symbolize/elf_file.h"
+#include "symbolize/modules.h"
+#include "symbolize/symbols.h"
 
-using namespace gprof::writer;
+using namespace gprof::symbolize;
 
 int main(int argc, char** argv) {
     if (argc != 3) return 2;

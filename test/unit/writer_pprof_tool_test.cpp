@@ -9,11 +9,11 @@
 #include <fstream>
 #include <string>
 
-#include "writer/gzip.h"
-#include "writer/modules.h"
-#include "writer/profile_builder.h"
+#include "pprof/gzip.h"
+#include "symbolize/modules.h"
+#include "pprof/profile_builder.h"
 #include "writer/sink.h"
-#include "writer/symbols.h"
+#include "symbolize/symbols.h"
 
 extern "C" __attribute__((noinline)) int writer_pprof_test_leaf(int x) {
     volatile int v = x;
@@ -69,16 +69,16 @@ TEST_CASE("pprof: go tool pprof reads a written heap profile with no warnings", 
     REQUIRE(writer_pprof_test_leaf(1) != 0);
     REQUIRE(writer_pprof_test::Widget::make(1) != 0);
 
-    gprof::writer::ModuleSnapshot modules;
+    gprof::symbolize::ModuleSnapshot modules;
     std::string error;
     REQUIRE(modules.capture(&error));
-    gprof::writer::SymbolCache symbols;
+    gprof::symbolize::SymbolCache symbols;
 
-    const gprof::writer::ValueType types[] = {{"alloc_objects", "count"},
+    const gprof::pprof::ValueType types[] = {{"alloc_objects", "count"},
                                               {"alloc_space", "bytes"},
                                               {"inuse_objects", "count"},
                                               {"inuse_space", "bytes"}};
-    gprof::writer::ProfileBuilder builder(types, {"space", "bytes"}, 524288, &modules, &symbols);
+    gprof::pprof::ProfileBuilder builder(types, {"space", "bytes"}, 524288, &modules, &symbols);
     builder.set_time_nanos(1700000000000000000);
 
     const uintptr_t leaf = reinterpret_cast<uintptr_t>(&writer_pprof_test_leaf);
@@ -91,15 +91,15 @@ TEST_CASE("pprof: go tool pprof reads a written heap profile with no warnings", 
     const uintptr_t unknown[] = {0x10, leaf + 6};  // an address in no mapping
     const int64_t big[] = {10, 10 << 20, 4, 4 << 20};
     const int64_t small[] = {3, 96, 1, 32};
-    const gprof::writer::NumericLabel size_big[] = {{"bytes", 1 << 20, ""}};
-    const gprof::writer::NumericLabel size_small[] = {{"bytes", 32, ""}};
+    const gprof::pprof::NumericLabel size_big[] = {{"bytes", 1 << 20, ""}};
+    const gprof::pprof::NumericLabel size_small[] = {{"bytes", 32, ""}};
     REQUIRE(builder.add_sample(first, 3, big, 4, {{}, size_big}));
     REQUIRE(builder.add_sample(second, 2, small, 4, {{}, size_small}));
     REQUIRE(builder.add_sample(unknown, 2, small, 4, {{}, size_small}));
 
     std::string encoded, compressed;
     REQUIRE(builder.build(&encoded));
-    REQUIRE(gprof::writer::gzip_compress(encoded, &compressed, &error));
+    REQUIRE(gprof::pprof::gzip_compress(encoded, &compressed, &error));
 
     char pattern[] = "/tmp/gprof-writer-pprof-XXXXXX";
     REQUIRE(mkdtemp(pattern) != nullptr);

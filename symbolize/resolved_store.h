@@ -1,0 +1,94 @@
+// What a module's code addresses resolved to, kept on disk so that later processes skip libdw.
+//
+// Reading DWARF is most of what an at-exit dump costs where debug information is installed: for a
+// stack through libc with Debian's libc6-dbg, loading libdw and finding one address's function,
+// inlined frames and line took about 19 ms of the ~31 ms that `/bin/true` under gprof cost here,
+// in every process, for the same few addresses. So the resolved frames of a module whose DWARF was
+// read are written, at the end of a dump, to `<build-id>.sym` in the debug cache directory
+// (symbolize/debug_cache.h), and a later process answers those addresses from the file, opening the
+// DWARF only for an address the file does not hold.
+//
+// A module without DWARF anywhere is stored too: naming its addresses means reading its whole
+// symbol table (libstdc++'s .dynsym: about 3 ms of each at-exit dump here), for the same few
+// addresses in every process.
+//
+// A stored table is valid for one build ID and one source: `source_key` hashes the identity of
+// the file the DWARF was read from, or of the module file where there is no DWARF (device, inode,
+// size, modification time; the two kinds of key never equal), so a debug file that is installed,
+// replaced or removed, or a copy of the module with its DWARF stripped (same build ID), never
+// reads frames resolved from another. The key includes kResolverVersion: a change to how gprof
+// names frames must bump it.
+//
+// File layout (little-endian, every integer aligned to its size):
+//   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
+//            string bytes u32, reserved u32, source key u64, check u64 (of the header's other
+//            fields and the build ID)
+//   build ID as lowercase hex, padded with NULs to a multiple of 8
+//   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
+//            from_dwarf u8, age u8, check u64 (of the address's fields but age, frames and strings)
+//   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
+//            start line i32; padded with NULs to a multiple of 8
+//   strings, each NUL-terminated; the last byte is a NUL
+// Opening a table checks only its header and sizes (a process may open libc's table of 100 000
+// addresses to look up ten); each address is checked where it is looked up, and one that fails is
+// a miss. A table for another build ID or key, or cut short, is not used at all; the next dump
+// that resolves an address of the module writes it again.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "symbolize/elf_file.h"
+#include "symbolize/symbols.h"
+
+namespace gprof::symbolize {
+
+// One resolved address: its frames, innermost first, as SymbolCache::symbolize returns them.
+struct StoredAddress {
+    uint64_t link_address = 0;
+    bool from_dwarf = false;
+    // How many times the table was rewritten since a process last used this address (0: the
+    // writing process used it); a full table drops the oldest first.
+    uint8_t age = 0;
+    std::vector<SourceFrame> frames;
+};
+
+// Bump when the frames gprof resolves for an address change (naming rules, inlining, lines).
+constexpr uint32_t kResolverVersion = 1;
+
+// The key of a source: hashes the build ID, kResolverVersion and the identity of the file read
+// (device, inode, size, modification time in ns): the DWARF, or (`dwarf` false) the module file
+// of a module without DWARF, named from its symbol table.
+uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
+                             uint64_t size, int64_t mtime_ns, bool dwarf = true);
+
+// The file's bytes for addresses (sorted by link address, distinct).
+std::string encode_resolved(std::string_view build_id, uint64_t source_key,
+                            const std::vector<StoredAddress>& addresses);
+
+// A stored table, read in place.
+class ResolvedStore {
+  public:
+    // Uses bytes (which must outlive this object) if they are a valid table for build_id and
+    // source_key; otherwise the store stays empty and open returns false.
+    bool open(const uint8_t* data, size_t size, std::string_view build_id, uint64_t source_key);
+
+    size_t size() const { return address_count_; }
+
+    // The frames stored for link_address; false if the table has none (or a damaged record).
+    bool find(uint64_t link_address, StoredAddress* out) const;
+    // The i-th address in link address order (i < size()); false if its record is damaged.
+    bool get(size_t i, StoredAddress* out) const;
+
+  private:
+    const uint8_t* addresses_ = nullptr;
+    const uint8_t* frames_ = nullptr;
+    const char* strings_ = nullptr;
+    size_t address_count_ = 0;
+    size_t frame_count_ = 0;
+    size_t string_bytes_ = 0;
+};
+
+}  // namespace gprof::symbolize
