@@ -2,8 +2,8 @@
 //
 // Counts (mallocs, frees, total_alloc, heap_objects) are the heap profile's un-sampled estimates,
 // the same numbers `go tool pprof` shows as alloc_objects, alloc_space and inuse_objects; they are
-// exact at GPROF_MEM_PROFILE_RATE=1. (Exact counting cost 8% on a small-object churn benchmark;
-// jemalloc's own request counters lag behind its thread caches, and glibc keeps none.)
+// exact at GPROF_MEM_PROFILE_RATE=1. (Exact counting would slow every allocation: docs/design.md,
+// "The C API"; jemalloc's own request counters lag behind its thread caches, and glibc keeps none.)
 // Byte figures come from the backing allocator: jemalloc's statistics, or glibc's mallinfo2.
 #include <malloc.h>
 

@@ -36,12 +36,12 @@ struct HttpAddress {
 struct Config {
     int64_t mem_profile_rate = 512 * 1024;
     Allocator allocator = Allocator::Jemalloc;
-    char output[4096] = "./gprof";  // made absolute by load_config()
+    char output[4096] = "./gprof";  // made absolute by parse_config()
     int dump_signal = SIGUSR2;      // 0: no dump signal
     bool at_exit = true;
     uint32_t profiles =
         kProfileHeap | kProfileThreads | kProfileThreadCreate | kProfileBlock | kProfileMutex;
-    int64_t block_profile_rate = 100000;   // ns; see README "Defaults"
+    int64_t block_profile_rate = 100000;   // ns; why 100 us: docs/design.md, "Lock profiling"
     int64_t mutex_profile_fraction = 100;  // 1 in N contention events
     int64_t cpu_hz = 0;
     HttpAddress http;
@@ -61,7 +61,7 @@ struct ConfigOption {
     bool (*parse)(const char* text, Config& into);
 };
 
-// The table itself, in CONTRACT.md order, for the README and the tests.
+// The table itself, in the README's order, for the README and the tests.
 const ConfigOption* config_options(size_t* count);
 
 // Parses a whole configuration from `lookup` (getenv in the library, a fake in tests). Each bad

@@ -1,6 +1,6 @@
 // Memory for gprof's tables comes straight from the kernel, not from the heap it profiles: the
-// tables grow while a sample is being recorded (inside malloc), their size is what "the library's
-// own memory" means in the README, and untouched reserved pages cost nothing.
+// tables grow while a sample is being recorded (inside malloc), their size is what the README's
+// `buck_hash_sys` (gprof's own tables) counts, and untouched reserved pages cost nothing.
 #pragma once
 
 #include <sys/mman.h>
@@ -16,9 +16,8 @@ inline void* os_reserve(size_t bytes) {
 }
 
 // Maps [p, p + bytes) of a reservation in one system call (MADV_POPULATE_WRITE, Linux 5.14), for
-// memory about to be written all over: one fault per page costs more (about 18 us each under this
-// project's virtual machines, 2 us on bare metal) than populating the range at once. On an older
-// kernel it does nothing, and the pages fault in one by one as before.
+// memory about to be written all over: one fault per page costs more than populating the range at
+// once. On an older kernel it does nothing, and the pages fault in one by one.
 inline void os_prefault(void* p, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
     madvise(p, bytes, MADV_POPULATE_WRITE);

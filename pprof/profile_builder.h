@@ -2,8 +2,9 @@
 //
 // Like Go's runtime/pprof profileBuilder: strings, locations (by address), functions (by name,
 // system name, file and start line) and mappings are each emitted once and referred to by index
-// or id. Locations get their function names, files, lines and inlined frames from a SymbolCache and their mapping from a
-// ModuleSnapshot taken for this dump; either may be absent (then no names, or no mappings).
+// or id. Locations get their function names, files, lines and inlined frames from a SymbolCache
+// and their mapping from a ModuleSnapshot taken for this dump; either may be absent (then no
+// names, or no mappings).
 //
 // Runs inside the host program (gprof's dumper thread, HTTP server): no method throws. A failure
 // (out of memory) is remembered; build() then reports it.

@@ -80,9 +80,9 @@ struct ProfileMessage {
     std::vector<ValueTypeMessage> sample_type;
     std::vector<SampleMessage> sample;
     // More samples, each already encoded by encode_sample, written after `sample`. A builder of a
-    // large profile encodes each sample as it comes (about 70 bytes for a 23-frame heap sample)
-    // instead of keeping three vectors per sample until the end: for 16 700 samples, 1.2 MB
-    // instead of some 7 MB of fresh pages, in the dump of a program it runs inside.
+    // large profile encodes each sample as it comes instead of keeping three vectors per sample
+    // until the end, which would take several times the memory, in fresh pages of the program
+    // it runs inside.
     std::string_view encoded_samples;
     std::vector<MappingMessage> mapping;
     std::vector<LocationMessage> location;

@@ -1,18 +1,12 @@
-// The smallest protobuf encoder gprof needs to write pprof profiles.
+// The smallest protobuf encoder gprof needs to write pprof profiles: gprof runs inside other
+// programs, so it carries no protobuf library (https://protobuf.dev/programming-guides/encoding/).
+// The unit tests decode its bytes with libprotobuf (test/unit/pprof_protobuf_test.cpp).
 //
-// gprof runs inside other programs, so it carries no protobuf library: the wire format is simple
-// enough to write by hand (https://protobuf.dev/programming-guides/encoding/), and the unit tests
-// prove the bytes right by decoding them with libprotobuf (test/unit/writer_protobuf_test.cpp).
-//
-// Wire format used here:
-//   - every field starts with a varint tag: field_number << 3 | wire_type;
-//   - wire type 0 (varint) carries uint64, int64 and bool. An int64 is the varint of its two's
-//     complement bits, so a negative number takes 10 bytes (that is what proto's int64 means; only
-//     sint64 would use zigzag, and pprof has none);
-//   - wire type 2 (length-delimited) carries strings, nested messages and packed repeated scalars:
-//     a varint byte length, then the bytes.
-// The encoder writes whatever it is asked to; leaving out proto3 default values (zero, false) is
-// the caller's choice, made per field in pprof/profile_message.cpp.
+// Every field starts with a varint tag (field_number << 3 | wire_type). Wire type 0 (varint)
+// carries uint64, int64 (two's complement bits: a negative one takes 10 bytes; pprof has no
+// zigzag sint64) and bool; wire type 2 (a varint byte length, then the bytes) carries strings,
+// nested messages and packed repeated scalars. The encoder writes whatever it is asked to;
+// leaving out proto3 defaults (zero, false) is the caller's choice (pprof/profile_message.cpp).
 #pragma once
 
 #include <cstddef>

@@ -64,9 +64,9 @@ size_t glibc_request_usable(size_t size) {
 
 // jemalloc 5.3 zeroes a reused block of 16 KiB or more for calloc by madvise(MADV_DONTNEED) rather
 // than memset (unless opt.thp is "always"): every page of it then faults on first touch, and the
-// fault repeats each time the block is reused. On this kind of machine that made a mixed workload
-// 7.9x slower than glibc. Up to kCallocMemsetMax, malloc + memset costs a memset of resident
-// memory instead; above it, a huge calloc keeps jemalloc's way (untouched pages stay unbacked).
+// fault repeats each time the block is reused. Up to kCallocMemsetMax, malloc + memset costs a
+// memset of resident memory instead; above it, a huge calloc keeps jemalloc's way (untouched pages
+// stay unbacked).
 constexpr size_t kCallocMemsetMax = size_t{4} << 20;
 
 void* calloc(size_t n, size_t size) {

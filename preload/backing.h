@@ -46,8 +46,8 @@ Kind choose();  // slow path of the first allocation: reads GPROF_ALLOCATOR
 
 // From this heap rate up, gprof's jemalloc samples with its own profiler's machinery
 // (preload/jemalloc_sampling.cpp). jemalloc makes each sampled object a page-aligned extent of at
-// least 16 KiB, so a program of tiny objects pays up to 16 KiB per `rate` bytes of heap (6% here,
-// 3% at the default rate); below it, the shims sample, at a cost on every call instead.
+// least 16 KiB, so a program of tiny objects pays up to 16 KiB per `rate` bytes of heap (6% at
+// this rate, 3% at the default); below it, the shims sample, at a cost on every call instead.
 constexpr int64_t kJemallocSamplingMinRate = 256 * 1024;
 
 inline bool jemalloc() {

@@ -40,8 +40,8 @@ constinit thread_local bool t_dumping [[gnu::tls_model("initial-exec")]] = false
 // Did this thread's prepare_fork claim g_dumping?
 constinit thread_local bool t_fork_claimed [[gnu::tls_model("initial-exec")]] = false;
 
-// A fork waits this long for a dump in progress (the first dump of 131072 stacks takes about
-// 0.1 s here); past it, the fork goes ahead as it would without gprof.
+// A fork waits this long for a dump in progress (the slowest first dump seen takes 0.1 s); past
+// it, the fork goes ahead as it would without gprof.
 constexpr int kForkWaitMs = 30 * 1000;
 
 // Takes g_dumping, waiting at most wait_ms for whoever holds it (a dump, a fork).

@@ -35,7 +35,7 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
 
 // fork(). A dump half done in another thread at the moment of fork would leave its locks (the
 // symbol cache's, libdw's) held in the child, where no thread is left to release them: the child's
-// own dump (at its exit) then waited forever. So prepare_fork waits for a dump in progress to end
+// own dump (at its exit) would wait forever. So prepare_fork waits for a dump in progress to end
 // (at most kForkWaitMs) and keeps the next from starting until fork returns, in the parent and
 // in the child; the child also gets its own thread and sequence numbers.
 void prepare_fork();

@@ -3,16 +3,12 @@
 #
 #   embed_jemalloc.sh OBJCOPY IN.a OUT.a
 #
-# Every global name the archive defines gets the prefix `gprof_je_`, so nothing in it can bind to
-# (or be bound by) the program's own `malloc`, a system libjemalloc.so.2, or a program's
-# `malloc_conf`. Two libc calls are routed to gprof (preload/jemalloc_conf.cpp) so the embedded
-# copy takes its options from gprof, never from the program's MALLOC_CONF or /etc/malloc.conf.
-# The C++ operator member is dropped: gprof defines those operators itself.
-#
-# Seven internal calls of jemalloc's profiler are then pointed at gprof, in the objects that make
-# them, so gprof records the samples jemalloc takes and keeps each thread's sampling record alive
-# (preload/jemalloc_sampling.cpp). That file relies on jemalloc 5.3.0's internals (the layout of
-# three of its structures), so any other version is refused.
+# Every global name the archive defines gets the prefix `gprof_je_`, so nothing in it binds to (or
+# is bound by) the program's `malloc`, a system libjemalloc.so.2 or a program's `malloc_conf`; two
+# libc calls are routed to gprof (preload/jemalloc_conf.cpp), so its options never come from the
+# program's MALLOC_CONF or /etc/malloc.conf. The C++ operator member is dropped (gprof defines
+# those). Internal calls of jemalloc's profiler are pointed at preload/jemalloc_sampling.cpp, which
+# relies on jemalloc 5.3.0's internals (the layout of three structures): other versions are refused.
 set -eu
 objcopy=$1
 in=$(realpath "$2")

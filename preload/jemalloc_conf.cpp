@@ -14,8 +14,8 @@
 namespace {
 
 // gprof's jemalloc runs with jemalloc's defaults. The one tuning the benchmarks called for (calloc
-// zeroing; see README "Overhead") lives in backing.cpp: thp:always would also fix it, at 12-20 MiB
-// more resident memory in small multithreaded programs.
+// zeroing; docs/design.md, "The allocator underneath") lives in backing.cpp: thp:always would also
+// fix it, at 12-20 MiB more resident memory in small multithreaded programs.
 constexpr const char kJemallocOptions[] = "";
 
 // Where jemalloc samples for gprof (preload/jemalloc_sampling.cpp): its profiler on, writing
@@ -38,9 +38,8 @@ extern "C" char* gprof_je_secure_getenv(const char* name) {
         // starts each large object at a random cache line of an extent a page larger, and then
         // places a sampled object at the start (page-aligned) by carving a new extent each time.
         // Without that layout every large object starts at its extent's first page, so sampled
-        // objects come from and go back to the thread's cache like any 16 KiB block: 1 800 of the
-        // 8 000 instructions a sample cost on a churn benchmark. Large blocks are then
-        // page-aligned, as glibc's mmapped ones are, and a page smaller.
+        // objects come from and go back to the thread's cache like any 16 KiB block. Large blocks
+        // are then page-aligned, as glibc's mmapped ones are, and a page smaller.
         gprof_je_je_opt_cache_oblivious = false;
         return const_cast<char*>(kJemallocSamplingOptions);
     }

@@ -1,17 +1,13 @@
 // The lock surface: mutexes, rwlocks, condition variables and semaphores, for the block and mutex
 // profiles (record/contention.h has the rules and what gprof can see).
 //
-// An uncontended lock costs one load of a global switch and a try-lock in place of the lock: only
-// when the try fails (a real wait) does gprof read the clock, register the waiter and, if the wait
-// is sampled, unwind (robust mutexes: see try_first). An unlock costs one load of a global count of registered waiters and, only
-// when some thread somewhere is waiting, one load of this lock's slot. The try-first order keeps
-// every mutex kind's results: a try that fails with anything but EBUSY (EOWNERDEAD, which also
-// acquires a robust mutex; ENOTRECOVERABLE; EAGAIN; EINVAL) is what the lock would have returned
-// at once, and EBUSY leads to glibc's own lock, which then returns what it always does (EDEADLK
-// for an error-checking mutex its caller holds). errno is never touched.
-//
-// Waits inside gprof (its own threads, its jemalloc's locks, libunwind's) are not recorded: they
-// are not the program's, and recording them could recurse into the lock being waited for.
+// An uncontended lock costs one load of a global switch and a try-lock in place of the lock; only
+// a failed try (a real wait) reads the clock, registers the waiter and, if sampled, unwinds
+// (robust mutexes: see try_first). An unlock costs one load of the lock's slot in the waiter table.
+// Every mutex kind's results are kept: a try that fails with anything but EBUSY (EOWNERDEAD,
+// EAGAIN, EINVAL, ...) is what the lock would have returned at once, and EBUSY leads to glibc's
+// own lock. errno is never touched. Waits inside gprof (its threads, its jemalloc's locks,
+// libunwind's) are not recorded: they are not the program's, and could recurse into the lock.
 #include <pthread.h>
 #include <semaphore.h>
 

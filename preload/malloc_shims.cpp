@@ -95,17 +95,13 @@ void* malloc(size_t size) noexcept {
 
 // Code linked into the library that calls malloc and free itself, not through gprof's own paths:
 // the private libstdc++ (meson.build). -Wl,--wrap=malloc, free and realloc send those calls here,
-// where they are gprof's, never sampled as the program's (at GPROF_MEM_PROFILE_RATE=1 its start-up
-// allocation showed in every profile, under ld.so's call_init, since all its frames but that one
-// are gprof's).
+// where they are gprof's, never sampled as the program's.
 //
-// That start-up allocation is the exception pool (71 KiB, made by a static constructor, used only
-// when malloc fails during a throw, freed only by __gnu_cxx::__freeres). It is served from a
-// reserve in the library's .bss instead of the heap, so that gprof leaves nothing of its own in
-// the program's heap before main: with GPROF_ALLOCATOR=libc, where that heap is glibc's, the pool's
-// 71 KiB moved where glibc placed and trimmed the program's blocks (the mixed benchmark made 77 700
-// page faults against glibc's 72 800; without the pool 58 750, what glibc makes with one more idle
-// thread, at the scales 0.5 and 2 too). The reserve's pages cost nothing until touched.
+// Its start-up allocation, the exception pool (71 KiB, made by a static constructor, used only
+// when malloc fails during a throw, freed only by __gnu_cxx::__freeres), is served from a reserve
+// in the library's .bss, so gprof leaves nothing of its own in the program's heap before main,
+// where it would move glibc's layout (docs/design.md, "gprof's own memory and runtime"). The
+// reserve's pages cost nothing until touched.
 void* __wrap_malloc(size_t size) noexcept {
     // The pool is the library's first request of 64 KiB or more (its static constructors run
     // before anything of gprof's asks for that much). Whatever takes the reserve, free and realloc
@@ -158,8 +154,8 @@ void* reallocarray(void* p, size_t n, size_t size) noexcept {
 
 int posix_memalign(void** out, size_t align, size_t size) noexcept {
     // r::allocation's two steps by hand: its calls return a pointer, and carrying posix_memalign's
-    // error code out through them put the lambdas' setup (a dozen instructions, a larger frame)
-    // on the unsampled path.
+    // error code out through them would put the lambdas' setup (a dozen instructions, a larger
+    // frame) on the unsampled path.
     if (!r::sampling(size)) [[likely]]
         return b::posix_memalign(out, align, size);
     int err = b::posix_memalign(out, align, size);

@@ -1,19 +1,11 @@
 // Which code the hot entry points of the interposed surface run: malloc, free, calloc, realloc and
-// the plain C++ new and delete jump through this table, chosen at the process's first allocation.
-//
+// the plain C++ new and delete jump through this table (one indirect jump; why: docs/design.md,
+// "The allocator underneath"), chosen at the process's first allocation:
 //   * recorded: the shims with the allocation facade (record/heap_events.h) around the backing
 //     allocator, whenever the heap profile samples;
-//   * direct: the backing allocator itself (gprof's jemalloc, or glibc's own functions in
-//     GPROF_ALLOCATOR=libc), with only what the glibc contract needs around it, when the shims
-//     need not sample: GPROF_MEM_PROFILE_RATE=0, or gprof's jemalloc sampling itself
-//     (preload/jemalloc_sampling.cpp).
-//
-// Why a table: measured with callgrind on the small-object churn benchmark, jemalloc's malloc and
-// free take about 30 and 37 instructions; the recorded shims added 11 to each (the countdown's
-// thread-local read-modify-write, the free's address test, the allocator mode's test), 1.10x
-// jemalloc's time. Through the table an entry point is one indirect jump (`jmp *g_table(%rip)`)
-// in front of the allocator: 1.6% more instructions than jemalloc alone on that benchmark.
-//
+//   * direct: the backing allocator itself (gprof's jemalloc, or glibc's own functions), with only
+//     what the glibc contract needs around it, when the shims need not sample
+//     (GPROF_MEM_PROFILE_RATE=0, or gprof's jemalloc sampling itself).
 // Invariant: once a sample can exist, free and realloc stay recorded for good, so no sampled
 // object's end goes unseen. A later change of the heap rate (a C API to come) must call
 // choose_routes() again after setting it.

@@ -1,15 +1,14 @@
 // pthread_create: the creator's stack for the threadcreate profile, and the registry of live
 // threads (record/threads.h).
 //
-// Defined without a symbol version, the one definition serves both pthread_create@@GLIBC_2.34
-// (what programs built on Debian 12 bind to) and the older pthread_create@GLIBC_2.2.5; both are
-// the same function in glibc 2.34 and later, called here through dlvsym.
+// Defined without a symbol version, the one definition serves both pthread_create@@GLIBC_2.34 and
+// the older pthread_create@GLIBC_2.2.5, the same function in glibc 2.34 and later (called here
+// through dlvsym).
 //
-// The new thread starts in a small trampoline that registers it and then calls the program's
-// start routine. Its registration is undone by a destructor, so pthread_exit and cancellation
-// (which unwind the thread with abi::__forced_unwind) pass through unchanged and still
-// unregister it; nothing here catches. Threads created while gprof is working for itself (its
-// dumper) are marked as gprof's own and left out of the profiles.
+// The new thread starts in a small trampoline that registers it and calls the start routine. A
+// destructor undoes the registration, so pthread_exit and cancellation (abi::__forced_unwind) pass
+// through unchanged and still unregister it; nothing here catches. Threads created while gprof
+// works for itself (its dumper) are marked as gprof's own and left out of the profiles.
 #include <pthread.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/stack.h"
+#include "unwind/thread_bounds.h"
 
 namespace r = gprof::record;
 
@@ -37,8 +37,8 @@ struct Start {
 
 // The stack size a thread gets from `attr` (or the process's defaults), for its stack's bounds
 // (unwind::set_thread_stack). pthread_getattr_np in the new thread would tell them exactly,
-// but it queries the thread's CPU affinity (a system call into a freshly allocated set: 30 us a
-// thread here in page faults and all), and in the allocation path it cannot be called at all.
+// but it queries the thread's CPU affinity (a system call into a freshly allocated set, page
+// faults and all), and in the allocation path it cannot be called at all.
 size_t stack_size(const pthread_attr_t* attr) {
     pthread_attr_t defaults;
     if (attr == nullptr) {

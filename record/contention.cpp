@@ -25,12 +25,12 @@ int64_t monotonic_ns() {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Waits are timed with the TSC (12 ns to read on a KVM guest, against 29 ns for clock_gettime
-// through the vDSO; three reads per contended lock). It is calibrated against CLOCK_MONOTONIC
-// without spending any start-up time: the first waits are timed with clock_gettime while a
-// reference pair (TSC, ns) is kept, and once 20 ms have passed the ratio is fixed. Both give
-// nanoseconds on the same base, so a wait that straddles the switch is still measured right.
-// Without an invariant TSC (start_contention() asks the CPU) clock_gettime is kept.
+// Waits are timed with the TSC, cheaper to read than clock_gettime (three reads per contended
+// lock). It is calibrated against CLOCK_MONOTONIC without spending any start-up time: the first
+// waits are timed with clock_gettime while a reference pair (TSC, ns) is kept, and once 20 ms have
+// passed the ratio is fixed. Both give nanoseconds on the same base, so a wait that straddles the
+// switch is still measured right. Without an invariant TSC (start_contention() asks the CPU)
+// clock_gettime is kept.
 struct TscClock {
     std::atomic<bool> usable{false};
     std::atomic<double> ns_per_tick{0};

@@ -1,21 +1,13 @@
-// The block and mutex profiles' state and Go's rules for them.
+// The block and mutex profiles' state and Go's rules for them (docs/design.md, "Lock profiling").
 //
-// block (Go's SetBlockProfileRate, rate in nanoseconds): every wait of a lock, condition variable
-// or semaphore is offered with its delay. A wait of at least `rate` is always kept; a shorter one
-// is kept with probability delay/rate and then counted as rate/delay waits of `rate` ns each, which
-// removes the sampling bias (Go 1.17's saveBlockEventStack). The stack is the waiter's.
-//
-// mutex (Go's SetMutexProfileFraction): a release of a lock that others were waiting for is kept
-// with probability 1/fraction and counted as `fraction` events of fraction x delay (Go 1.20). The
-// delay is the time the waiters spent waiting during the releaser's critical section, computed as
-// Go 1.22 does (golang/go#61015): the head waiter's wait, plus the mean of the head's and the
-// tail's waits for each further waiter. The stack is the releaser's.
-//
-// What gprof can see of glibc's locks: only the calls that go through the interposed functions.
-// Waiters register here (WaitRegistry) when their try-lock fails, so a release finds them with one
-// load of a slot keyed by the lock's address, for every mutex kind, without reading glibc's
-// private lock words. Not seen: glibc's own internal locks, the mutex re-acquisition inside
-// pthread_cond_wait (it bypasses the PLT), and locks taken by code linked statically against libc.
+// block (Go's SetBlockProfileRate, rate in ns): a wait of at least `rate` is always kept; a shorter
+// one with probability delay/rate, then counted as rate/delay waits of `rate` ns each (Go 1.17's
+// saveBlockEventStack). The stack is the waiter's.
+// mutex (Go's SetMutexProfileFraction): a contended release is kept with probability 1/fraction and
+// counted as `fraction` events of fraction x delay (Go 1.20), the delay being the waiting during
+// the releaser's critical section as Go 1.22 computes it (golang/go#61015). The stack is the
+// releaser's. Only calls through the interposed functions are seen; waiters register here
+// (WaitRegistry) when their try-lock fails, so a release finds them by the lock's address.
 #pragma once
 
 #include <atomic>

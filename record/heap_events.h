@@ -1,22 +1,14 @@
-// The allocation facade: every allocation and every free the recording shims see passes here,
-// from preload/, with its pointer, requested size and (where the caller asked for one)
-// alignment. Recorders (the heap profile now) hook in here and nowhere else, so the shims never
-// change when a recorder is added. Which calls the recording shims see is preload/routes.h's
-// choice: all of them while the shims sample; none while nothing is recorded, or while gprof's
-// jemalloc samples itself and reports here only its samples (record_allocator_sample below). A
-// recorder that needs every call makes routes.h choose the recording shims.
-//
-// This is the hot path of every allocation where the shims sample: one thread-local subtraction
-// and compare for an allocation; for a free, a bit of a bitmap (record/heap_profile.h). Counting
-// every allocation as well (three thread-local additions) cost 8% more on a small-object churn
-// benchmark, so exact counts come from the backing allocator's own statistics instead
-// (api/memstats.cpp).
+// The allocation facade: every allocation and free the recording shims see passes here, from
+// preload/, with its pointer, requested size and (where asked for) alignment. Recorders hook in
+// here and nowhere else. Which calls the recording shims see is preload/routes.h's choice (a
+// recorder that needs every call makes it choose them all).
+// The hot path: one thread-local subtraction and compare per allocation, a bitmap bit per free
+// (record/heap_profile.h); exact counts come from the backing allocator (api/memstats.cpp).
 //
 // Ordering rule: an allocation is reported after the backing allocator made it, a free before the
-// backing allocator takes the memory back. So between the two, no other thread can be handed the
-// same address, and per-address records never see a new life before the old one ended. (jemalloc's
-// own reports break the rule in one place, the old block of a realloc that moved, reported after
-// the move: HeapProfile::record_reported_free tells the lives apart.)
+// backing allocator takes the memory back, so per-address records never see a new life before the
+// old one ended. (jemalloc reports a moved realloc's old block after the move:
+// HeapProfile::record_reported_free tells the lives apart.)
 #pragma once
 
 #include <cstddef>

@@ -1,46 +1,14 @@
 // The heap profile's state: what was sampled, by (stack, size), and which sampled objects are
-// still live, so in-use figures are exact at the moment of a dump (free() is synchronous; there
-// is no GC delay to imitate). A bucket counts its allocations; its frees are the allocations no
-// longer in the live table, counted when a snapshot is taken (for_each_bucket): a free only takes
-// its object out of the table, and touches no counter (at GPROF_MEM_PROFILE_RATE=1 the counter's
-// line was one more cache miss per free).
+// still live, so in-use figures are exact at the moment of a dump. A bucket's frees are its
+// allocations no longer in the live table, counted at a snapshot: a free touches no counter.
 //
-// The check every free() makes ("was this pointer sampled?") must cost next to nothing, because
-// almost no pointer is: at the default rate one allocation in many thousands is. With gprof's
-// jemalloc at the default rate that check is jemalloc's own: it frees a sampled object off its
-// fast path and reports the end (preload/jemalloc_sampling.cpp), so its samples are only in the
-// live table below, never in the bitmap. Where the shims sample, the design:
-//
-//   * A bitmap of 2^19 bits (64 KiB, so it stays cache-resident), one bit per 16-byte granule of
-//     an 8 MiB window of the address space: bit = (p >> 4) ^ hash(p >> 23), low 19 bits. A bit is
-//     set while at least one live sample of the shims maps to it. free() reads one bit; a clear bit
-//     (the common case: with N live samples, a false positive has probability about N / 2^19) ends
-//     the check with no lock and no write. The index keeps neighbours together rather than hashing
-//     them apart: the frees of one thread, whose allocator hands it blocks from its own slabs,
-//     touch few bitmap lines, and two threads sampling at a high rate set and clear bits in lines
-//     of their own instead of passing every line back and forth (with a hashed index, two threads
-//     at GPROF_MEM_PROFILE_RATE=1 spent a third of their time on that exchange). The hash of the
-//     window gives each window its own arrangement, so page-aligned blocks of different windows
-//     do not all meet on the same 2048 bits, nor do neighbouring windows' blocks on the same
-//     words and shards: with the window's number itself, two threads whose slabs lay 8 MiB apart
-//     (one run of churn at rate 1 in ten) set bits of the same words under the same shard's lock
-//     and ran 3.5 times slower.
-//   * Behind it, the live table: 64 shards, each an open-addressing hash table under its own lock,
-//     mapping pointer -> bucket. The shard is chosen by the bit's top 6 bits (its 128 KiB stretch
-//     of the window), so all bits of one 64-bit word belong to one shard, and a per-bit count of
-//     live pointers (changed only under that shard's lock) decides when a bit is set or cleared.
-//     That makes the bitmap exact about "no live sampled pointer here": no false negatives. The
-//     counts are bytes (512 KiB, so they mostly stay in cache at high sampling rates); one that
-//     reaches 255 stays there and keeps its bit set: a false positive at worst, never a false
-//     negative. Threads whose blocks come from different slabs mostly use different shards, so
-//     at a high rate they neither wait for each other's locks nor trade the locks' cache lines
-//     (two threads at rate 1 ran twice as fast as with shards picked by a hash).
-//   * In front of the bitmap, one flag: whether any sample the shims took may live. Where no
-//     sample is the shims' (sampling off, or gprof's jemalloc sampling itself, which reports its
-//     samples' ends: preload/jemalloc_sampling.cpp) no free reads the bitmap.
-//   * Visibility: the allocating thread sets the flag and the bit (release) before malloc
-//     returns; any thread that later frees the pointer received it through the program's own
-//     synchronisation, so it sees both.
+// A free() of the shims reads one bit of a 64 KiB bitmap (a bit per 16-byte granule of an 8 MiB
+// window); only a set bit looks into the live table (64 shards, each under its own lock). A per-bit
+// count, changed under the bit's shard's lock, keeps the bitmap free of false negatives (a count
+// that reaches 255 stays: a false positive at worst). The flag (a sample of the shims may live) and
+// the bit are set (release) before malloc returns, and a freeing thread got the pointer through the
+// program's own synchronisation, so it sees them. jemalloc's samples are never in the bitmap: it
+// reports their ends. Layout and reasons: docs/design.md, "Notes moved from the code".
 #pragma once
 
 #include <atomic>
@@ -82,9 +50,9 @@ class HeapProfile {
     }
 
     // Starts loading the live-table line where a sample at p will be filed, so that the stack walk
-    // and the rest of the sample overlap the cache miss (at GPROF_MEM_PROFILE_RATE=1 the table is
-    // megabytes, and its lines are mostly out of cache). Reads the shard's table without its lock:
-    // a table replaced meanwhile makes it a useless prefetch, never a fault.
+    // and the rest of the sample overlap the cache miss (at high rates the table is megabytes,
+    // mostly out of cache). Reads the shard's table without its lock: a table replaced meanwhile
+    // makes it a useless prefetch, never a fault.
     void prefetch(const void* p) const {
         const Shard& s = shards_[shard_of(filter_bit(p))];
         uintptr_t slots = s.slots_hint.load(std::memory_order_relaxed);
@@ -108,8 +76,8 @@ class HeapProfile {
     void restore(void* p, uint32_t token);
 
     // Calls visit(const HeapBucket&) for each bucket as it is now; returns how many there are.
-    // (A dump reads them in place: a copy of 16 700 buckets is 0.9 MB of fresh pages.) Counts the
-    // live objects of every bucket first, one shard of the live table at a time under its lock.
+    // (A dump reads them in place rather than copying them to fresh pages.) Counts the live
+    // objects of every bucket first, one shard of the live table at a time under its lock.
     template <typename Visit>
     size_t for_each_bucket(Visit&& visit);
     // Calls visit(i, stack_id, size, sampled_size) for the first `n` buckets (i from 0): their
@@ -140,9 +108,8 @@ class HeapProfile {
     // counter lives apart, updated atomically without the buckets' lock (which only adding a bucket
     // takes), so threads counting into buckets do not evict the keys that every look-up reads; and
     // it is striped: a thread counts into one of kCountStripes copies, which snapshot() adds up, so
-    // threads sampling the same code at a high rate do not pass the counters' lines back and forth
-    // (at rate 1, two such threads spent a quarter of their time there). Every object of a bucket
-    // has its size: byte counts are objects * size.
+    // threads sampling the same code at a high rate do not pass the counters' lines back and
+    // forth. Every object of a bucket has its size: byte counts are objects * size.
     struct Bucket {
         uint32_t stack_id;
         uint32_t next;  // index chain
@@ -170,8 +137,7 @@ class HeapProfile {
     // A live-table slot's home: the 16-byte granules of one 64-byte stretch of the heap have four
     // neighbouring homes, one cache line of the table, and stretches are spread by a hash. Objects
     // that lie together mostly die together (a container and what it holds), so their frees share
-    // lines: at GPROF_MEM_PROFILE_RATE=1 on python3 a quarter fewer of the frees' cache misses than
-    // with every granule hashed apart. (Returned in the low 32 bits: h ^ (h >> 32) == h.)
+    // lines. (Returned in the low 32 bits: h ^ (h >> 32) == h.)
     static uint64_t hash(const void* p) {
         auto a = reinterpret_cast<uintptr_t>(p);
         uint64_t m = (a >> 6) * 0x9E3779B97F4A7C15ULL;
@@ -213,15 +179,14 @@ class HeapProfile {
     uint64_t* allocs_ = nullptr;  // [kCountStripes][kMaxBuckets], by the same index
     base::SpinLock snapshot_lock_;      // one snapshot at a time: they share live_
     uint32_t* live_ = nullptr;    // [kMaxBuckets], by the same index, under snapshot_lock_
-    // Chain heads: 4 096 at first, four times as many when the buckets pass one to a head (a
-    // fixed 65 536 had chains of 3 and more, each link a cache miss, where every allocation is
-    // sampled and sizes vary: 200 000 buckets).
+    // Chain heads: 4 096 at first, four times as many when the buckets pass one to a head: each
+    // link is a cache miss, and where every allocation is sampled the buckets are many.
     GrowingIndex bucket_index_{12, 1, 2};
     std::atomic<uint32_t> bucket_count_{0};  // written under buckets_lock_
     // Stripes handed out so far (count_alloc(); a thread keeps its stripe in every profile, so this
     // is the process's, not the profile's): a single-threaded program counts into one, and a dump
-    // reads only those (the others' pages were never written: reading them maps pages, a fault
-    // each, 200 for 16 700 buckets).
+    // reads only those (the others' pages were never written, and reading them would fault them
+    // in).
     static constinit inline std::atomic<unsigned> next_stripe_{0};
     std::atomic<uint64_t> dropped_{0};
     std::atomic<uint64_t> truncated_{0};

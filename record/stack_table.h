@@ -1,19 +1,14 @@
 // Every distinct stack that a sample has seen, named by a small id.
 //
-// Stacks are kept as a tree of call paths (a trie, as heaptrack keeps them): a node is a frame
-// and its parent, the stack of the frames that called it, so the id of a stack is the node of its
-// leaf and stacks that share their outer frames share those nodes. Why a tree rather than one
-// entry per stack: a sampled allocation's walk knows which outer frames its stack shares with the
-// thread's previous sample (unwind/stack.h: capture_root_first), and a tree names the new stack
-// from there with a look-up per new frame (child()), where a table of whole stacks hashes and
-// compares every frame of every stack (at GPROF_MEM_PROFILE_RATE=1 on python3, 25 frames deep,
-// that was a tenth of gprof's instructions). It also keeps each shared outer path once.
+// A tree of call paths (a trie): a node is a frame and its parent, the id of a stack is the node
+// of its leaf, and stacks that share outer frames share nodes, so a walk that knows what it shares
+// with the thread's previous sample (unwind/stack.h) names the stack with a look-up per new frame
+// (child()). Why a tree: docs/design.md, "The heap profile's tables".
 //
-// Nodes live in one reservation (memory from os_memory.h) under a memory cap; a node that would
-// pass the cap is not added, the stack that needed it is dropped and counted, and its sample goes
-// to id 0, the empty stack that the writer notes in a comment. Finding a known node takes no lock
-// (the common case: stacks repeat); adding one takes the table's lock. A node never changes after
-// it is published, but for its link in the index's chains, rewritten when the index grows.
+// Nodes live in one reservation under a memory cap; a stack that would pass it is dropped and
+// counted, and its sample goes to id 0, the empty stack. Finding a known node takes no lock;
+// adding one takes the table's lock. A node never changes once published, but for its link in
+// the index's chains, rewritten when the index grows.
 #pragma once
 
 #include <atomic>
@@ -80,8 +75,8 @@ class StackTable {
     base::SpinLock lock_;
     Node* nodes_ = nullptr;      // [kMaxNodes], by id; 0 unused
     uint8_t* depths_ = nullptr;  // [kMaxNodes], by id
-    // Chain heads: 4 096 at first, twice as many when the nodes pass two to a head (a fixed
-    // 65 536 took 256 KiB from the first sample on, and had chains of 8 with 524 000 nodes).
+    // Chain heads: 4 096 at first, twice as many when the nodes pass two to a head, so a small
+    // program's index stays small and a large one's chains stay short.
     GrowingIndex index_{12, 2, 1};
     std::atomic<uint32_t> count_{0};
     std::atomic<uint64_t> dropped_{0};

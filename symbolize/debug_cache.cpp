@@ -470,10 +470,9 @@ void configure_debug_cache(const char* dir, bool explicit_dir) {
 }
 
 DebugCache& debug_cache() {
-    // Never destroyed, like the symbol cache (writer/dump.cpp): a function-local static is
+    // Never destroyed, like the symbol cache (writer/dump.cpp): a function-local static would be
     // destroyed at exit before gprof's at-exit handler runs if a signal dump used it first, and
-    // the at-exit dump then built its paths from freed memory (it renamed a copy of ld.so's debug
-    // file over whatever file name the freed bytes then held).
+    // the at-exit dump would then build its paths (and rename files) from freed memory.
     static DebugCache* cache = new DebugCache(g_cache_dir, g_cache_dir_explicit);
     return *cache;
 }

@@ -1,25 +1,12 @@
 // Inflated copies of compressed debug files, kept on disk so that only the first process pays for
-// inflating them.
+// inflating them (docs/design.md, "Symbols"): libdw inflates a compressed file's .debug_* sections
+// whole when it opens it, but reads a plain one through its mapping as a look-up needs it.
 //
-// Debian's libc6-dbg (and any file written with `objcopy --compress-debug-sections`, `gcc -gz`, or
-// Fedora's debuginfo) stores its .debug_* sections as zlib streams. libdw inflates every one of
-// them, whole, when it opens the file: for libc's 4 MiB of streams (10 MiB inflated) about 70 ms of
-// CPU on the machines this was measured on, in every process whose stacks pass through libc, at
-// its first dump, which for most programs is the at-exit one. An ELF file with the same sections
-// stored plainly (what `objcopy --decompress-debug-sections` writes) is read by libdw through its
-// mapping, page by page, as a look-up needs it.
-//
-// So the first dump that meets such a file writes its inflated copy into the cache directory
-// (GPROF_DEBUG_CACHE), named by build ID, and libdw reads the copy from then on, in this process
-// and in every later one. Inflating costs what libdw's own inflating would have; the later dumps
-// of every process skip it. Files are written whole under a temporary name and renamed into place,
-// so processes racing to write one copy each read a complete file. A copy is used only if its
-// build ID is the original's and its sections lie inside it; anything else is deleted and written
-// again. The directory is kept under kMaxBytes by removing the copies used longest ago (using a
-// copy updates its modification time).
-//
-// The directory also keeps the resolved address tables of symbolize/resolved_store.h
-// (<build-id>.sym), trimmed with the copies.
+// The first dump that meets such a file writes its inflated copy into GPROF_DEBUG_CACHE, named by
+// build ID, whole under a temporary name then renamed. A copy is used only if its build ID is the
+// original's and its sections lie inside it; anything else is deleted and written again. The
+// directory (which also holds resolved_store.h's <build-id>.sym tables) is kept under kMaxBytes by
+// removing the files used longest ago (using a copy updates its modification time).
 //
 // Only the dumper uses this (one dump at a time; a mutex guards it anyway). Never throws.
 #pragma once
@@ -94,7 +81,6 @@ class DebugCache {
     bool reported_ = false;
 };
 
-// The process's cache, from GPROF_DEBUG_CACHE.
 // The process's cache, in the directory handed down at start-up (GPROF_DEBUG_CACHE; "" until
 // then: no cache). configure_debug_cache keeps the pointer: `dir` must outlive the process.
 void configure_debug_cache(const char* dir, bool explicit_dir);

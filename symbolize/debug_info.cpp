@@ -185,7 +185,7 @@ bool debug_info_library_available() {
 // The functions of one compilation unit by address: every DW_TAG_subprogram and
 // DW_TAG_inlined_subroutine with its address ranges and the function DIE around it. Built by one
 // walk of the unit's DIEs the first time an address falls in it. (libdw's dwarf_getscopes walks the
-// unit from its start at every look-up: two orders of magnitude slower on libc's big units.)
+// unit from its start at every look-up, far slower on big units such as libc's.)
 struct FunctionIndex {
     struct Function {
         Dwarf_Die die;

@@ -1,26 +1,14 @@
 // Source lines and inlined frames for code addresses, from DWARF, through elfutils' libdw.
 //
-// How libdw gets into the process: it is opened with dlopen("libdw.so.1", RTLD_LOCAL) the first
-// time a dump needs it, never linked. Linking would add NEEDED entries (libdw, libelf, libz,
-// liblzma, libbz2) that a host program could clash with, and would load them into every profiled
-// program even when no profile is ever written; RTLD_LOCAL keeps their names out of the program's
-// global scope. A helper process would isolate libdw's crashes but cost a fork and exec at every
-// dump of a program that may be large, and would read the files of a process whose deleted
-// executable only it can see (/proc/self/map_files). The dumper thread holds the re-entry guard, so
-// libdw's own allocations go through gprof's malloc unsampled. Without libdw.so.1 (Debian package
-// libdw1) the profile keeps the ELF symbol-table names of symbolize/symbols.h.
+// libdw is opened with dlopen("libdw.so.1", RTLD_LOCAL) the first time a dump needs it, never
+// linked (why: docs/design.md, "Notes moved from the code"). The dumper thread holds the re-entry
+// guard, so libdw's allocations go through gprof's malloc unsampled. Without libdw.so.1 the
+// profile keeps the ELF symbol-table names of symbolize/symbols.h.
 //
-// libdw's state for a module (the parsed DWARF, the mapped debug file, its descriptors) is kept for
-// one dump only: SymbolCache::end_dump destroys the DebugInfo. What was resolved is cached by the
-// caller (SymbolCache), so a repeated dump of the same addresses never opens libdw's files again,
-// and no descriptor of ours stays open between dumps where a program's closefrom() could close it
-// under us.
-//
-// Separate debug files are found as GDB does (and with no network look-up: debuginfod is never
-// asked, even when DEBUGINFOD_URLS is set): the module's own .debug_* sections; then by build ID,
-// /usr/lib/debug/.build-id/xx/yyyy.debug (Debian's -dbgsym and -dbg packages); then by
-// .gnu_debuglink in the module's directory, its .debug/ subdirectory and under /usr/lib/debug. A
-// candidate whose build ID differs from the module's is refused.
+// libdw's state for a module is kept for one dump only (SymbolCache::end_dump destroys the
+// DebugInfo): no descriptor of ours stays open between dumps, where a program's closefrom() could
+// close it. Separate debug files are found as GDB finds them, never through debuginfod
+// (docs/design.md, "Symbols"); a candidate whose build ID differs from the module's is refused.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +51,8 @@ class DebugInfo {
     // it has .debug_* sections of its own, else the first separate debug file that exists where
     // open() would look (build_id and search_dir as for open()), else "" (surely no DWARF). Reads
     // only section headers and checks paths exist, so a dump of a program without debug
-    // information never loads libdw (loading it and asking it about each module cost about 2 ms of
-    // each at-exit dump of /bin/true here, a third of it). Never throws.
+    // information never loads libdw (loading it and asking it about each module would be most of
+    // a small program's at-exit dump). Never throws.
     static std::string source(const ElfImage& image, const std::string& path,
                               const std::string& build_id, const std::string& search_dir) noexcept;
 

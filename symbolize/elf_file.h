@@ -1,6 +1,6 @@
 // Reading ELF images (executables, shared libraries, the vDSO) without trusting them.
 //
-// The writer reads the modules of the process it runs in: build IDs for the profile's mappings and
+// A dump reads the modules of the process it runs in: build IDs for the profile's mappings and
 // symbol tables for function names. A file may be truncated, replaced, or not ELF at all, so every
 // read here is bounds-checked and copies through memcpy (no unaligned or out-of-range access);
 // a malformed image gives "nothing found", never a crash. Only 64-bit little-endian ELF (x86-64,

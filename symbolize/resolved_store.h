@@ -1,38 +1,14 @@
-// What a module's code addresses resolved to, kept on disk so that later processes skip libdw.
+// What a module's code addresses resolved to, kept on disk (`<build-id>.sym` in the debug cache
+// directory, symbolize/debug_cache.h) so that later processes skip libdw: a later process answers
+// the stored addresses from the file and opens the DWARF only for one it does not hold. Modules
+// without DWARF are stored too, sparing a read of their whole symbol table. Why: docs/design.md,
+// "Symbols".
 //
-// Reading DWARF is most of what an at-exit dump costs where debug information is installed: for a
-// stack through libc with Debian's libc6-dbg, loading libdw and finding one address's function,
-// inlined frames and line took about 19 ms of the ~31 ms that `/bin/true` under gprof cost here,
-// in every process, for the same few addresses. So the resolved frames of a module whose DWARF was
-// read are written, at the end of a dump, to `<build-id>.sym` in the debug cache directory
-// (symbolize/debug_cache.h), and a later process answers those addresses from the file, opening the
-// DWARF only for an address the file does not hold.
-//
-// A module without DWARF anywhere is stored too: naming its addresses means reading its whole
-// symbol table (libstdc++'s .dynsym: about 3 ms of each at-exit dump here), for the same few
-// addresses in every process.
-//
-// A stored table is valid for one build ID and one source: `source_key` hashes the identity of
-// the file the DWARF was read from, or of the module file where there is no DWARF (device, inode,
-// size, modification time; the two kinds of key never equal), so a debug file that is installed,
-// replaced or removed, or a copy of the module with its DWARF stripped (same build ID), never
-// reads frames resolved from another. The key includes kResolverVersion: a change to how gprof
-// names frames must bump it.
-//
-// File layout (little-endian, every integer aligned to its size):
-//   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
-//            string bytes u32, reserved u32, source key u64, check u64 (of the header's other
-//            fields and the build ID)
-//   build ID as lowercase hex, padded with NULs to a multiple of 8
-//   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
-//            from_dwarf u8, age u8, check u64 (of the address's fields but age, frames and strings)
-//   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
-//            start line i32; padded with NULs to a multiple of 8
-//   strings, each NUL-terminated; the last byte is a NUL
-// Opening a table checks only its header and sizes (a process may open libc's table of 100 000
-// addresses to look up ten); each address is checked where it is looked up, and one that fails is
-// a miss. A table for another build ID or key, or cut short, is not used at all; the next dump
-// that resolves an address of the module writes it again.
+// A table is valid for one build ID and one source (resolved_source_key), so a debug file
+// installed, replaced or removed since, or a stripped copy with the same build ID, never reads
+// frames resolved from another. Opening checks only the header and sizes; each address is checked
+// where it is looked up, and one that fails is a miss. A table that does not match is not used,
+// and the next dump that resolves an address of the module writes it again.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +40,17 @@ constexpr uint32_t kResolverVersion = 1;
 uint64_t resolved_source_key(std::string_view build_id, uint64_t device, uint64_t inode,
                              uint64_t size, int64_t mtime_ns, bool dwarf = true);
 
-// The file's bytes for addresses (sorted by link address, distinct).
+// The file's bytes for addresses (sorted by link address, distinct). Layout (little-endian, every
+// integer aligned to its size):
+//   header   magic "GPROFSYM", version u32, build ID size u32, address count u32, frame count u32,
+//            string bytes u32, reserved u32, source key u64, check u64 (of the header's other
+//            fields and the build ID)
+//   build ID as lowercase hex, padded with NULs to a multiple of 8
+//   addresses, sorted, distinct: link address u64, first frame u32, frame count u16,
+//            from_dwarf u8, age u8, check u64 (of the address's fields but age, frames and strings)
+//   frames:  name u32, system name u32, filename u32 (offsets into the strings), line i32,
+//            start line i32; padded with NULs to a multiple of 8
+//   strings, each NUL-terminated; the last byte is a NUL
 std::string encode_resolved(std::string_view build_id, uint64_t source_key,
                             const std::vector<StoredAddress>& addresses);
 

@@ -28,7 +28,7 @@ class SymbolTable {
     // Reads only the image's segments (the address translation); its symbols are read from the
     // origin file (set_origin) when a look-up first needs them. For a module whose resolved
     // addresses are stored: a process whose addresses the stored table all answers never reads
-    // its symbols (libc's .dynsym: about 0.7 ms of each at-exit dump here).
+    // its symbols.
     void load_segments(const ElfImage& image);
 
     // Names the function whose code contains address (an address in module, which maps this
@@ -208,9 +208,8 @@ std::string demangle(std::string_view mangled) {
 
 // The most addresses a stored table keeps per module: what this process used comes first, then
 // what the old table had, those used most recently first. Adding to a table rewrites it whole,
-// decoding and encoding every address: for libc, about 2 ms per 1000 addresses here (65536 took
-// 125 ms), so the bound keeps a process that resolves one new address from paying more for the
-// table than for libdw itself.
+// decoding and encoding every address (about 2 ms per 1000 for libc), so the bound keeps a process
+// that resolves one new address from paying more for the table than for libdw itself.
 constexpr size_t kMaxStoredAddresses = 8192;
 
 // How many tables to keep before starting over; only a program that loads and unloads very many
@@ -247,10 +246,9 @@ void SymbolTable::set_origin(std::string path, std::string build_id, std::string
     search_dir_ = std::move(search_dir);
     debug_missing_ = dwarf_source.empty();
     // A module with no DWARF anywhere is named from its symbol table alone: reading that table is
-    // most of what such a module costs a dump (libstdc++'s .dynsym: ~3 ms of an at-exit dump here,
-    // mostly page faults of the table built from it), so its answers are stored too, keyed on
-    // the module file itself. (If libdw is missing, a module that has DWARF stores nothing: its
-    // names would then be stored under its DWARF's key.)
+    // most of what such a module costs a dump, so its answers are stored too, keyed on the module
+    // file itself. (If libdw is missing, a module that has DWARF stores nothing: its names would
+    // then be stored under its DWARF's key.)
     store_without_dwarf_ = debug_missing_;
     const std::string& source = debug_missing_ ? origin_path_ : dwarf_source;
     struct stat status;

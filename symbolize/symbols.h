@@ -1,19 +1,14 @@
 // Function names, source files and lines for code addresses, from the modules' DWARF (through
 // libdw, symbolize/debug_info.h) and, where there is none, from their ELF symbol tables.
 //
-// Each module file is read once (mapped, parsed, unmapped) and its function symbols kept in a
-// compact table, cached by path and build ID so repeated dumps do not read it again; a file that is
-// replaced gets a new build ID and so a new table. A file that is missing, unreadable or not what
-// was mapped (its build ID differs) gives no names: the profile keeps the address and the mapping.
-// The vDSO has no file; its image is read from memory.
+// Each module file is read once and its function symbols kept in a compact table, cached by path
+// and build ID. A file that is missing, unreadable or not what was mapped (another build ID) gives
+// no names: the profile keeps the address and the mapping. The vDSO's image is read from memory.
 //
-// What an address resolved to is cached in its module's table (names interned once per table), so
-// a repeated dump costs a hash look-up per address. The cache is bounded: past
-// kMaxResolvedBytes of resolved addresses (an estimate counting the hash nodes and the strings),
-// every table forgets its resolved addresses and starts again. libdw's own state is kept only
-// until end_dump(). For a module whose DWARF was read, end_dump() also stores what its addresses
-// resolved to on disk (symbolize/resolved_store.h), and later processes answer those addresses from
-// there without loading libdw.
+// Resolved addresses are cached per module (names interned once per table) and bounded by
+// kMaxResolvedBytes (an estimate; past it, every table starts again). libdw's state is kept only
+// until end_dump(), which also stores what the addresses resolved to on disk
+// (symbolize/resolved_store.h), for later processes to answer without loading libdw.
 #pragma once
 
 #include <cstdint>

@@ -3,10 +3,8 @@
 // reused when they are provably unchanged.
 //
 // Why: at GPROF_MEM_PROFILE_RATE=1 a program like python3 allocates about a million times a second
-// from stacks 15-25 frames deep, and about 87% of each stack's frames are the previous sample's
-// (measured: python3 running test/bench/alloc_heavy.py, 11.6 of 13.3 million frames; g++ 85%).
-// libunwind walks every frame every time, a chain of dependent loads: about 120 ns for such a stack
-// here, more than the rest of a sample together.
+// from stacks 15-25 frames deep, most of whose frames are the previous sample's; libunwind walks
+// every frame every time, a chain of dependent loads that costs more than the rest of a sample.
 //
 // Why reuse is exact. The step from a frame to its caller is a function of the frame's instruction
 // pointer, its stack pointer, its rbp (only where a rule reads rbp, directly or by passing it up
@@ -78,10 +76,10 @@ struct WalkMemory {
 };
 
 // A thread's last few walks, kept root first (WalkMemory), most recent first by `order`. A program
-// allocating in a loop often alternates between a few call paths (python3 at rate 1: 54% of its
-// samples are one of the last two stacks exactly, 75% one of the last four, 3% the last one): a
-// walk whose start frame is one of these walks' start, with every word that walk read above it
-// unchanged, is that walk again, and walks nothing. Otherwise the walk reuses the outer frames of
+// allocating in a loop often alternates between a few call paths (python3 at rate 1: three in four
+// samples are one of the last four stacks exactly): a walk whose start frame is one of these
+// walks' start, with every word that walk read above it unchanged, is that walk again, and walks
+// nothing. Otherwise the walk reuses the outer frames of
 // the most recent one and is written over the least recent.
 struct RecentWalks {
     static constexpr int kWalks = 4;

@@ -1,108 +1,26 @@
 #include "unwind/stack.h"
 
-#include <dlfcn.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
-#include <atomic>
-#include <cerrno>
-#include <new>
 #include <algorithm>
+#include <atomic>
+#include <new>
 
-#include "base/log.h"
 #include "base/os_memory.h"
 #include "base/spin_lock.h"
 #include "unwind/fast_walk.h"
 #include "unwind/frame_rules.h"
+#include "unwind/libunwind.h"
+#include "unwind/thread_bounds.h"
 
 namespace gprof::unwind {
 namespace {
 
-// libunwind is opened at start with RTLD_LOCAL, not linked: libunwind.so.8 also defines
-// _Unwind_RaiseException and the rest of the C++ exception ABI, and as a dependency of a preloaded
-// library it would come before libgcc_s in the global scope of a program linked with --as-needed,
-// taking over its exceptions. Debian's static libunwind.a is not position-independent, so it
-// cannot be linked into a shared library either. Only the three entry points below are used.
-using BacktraceFn = int (*)(void**, int);
-using CachingPolicyFn = int (*)(void*, int);
-using InitLocal2Fn = int (*)(unw_cursor_t*, unw_context_t*, int);
-using StepFn = int (*)(unw_cursor_t*);
-using GetRegFn = int (*)(unw_cursor_t*, int, unw_word_t*);
-using GetContextFn = int (*)(unw_context_t*);
-constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
-
-BacktraceFn g_backtrace = nullptr;
-InitLocal2Fn g_init_local2 = nullptr;
-StepFn g_step = nullptr;
-GetRegFn g_get_reg = nullptr;
-GetContextFn g_getcontext = nullptr;  // libunwind's: no system call (glibc's saves the signal mask)
-std::atomic<bool> g_ready{false};
-
-// Memory reads during unwinding. libunwind's own reader validates doubtful addresses by writing
-// them into a pipe it keeps open; after a program's closefrom(3) it "re-opens" that pipe by
-// closing its old descriptor numbers, which by then may be the program's files (libunwind#291).
-// gprof's reader needs no descriptor: reads inside the calling thread's own stack (nearly all of
-// them) are plain loads; any other page is checked once per captured stack with
-// process_vm_readv on ourselves, which fails cleanly on unmapped or unreadable memory.
-using AccessMemFn = int (*)(unw_addr_space_t, unw_word_t, unw_word_t*, int, void*);
-AccessMemFn g_libunwind_access_mem = nullptr;
-
-struct ThreadStack {
-    uintptr_t lo, hi;  // [lo, hi); hi == 0: not known yet
-};
-constinit thread_local ThreadStack t_stack [[gnu::tls_model("initial-exec")]] = {0, 0};
-// Set while a walk runs inside a signal handler: the thread may have been interrupted inside the
-// allocator, so nothing may allocate (pthread_getattr_np does); reads then take the checked path.
-constinit thread_local bool t_in_handler [[gnu::tls_model("initial-exec")]] = false;
-constexpr int kPageCacheSize = 16;
-constinit thread_local uintptr_t t_pages[kPageCacheSize]
-    [[gnu::tls_model("initial-exec")]] = {};  // readable pages (page number + 1), this capture
-constinit thread_local bool t_pages_used [[gnu::tls_model("initial-exec")]] = false;
-
-// A walk forgets the pages an earlier one found readable: they may be gone now. Most walks read
-// only their own stack and have nothing to forget.
-void forget_pages() {
-    if (!t_pages_used) return;
-    for (uintptr_t& page : t_pages) page = 0;
-    t_pages_used = false;
-}
-
-bool readable(uintptr_t addr) {
-    uintptr_t page = addr >> 12;
-    uintptr_t& slot = t_pages[page % kPageCacheSize];
-    if (slot == page + 1) return true;
-    char byte;
-    struct iovec local = {&byte, 1};
-    struct iovec remote = {reinterpret_cast<void*>(page << 12), 1};
-    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 1) return false;
-    slot = page + 1;
-    t_pages_used = true;
-    return true;
-}
-
-int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write, void* arg) {
-    if (write) return g_libunwind_access_mem(as, addr, val, write, arg);
-    bool in_stack = addr >= t_stack.lo && addr + sizeof(unw_word_t) <= t_stack.hi;
-    if (!in_stack && (!readable(addr) || !readable(addr + sizeof(unw_word_t) - 1)))
-        return -UNW_EINVAL;
-    *val = *reinterpret_cast<const unw_word_t*>(addr);
-    return 0;
-}
-
-// A thread's last walks and its LocalRules (unwind/fast_walk.h), 55 KiB (a thread's first samples
-// touch about 20 KiB of it), taken at the thread's first walk (in static TLS it would take that
-// much from every thread's stack, sampling or not) and given back at its exit by a
-// thread-specific-data destructor. They come from chunks gprof maps itself and are kept for the
-// next thread, never from the program's heap: with
-// GPROF_ALLOCATOR=libc that is glibc's, whose layout 10 KiB of gprof's moved (the mixed benchmark
-// at the default rate: 80 700 page faults instead of 62 500).
+// A thread's last walks and its LocalRules (unwind/fast_walk.h), 55 KiB, taken at the thread's
+// first walk (in static TLS they would take that much from every thread's stack, sampling or not)
+// and given back at its exit by a thread-specific-data destructor. They come from chunks gprof
+// maps itself, kept for the next thread, never from the program's heap (with
+// GPROF_ALLOCATOR=libc, glibc's, whose layout they would change).
 struct ThreadWalks {
     RecentWalks recent;
     LocalRules rules;
@@ -164,51 +82,11 @@ ThreadWalks* thread_walks() {
     return walks;
 }
 
-// The lowest two descriptor numbers free now: where a pipe made next will be.
-void lowest_free_pair(int out[2]) {
-    int found = 0;
-    for (int fd = 0; found < 2 && fd < 1 << 16; ++fd)
-        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) out[found++] = fd;
-}
-
-// libunwind's initialisation opens a pipe, kept for ever, to check addresses before its own
-// memory reads; gprof replaces those reads (access_mem), so the pipe is never used, and a program
-// must not find two descriptors of gprof's open (its first open() returning 5, or 0 if it started
-// with stdin closed). Closed here when `fds`, the two numbers free before, are now that pipe.
-void close_validation_pipe(const int fds[2]) {
-    struct stat read_end, write_end;
-    if (fstat(fds[0], &read_end) != 0 || fstat(fds[1], &write_end) != 0) return;
-    if (!S_ISFIFO(read_end.st_mode) || read_end.st_ino != write_end.st_ino ||
-        read_end.st_dev != write_end.st_dev)
-        return;
-    if ((fcntl(fds[0], F_GETFL) & O_ACCMODE) != O_RDONLY ||
-        (fcntl(fds[1], F_GETFL) & O_ACCMODE) != O_WRONLY)
-        return;
-    close(fds[0]);
-    close(fds[1]);
-}
-
-[[gnu::always_inline]] inline uintptr_t current_sp() {
-    uintptr_t sp;
-    asm volatile("movq %%rsp, %0" : "=r"(sp));
-    return sp;
-}
-
-// The first n entries of pcs without gprof's own frames, at most max of them, in place.
-int without_gprof(uintptr_t* pcs, int n, int max) {
-    int depth = 0;
-    for (int i = 0; i < n && depth < max; ++i)
-        if (!in_gprof(pcs[i])) pcs[depth++] = pcs[i];
-    return depth;
-}
-
 // The stack a sample's walk runs on may be nearly used up: a thread's small stack deep in
-// recursion, or an alternate signal stack (8 KiB is common, and on this machine the kernel's signal
-// frame alone takes 3 KiB of it) in a handler that allocates. Walks need room below the caller's
-// frame: gprof's own at most 2 040 bytes (learning new frames' rules through dl_iterate_phdr and
-// the call frame information's interpreter), libunwind's step-by-step walk 3 900 (measured by
-// painting the stack, python3 and test/heap/odd_stacks.cpp). Where there is less (with a margin),
-// the sample is taken with no stack rather than overflow the stack (hazards.md: tests 9 and 27).
+// recursion, or an 8 KiB alternate signal stack in a handler that allocates. A walk needs room
+// below the caller's frame (gprof's own at most about 2 KiB, libunwind's step-by-step walk about
+// 4 KiB); where there is less, with a margin, the sample is taken with no stack rather than
+// overflow the stack.
 constexpr size_t kFastWalkRoom = size_t{3} << 10;
 constexpr size_t kLibunwindRoom = size_t{6} << 10;
 
@@ -218,129 +96,23 @@ constexpr size_t kLibunwindRoom = size_t{6} << 10;
 __attribute__((noinline)) WalkMemory* fast_capture(const Registers& start) {
     ThreadWalks* walks = thread_walks();
     if (walks == nullptr) return nullptr;
-    if (t_stack.hi <= 1) return nullptr;  // not known (a thread gprof did not see start)
+    const StackBounds& bounds = thread_bounds();
+    if (bounds.hi <= 1) return nullptr;  // not known (a thread gprof did not see start)
     const PcRange gprof_image{reinterpret_cast<uintptr_t>(__ehdr_start),
                               reinterpret_cast<uintptr_t>(_end)};
-    return fast_walk(start, t_stack.lo, t_stack.hi, gprof_image, &walks->recent, &walks->rules);
+    return fast_walk(start, bounds.lo, bounds.hi, gprof_image, &walks->recent, &walks->rules);
 }
 
 }  // namespace
 
-size_t stack_room() {
-    uintptr_t sp = current_sp();
-    if (sp >= t_stack.lo && sp < t_stack.hi) return sp - t_stack.lo;
-    stack_t alternate;
-    if (sigaltstack(nullptr, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) {
-        auto base = reinterpret_cast<uintptr_t>(alternate.ss_sp);
-        if (sp >= base && sp - base < alternate.ss_size) return sp - base;
-    }
-    return SIZE_MAX;
-}
-
-void learn_thread_stack() {
-    pthread_attr_t attr;
-    void* base = nullptr;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &base, &size);
-        pthread_attr_destroy(&attr);
-    }
-    t_stack.lo = reinterpret_cast<uintptr_t>(base);
-    t_stack.hi = t_stack.lo + size;
-    if (t_stack.hi == 0) t_stack.hi = 1;  // unknown: every read takes the checked path
-}
-
-void set_thread_stack(size_t stack_size) {
-    auto top = reinterpret_cast<uintptr_t>(pthread_self());
-    uintptr_t sp = current_sp();
-    // glibc 2.36 maps the guard below the whole requested size and puts the descriptor 2 368
-    // bytes under the top (pthread_getattr_np's bounds: [descriptor - size + 2 368, descriptor +
-    // 2 368), measured for 16 KiB to 8 MiB): 3 KiB less than the size below the descriptor is
-    // inside the stack.
-    constexpr size_t kSlack = 3072;
-    if (stack_size <= kSlack || top <= sp || top - sp >= stack_size - kSlack) return;  // not that
-    t_stack.hi = top;
-    t_stack.lo = top - stack_size + kSlack;
-}
+bool ready() { return libunwind_ready(); }
 
 void warm_up() {
     learn_thread_stack();  // the main thread's
     if (pthread_key_create(&g_walks_key, free_thread_walks) == 0)
         g_walks_key_made.store(true, std::memory_order_release);
-    void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) {
-        log::problem("libunwind.so.8 not found (Debian package libunwind8); no heap samples");
-        return;
-    }
-    int pipe_fds[2] = {-1, -1};
-    int saved = errno;
-    lowest_free_pair(pipe_fds);
-    errno = saved;
-    struct ClosePipe {
-        const int* fds;
-        ~ClosePipe() {
-            int saved = errno;
-            close_validation_pipe(fds);
-            errno = saved;
-        }
-    } close_pipe{pipe_fds};
-    auto backtrace = reinterpret_cast<BacktraceFn>(dlsym(lib, "unw_backtrace"));
-    auto set_policy = reinterpret_cast<CachingPolicyFn>(dlsym(lib, "_ULx86_64_set_caching_policy"));
-    void* local_space = dlsym(lib, "_ULx86_64_local_addr_space");
-    if (backtrace == nullptr || set_policy == nullptr || local_space == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_backtrace; no heap samples");
-        return;
-    }
-    // Per-thread caches would keep libunwind from blocking signals (two sigprocmask calls) around
-    // every look-up in its global cache of frame rules, which each unw_step makes. Debian's
-    // libunwind 1.6.2 is built without them (--enable-per-thread-cache is off by default) and
-    // quietly keeps the global cache: measured, two sigprocmask per step. Asked for anyway, for a
-    // libunwind that has them.
-    set_policy(*static_cast<void**>(local_space), kCachePerThread);
-    using GetAccessorsFn = unw_accessors_t* (*)(unw_addr_space_t);
-    auto get_accessors = reinterpret_cast<GetAccessorsFn>(dlsym(lib, "_Ux86_64_get_accessors"));
-    unw_accessors_t* accessors =
-        get_accessors ? get_accessors(*static_cast<unw_addr_space_t*>(local_space)) : nullptr;
-    if (accessors == nullptr || accessors->access_mem == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_get_accessors; no heap samples");
-        return;
-    }
-    g_libunwind_access_mem = accessors->access_mem;
-    accessors->access_mem = access_mem;
-    g_init_local2 = reinterpret_cast<InitLocal2Fn>(dlsym(lib, "_ULx86_64_init_local2"));
-    g_step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
-    g_get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
-    g_getcontext = reinterpret_cast<GetContextFn>(dlsym(lib, "_Ux86_64_getcontext"));
-    g_backtrace = backtrace;
-    g_ready.store(true, std::memory_order_release);
-    // libunwind's one-time initialisation, and its caches for the start-up path, happen here
-    // rather than inside the first sampled malloc; without the frame cache, which a process that
-    // never samples in its main thread does not need.
-    uintptr_t pcs[kMaxFrames];
-    capture_once(pcs, kMaxFrames);
+    load_libunwind();
 }
-
-bool ready() { return g_ready.load(std::memory_order_acquire); }
-
-namespace {
-
-// Walks taken in this thread so far, up to kStepwiseWalks.
-constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
-
-// libunwind's walk of a stack gprof's own cannot read, leaf first (`room`: stack_room()).
-int libunwind_capture(uintptr_t* pcs, int max, size_t room) {
-    if (room < kLibunwindRoom) return 0;
-    // Step by step for a thread's first walks.
-    if (t_walks < kStepwiseWalks) {
-        ++t_walks;
-        return capture_once(pcs, max);
-    }
-    forget_pages();
-    int n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
-    return without_gprof(pcs, n, max);
-}
-
-}  // namespace
 
 void prepare_fork() {
     lock_frame_rules();
@@ -380,51 +152,14 @@ RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
         // Cut at the root end: the tags are for stacks that begin at the root.
         return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr, true};
     }
-    stack.depth = libunwind_capture(scratch, kMaxFrames + 1, room);
+    if (room < kLibunwindRoom) return stack;
+    stack.depth = libunwind_capture(scratch, kMaxFrames + 1);
     if (stack.depth > kMaxFrames) {
         stack.truncated = true;
         stack.depth = kMaxFrames;
     }
     std::reverse(scratch, scratch + stack.depth);
     return stack;
-}
-
-__attribute__((noinline)) int capture_once(uintptr_t* pcs, int max) {
-    ucontext_t context;  // unw_context_t is ucontext_t on x86-64
-    if (!ready()) return 0;
-    if (g_getcontext != nullptr ? g_getcontext(&context) != 0 : getcontext(&context) != 0) return 0;
-    return capture_context(&context, false, pcs, max);
-}
-
-int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
-                    WalkEnd* end) {
-    if (!ready() || g_init_local2 == nullptr || g_step == nullptr || g_get_reg == nullptr) return 0;
-    forget_pages();
-    struct HandlerMark {
-        bool saved = t_in_handler;
-        explicit HandlerMark(bool on) { t_in_handler = t_in_handler || on; }
-        ~HandlerMark() { t_in_handler = saved; }
-    } mark(interrupted);
-    unw_cursor_t cursor;
-    if (g_init_local2(&cursor, context, interrupted ? UNW_INIT_SIGNAL_FRAME : 0) != 0) return 0;
-    int depth = 0;
-    for (int frame = 0; depth < max && frame < kMaxFrames + 16; ++frame) {
-        unw_word_t ip = 0;
-        if (g_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-        uintptr_t pc = frame == 0 && interrupted ? ip + 1 : ip;
-        if (!in_gprof(ip)) pcs[depth++] = pc;
-        if (end != nullptr) {
-            unw_word_t sp = 0;
-            g_get_reg(&cursor, UNW_REG_SP, &sp);
-            end->sp = sp;
-        }
-        int step = g_step(&cursor);
-        if (step <= 0) {
-            if (end != nullptr) end->complete = step == 0;
-            break;
-        }
-    }
-    return depth;
 }
 
 }  // namespace gprof::unwind

@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "unwind/libunwind.h"
+
 
 namespace gprof::unwind {
 namespace {

@@ -12,7 +12,6 @@
 
 namespace gprof::writer {
 
-// Time spent waiting, by the waiter's stack.
 // The block and mutex profiles' layout (Go's contentions/count, delay/nanoseconds) over
 // `counters`' stacks: `what` names the events in the comment on those without a stack.
 bool build_contention_profile(const record::StackCounters& counters,

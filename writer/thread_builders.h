@@ -12,10 +12,9 @@
 
 namespace gprof::writer {
 
-// Every live thread of the program (not gprof's own) by its current stack, with a string label
-// thread_name. Threads whose stack could not be captured are named in a comment.
-// Go's goroutine profile for threads: every live thread of the program (the registry's own
-// threads left out), taken now with a signal other than `dump_signal`, grouped by stack and name.
+// Go's goroutine profile for threads: every live thread of the program (not gprof's own), its
+// stack taken now with a signal other than `dump_signal`, grouped by stack and by the string
+// label thread_name. Threads whose stack could not be captured are named in a comment.
 bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
                            std::string* out, std::string* error);
 

@@ -1,8 +1,8 @@
 // A thread per task: starts N threads (N = 320 at scale 1), 8 at a time, each allocating 2 MB
 // in 1 KB blocks, so each takes a few heap samples at the default rate, and then ends. (Eight at
-// a time: one after the other, the wait for each thread to start and to be joined was most of the
-// time here.) What a profiler pays once per thread (its per-thread state, the first walks of a
-// new thread's stack) shows here as it would in a server that starts a thread per request.
+// a time, so that waiting for each thread to start and be joined does not dominate.) What a
+// profiler pays once per thread (its per-thread state, the first walks of a new thread's stack)
+// shows here as it would in a server that starts a thread per request.
 // Usage: bench_tasks [scale=1.0]
 #include <cstdint>
 #include <cstdio>

@@ -1,5 +1,5 @@
-// scripts/gprof, the command line the README documents: run (with a program and with the bundled demo),
-// dump PID, top.
+// scripts/gprof, the command line the README documents: run (with a program and with the bundled
+// demo), dump PID, top.
 #include <signal.h>
 
 #include <catch2/catch.hpp>

@@ -80,7 +80,7 @@ TEST_CASE("a bad GPROF_* value gives one gprof: line and changes nothing else", 
 TEST_CASE("a clean environment: LD_PRELOAD alone adds no noise", "[env]") {
     // Only LD_PRELOAD: every GPROF_* default applies, so a profile may be written at exit into
     // the working directory (the scratch one here) with one `gprof:` line per file, as the
-    // contract says. Nothing else may appear: no problem line, no `<jemalloc>:` line.
+    // README says. Nothing else may appear: no problem line, no `<jemalloc>:` line.
     RunResult base = run({program("throw_loop"), "5000"});
     REQUIRE(base.status == 0);
     for (const std::string& mode : {std::string(), std::string("libc")}) {

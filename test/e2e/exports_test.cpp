@@ -88,6 +88,6 @@ TEST_CASE("libgprof.so needs no libprotobuf, no libjemalloc and no libstdc++", "
     CHECK_FALSE(contains(needed, "libjemalloc"));
     CHECK_FALSE(contains(needed, "libtcmalloc"));
     // libstdc++ is linked in, its names private: a C program does not map and relocate it for
-    // gprof (about 1.5 ms of every process's start-up here).
+    // gprof.
     CHECK_FALSE(contains(needed, "libstdc++"));
 }

@@ -263,8 +263,8 @@ TEST_CASE("heap at rate 1: a library unloaded and another loaded at its addresse
     // libswap512.so, which the loader maps at the same address: the same code but for one frame's
     // size, so at the same return address the walk needs the second library's rule. Walked right,
     // both libraries' allocations have one and the same stack (same addresses, same frames); a
-    // walk still using the first library's rule there read the return address from the wrong slot
-    // (tried: two different stacks of 100).
+    // walk still using the first library's rule there reads the return address from the wrong
+    // slot.
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
         std::string dir = make_dir("heap-swap-plugins");
@@ -391,9 +391,9 @@ TEST_CASE("heap at the default rate: 3000 sampled threads, one after another, le
           "behind", "[heap]") {
     // gprof's jemalloc keeps a record of each thread's samples for the thread's whole life; the
     // record must go with the thread, whether the thread freed all its samples itself or handed
-    // one to another thread. Left behind, it is ~3.6 KiB a thread here (10 MiB in all). In libc
-    // mode the sampled-address bitmap's pages, touched as glibc places thread heaps at new
-    // addresses, grow by ~1 MiB and level off (1.6 MiB after 10 000 threads).
+    // one to another thread: left behind, a few KiB a thread, they would pass the 4 MiB bound. In
+    // libc mode the sampled-address bitmap's pages, touched as glibc places thread heaps at new
+    // addresses, grow by about 1 MiB and level off.
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
         ThreadsRun t = run_threads_program("thread_churn", mode, "site_thread_churn");
@@ -416,8 +416,8 @@ TEST_CASE("heap at the default rate: producers end while a consumer frees their 
         INFO("GPROF_ALLOCATOR=" << mode);
         ThreadsRun t = run_threads_program("handoff_threads", mode, "site_handoff");
         INFO(t.run.describe());
-        // -0.3 to 0.2 MiB here; a producer's sampling record left behind when it freed its own
-        // last sample: 2.5 MiB.
+        // 1.5 MiB: the sampling records of producers that freed their own last sample, left
+        // behind, add 2.5 MiB.
         CHECK(t.growth_kib < 1536);
         CHECK(t.site.inuse_objects == 0);
         CHECK(t.site.inuse_space == 0);
@@ -438,11 +438,10 @@ TEST_CASE("heap at the default rate: producers end while a consumer frees their 
 TEST_CASE("a signal dump, then the at-exit dump: nothing is written outside the output and the "
           "debug cache",
           "[heap][debug-cache]") {
-    // The debug cache object was once a function-local static: first used by the signal dump, it
-    // was destroyed at exit before gprof's at-exit handler ran, whose dump then built paths from
-    // freed memory: a copy of libc's or ld.so's debug file landed in the working directory under
-    // a garbage name (4 runs in 5), or over whatever file's name the freed bytes held (once the
-    // test program itself). Three runs, each of a fresh copy of the program.
+    // The debug cache must outlive static destructors: the at-exit dump after a signal dump must
+    // not build its paths from freed memory and write a copy of libc's or ld.so's debug file into
+    // the working directory, or over another file (the program itself). Three runs, each of a
+    // fresh copy of the program.
     const std::string original = kHeapPrograms + "/known_allocs";
     const std::string original_bytes = read_file(original);
     for (int round = 0; round < 3; ++round) {
@@ -496,8 +495,8 @@ TEST_CASE("heap after fork: parent and child write under their own pids", "[heap
 }
 
 TEST_CASE("fork while dumps are written: every child finishes its own at-exit dump", "[heap]") {
-    // Before prepare_fork waited for a dump in progress, about 1 child in 75 inherited the symbol
-    // cache's lock held by the parent's dumper and hung at exit.
+    // No child may inherit the symbol cache's lock held by the parent's dumper and hang at exit:
+    // prepare_fork waits for a dump in progress.
     std::string dir = make_dir("heap-fork-dump");
     std::string cwd = make_dir("heap-fork-cwd");
     RunOptions options = with_env(preload_env("", {{"GPROF_OUTPUT", dir + "/p"}}));
@@ -519,10 +518,8 @@ TEST_CASE("fork while dumps are written: every child finishes its own at-exit du
     CHECK(pids.size() == 151);
     REQUIRE_FALSE(last.empty());
     check_heap_file(last, 512 * 1024);
-    // Nothing is written outside the output and the debug cache. (The cache object was once a
-    // function-local static: first used by a signal dump, it was destroyed before gprof's
-    // at-exit handler ran, whose dump then built paths from freed memory and wrote copies of
-    // libc's debug file under garbage names into the working directory.)
+    // Nothing is written outside the output and the debug cache (the at-exit dump must not build
+    // paths from a destroyed debug cache object).
     std::vector<std::string> stray;
     for (const auto& entry : std::filesystem::directory_iterator(cwd))
         stray.push_back(entry.path().filename().string());

@@ -169,8 +169,7 @@ TEST_CASE("start-up, thread exit and process exit with allocating threads", "[pr
 TEST_CASE("GPROF_ALLOCATOR=libc: gprof leaves next to nothing of its own in the program's heap",
           "[programs][allocator]") {
     // glibc's heap is the program's: what gprof puts there moves where glibc places and trims the
-    // program's blocks (its private libstdc++'s 71 KiB exception pool did: 77 700 page faults on
-    // the mixed benchmark instead of 58 750). What may remain is the loader's record of libunwind.
+    // program's blocks. What may remain is the loader's record of libunwind.
     auto footprint = [](const RunResult& r) {
         std::map<std::string, long> v;
         std::istringstream in(r.out);

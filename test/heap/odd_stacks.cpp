@@ -1,17 +1,14 @@
 // Allocations from stacks that test gprof's stack walk (unwind/fast_walk.h), at
-// GPROF_MEM_PROFILE_RATE=1:
-//   * one call site reached alternately through two callers with identical frames, so the site's
-//     stack pointer and instruction pointer are the same from both and only the return address
-//     above differs: a walk that reused the previous walk's frames without checking them would
-//     file samples under the wrong caller. Prints `PATH <caller> <allocations>`.
-//   * a coroutine (makecontext) running on a stack of its own, outside the thread's: walked by
-//     libunwind;
+// GPROF_MEM_PROFILE_RATE=1; each site prints a TRUTH line (test/heap/site.h):
+//   * one site reached alternately through two callers with identical frames, where only the
+//     return address above differs: a walk that reused the previous walk's frames unchecked
+//     would file samples under the wrong caller. Prints `PATH <caller> <allocations>`;
+//   * a coroutine (makecontext) on a stack of its own, walked by libunwind;
 //   * a thread with a small stack (64 KiB), deep in recursion;
-//   * the hostile cases of ../shared/reference/hazards.md (tests 9 and 27): a thread on a 16 KiB
-//     stack, a signal handler on an 8 KiB alternate stack, and a thread recursing to within 4 KiB
-//     of its stack's end, each allocating 1 MiB blocks (sampled at any rate): the program must
-//     survive them (a sample without room for a walk is taken without a stack).
-// Each site prints `TRUTH <site> <alloc_objects> <alloc_space> <inuse_objects> <inuse_space>`.
+//   * hostile stacks allocating 1 MiB blocks (sampled at any rate): a thread on a 16 KiB stack, a
+//     signal handler on an 8 KiB alternate stack, a thread recursing to within 4 KiB of its
+//     stack's end. The program must survive them (a sample without room for a walk is taken
+//     without a stack).
 #include <pthread.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -119,8 +116,8 @@ void on_alternate_stack(int) {
 
 uintptr_t g_stack_lo;
 
-// Recurses until its frame is within 4 KiB of the stack's end (as close as glibc alone survives
-// here), then allocates.
+// Recurses until its frame is within 4 KiB of the stack's end (as close as glibc alone survives),
+// then allocates.
 NOINLINE int near_the_end(int depth) {
     volatile char pad[512];
     pad[0] = static_cast<char>(depth);

@@ -1,6 +1,6 @@
 /* A library whose constructor allocates before main, and possibly before gprof's own
-   constructor has run (hazards: "malloc is called before any constructor of ours runs"): 1 MiB
-   allocated and freed, a realloc chain, a calloc, and one block kept for main to check. */
+   constructor has run: 1 MiB allocated and freed, a realloc chain, a calloc, and one block kept
+   for main to check. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>

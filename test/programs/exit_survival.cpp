@@ -1,4 +1,4 @@
-// Start-up and exit survival (hazards: "Init and exit ordering", tst-malloc-thread-exit).
+// Start-up and exit survival (after glibc's tst-malloc-thread-exit).
 //
 //  - libearly_lib.so's constructor allocated before main (maybe before gprof's constructor);
 //  - short threads allocate in their thread_local destructors and pthread key destructors

@@ -6,10 +6,9 @@
    It must pass with no preload (the glibc baseline) and under gprof in both allocator modes.
    Prints one `FAIL: <what>` line per failed check and a final `N checks, M failed`; exits 1 if
    any check failed. The jemalloc API section runs only when mallocx and friends are present in
-   the process (they are weak here), and says which on stdout.
-
-   Built with -fno-builtin: the compiler must not fold malloc(0) == malloc(0), drop a free that
-   "cannot" change errno, or assume that a malloc result cannot be NULL. */
+   the process (they are weak here), and says which on stdout. Built with -fno-builtin: the
+   compiler must not fold malloc(0) == malloc(0), drop a free that "cannot" change errno, or
+   assume that a malloc result cannot be NULL. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>

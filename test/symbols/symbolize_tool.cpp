@@ -4,8 +4,9 @@
 //   symbolize_tool NAME COUNT   # COUNT addresses spread evenly over the executable mappings of the
 //                               # loaded module whose path contains NAME
 //
-// Prints "module <path>", "build_id <hex>", then per address "address <link address in hex> <frame count>" and one
-// line per frame, innermost first: "frame <name>\t<system name>\t<file>\t<line>\t<start line>".
+// Prints "module <path>", "build_id <hex>", then per address "address <link address in hex>
+// <frame count>" and one line per frame, innermost first:
+// "frame <name>\t<system name>\t<file>\t<line>\t<start line>".
 #include <cstdio>
 #include <cstdlib>
 #include <string>

@@ -261,7 +261,7 @@ TEST_CASE("stored tables: a module without DWARF is stored, named from its symbo
             return;
         }
     }
-    CHECK(named > addresses.size() / 2);  // .dynsym names most of the text (219 of 300 here)
+    CHECK(named > addresses.size() / 2);  // .dynsym names most of the text
     CHECK(first.stored_answers() == 0);
     first.end_dump();
     REQUIRE(std::filesystem::exists(table));

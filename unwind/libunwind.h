@@ -1,0 +1,53 @@
+// libunwind's walks: for the stacks gprof's own walk (unwind/fast_walk.h) cannot read (signal
+// frames, alternate signal stacks, coroutines, code without call frame information), and for other
+// threads' stacks in the threads profile (unwind/thread_stacks.h).
+//
+// libunwind.so.8 is opened at start-up with RTLD_LOCAL, never linked: it also defines the C++
+// exception ABI (_Unwind_RaiseException...), and as a dependency of a preloaded library it would
+// take over a program's exceptions. Its memory reads are gprof's (no descriptor: the calling
+// thread's stack read directly, other pages checked with process_vm_readv), and the validation
+// pipe its initialisation opens is closed again at once.
+#pragma once
+
+#include <cstdint>
+
+#include <ucontext.h>
+
+namespace gprof::unwind {
+
+// Opens libunwind and walks once, so that its one-time initialisation and its caches for the
+// start-up path happen here rather than inside the first sampled malloc. False (with a gprof:
+// line) where libunwind cannot be used: stacks are then not walked by it.
+bool load_libunwind();
+bool libunwind_ready();
+
+// A thread's first kStepwiseWalks libunwind walks step by step (capture_once); later ones use
+// unw_backtrace, whose first call in a thread maps and fills a 256 KiB frame cache, which pays
+// for itself only in a thread that keeps sampling.
+constexpr uint32_t kStepwiseWalks = 16;
+
+// The calling thread's stack, leaf first, without gprof's frames, at most `max` frames (pcs holds
+// kCaptureRoom entries). Each step of a walk takes libunwind's global cache lock between two
+// sigprocmask calls.
+int libunwind_capture(uintptr_t* pcs, int max);
+
+// capture() for a one-off walk (the calling thread's stack in a dump): the same frames, walked
+// step by step, without unw_backtrace's frame cache.
+int capture_once(uintptr_t* pcs, int max);
+
+// Walks the stack that a register context describes: a signal handler's context (`interrupted`:
+// its instruction pointer is the interrupted instruction, stored + 1 so that every frame reads as a
+// return address) or registers known for a thread parked in a system call (its instruction pointer
+// follows the syscall instruction: already a return address). Frames inside libgprof.so are left
+// out. Memory is read with checks, so a stack that changes under the walk gives a short or wrong
+// stack, never a fault. An interrupted context's walk allocates nothing (the thread may have been
+// stopped inside the allocator, holding its lock). If `end` is given, it tells where the walk
+// stopped: the last frame's stack pointer, and whether it reached the outermost frame.
+struct WalkEnd {
+    uintptr_t sp = 0;
+    bool complete = false;
+};
+int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
+                    WalkEnd* end = nullptr);
+
+}  // namespace gprof::unwind
