@@ -60,7 +60,7 @@ class SymbolCache {
                    bool* from_dwarf) noexcept;
 
     // Ends a dump: drops libdw's state (parsed DWARF, mapped files, descriptors); the resolved
-    // addresses stay cached, and those of modules with DWARF are stored for later processes.
+    // addresses stay cached, and are stored for later processes.
     void end_dump() noexcept;
 
     // Bytes the cached resolved addresses take (an estimate), for tests and the benchmark.
