@@ -132,40 +132,40 @@ TEST_CASE("the at-exit dump writes only profiles with samples, and no threads pr
     CHECK(pprof_stderr({"-raw"}, files[0]) == "");
 }
 
-TEST_CASE("a main() that calls pthread_exit: the process ends with its last thread, status 0",
-          "[no-trace]") {
-    RunResult base = run({program("no_trace"), "main-exits"});
-    REQUIRE(base.status == 0);
-    REQUIRE(base.out == "worker done\n");
+namespace {
+
+// no_trace <mode> under gprof, in both allocator modes, ends as it does without: same status and
+// output, within 20 s (a process kept alive by gprof would time out). Returns the run without.
+RunResult check_ends_as_without(const std::string& mode_arg) {
+    RunResult base = run({program("no_trace"), mode_arg});
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("no-trace-main-exits");
+        std::string dir = make_dir("no-trace-" + mode_arg);
         RunOptions options = with_env(default_env(mode, dir));
         options.timeout_seconds = 20;
-        check_same(base, run({program("no_trace"), "main-exits"}, options));
+        check_same(base, run({program("no_trace"), mode_arg}, options));
     }
+    return base;
+}
+
+}  // namespace
+
+TEST_CASE("a main() that calls pthread_exit: the process ends with its last thread, status 0",
+          "[no-trace]") {
+    RunResult base = check_ends_as_without("main-exits");
+    CHECK(base.status == 0);
+    CHECK(base.out == "worker done\n");
 }
 
 TEST_CASE("a child forked from a second thread ends when that thread returns, status 0",
           "[no-trace]") {
-    RunResult base = run({program("no_trace"), "fork-in-thread"});
-    REQUIRE(base.out == "child exited 0\n");
-    for (const std::string& mode : kModes) {
-        INFO("GPROF_ALLOCATOR=" << mode);
-        std::string dir = make_dir("no-trace-fork");
-        RunOptions options = with_env(default_env(mode, dir));
-        options.timeout_seconds = 20;
-        check_same(base, run({program("no_trace"), "fork-in-thread"}, options));
-    }
+    RunResult base = check_ends_as_without("fork-in-thread");
+    CHECK(base.out == "child exited 0\n");
 }
 
 TEST_CASE("SIGTERM ends a program under gprof as it does without", "[no-trace]") {
-    RunResult base = run({program("no_trace"), "sigterm"});
-    REQUIRE(base.out == "child ended by signal " + std::to_string(SIGTERM) + "\n");
-    std::string dir = make_dir("no-trace-sigterm");
-    RunOptions options = with_env(default_env("", dir));
-    options.timeout_seconds = 20;
-    check_same(base, run({program("no_trace"), "sigterm"}, options));
+    RunResult base = check_ends_as_without("sigterm");
+    CHECK(base.out == "child ended by signal " + std::to_string(SIGTERM) + "\n");
 }
 
 TEST_CASE("a 3 000-deep recursion allocating at every level, at rate 1: a truncated stack, no "
