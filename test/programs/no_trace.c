@@ -111,9 +111,15 @@ int main(int argc, char** argv) {
         char** blocks = malloc(64 * sizeof *blocks);
         for (int i = 0; i < 64; ++i) blocks[i] = malloc(64 << 10); /* samples at any rate */
         raise(SIGUSR2);
-        int dumped = await_file(argv[2], ".heap.pb.gz");
-        sleep_ms(200); /* the rest of the dump's files */
-        printf("after a dump %d (%s)\n", lowest_free_fd(), dumped ? "dumped" : "no dump");
+        /* The threads profile is a dump's last file; the dump may hold descriptors a moment
+         * longer (libdw's, until it ends), not longer than a few seconds. */
+        int dumped = await_file(argv[2], ".threads.pb.gz");
+        int fd = lowest_free_fd();
+        for (int i = 0; i < 500 && fd != 3; ++i) {
+            sleep_ms(10);
+            fd = lowest_free_fd();
+        }
+        printf("after a dump %d (%s)\n", fd, dumped ? "dumped" : "no dump");
         for (int i = 0; i < 64; ++i) free(blocks[i]);
         free(blocks);
         return 0;
