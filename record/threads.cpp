@@ -17,7 +17,13 @@ StackCounters& thread_creations() {
     return *counters;
 }
 
-void set_thread_creations_on(bool on) { g_creations_on.store(on, std::memory_order_relaxed); }
+void set_thread_creations_on(bool on) {
+    // Made now, at start-up, if not before: a first use in a program thread could be under way
+    // (its function-local static's guard taken) when another thread forks, and the child's
+    // at-exit dump would then wait for that guard for ever.
+    if (on) thread_creations();
+    g_creations_on.store(on, std::memory_order_relaxed);
+}
 
 bool thread_creations_on() { return g_creations_on.load(std::memory_order_relaxed); }
 
