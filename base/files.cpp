@@ -82,7 +82,7 @@ bool within_file_size_limit(off_t offset, size_t count, std::string* error) {
 }
 
 bool create_parent_directories(const std::string& path, std::string* error) noexcept {
-    try {
+    return without_exceptions(error, "creating directories", [&] {
         std::string directory = directory_of(path);
         struct stat status;
         if (stat(directory.c_str(), &status) == 0 && S_ISDIR(status.st_mode)) return true;
@@ -103,26 +103,13 @@ bool create_parent_directories(const std::string& path, std::string* error) noex
             return false;
         }
         return true;
-    } catch (...) {
-        try {
-            *error = "out of memory while creating the directories of " + path;
-        } catch (...) {
-        }
-        return false;
-    }
+    });
 }
 
 bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
                            void* context, std::string* error) noexcept {
-    try {
-        return write_file(path, max_size, mode, fill, context, error);
-    } catch (...) {
-        try {
-            *error = "out of memory while writing " + path;
-        } catch (...) {
-        }
-        return false;
-    }
+    return without_exceptions(error, "writing a file",
+                              [&] { return write_file(path, max_size, mode, fill, context, error); });
 }
 
 bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number) {

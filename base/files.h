@@ -47,6 +47,21 @@ bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mo
         const_cast<void*>(static_cast<const void*>(&fill)), error);
 }
 
+// Runs body() (which returns bool) and turns an exception, which can only be std::bad_alloc,
+// into false with *error = "out of memory while <doing>".
+template <typename Body>
+bool without_exceptions(std::string* error, const char* doing, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (...) {
+        try {
+            *error = std::string("out of memory while ") + doing;
+        } catch (...) {
+        }
+        return false;
+    }
+}
+
 // write(2) until all of bytes are out, retrying EINTR (send(2) with send_flags where it is >= 0,
 // for a socket); false with *error_number set on failure.
 bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number);

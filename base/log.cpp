@@ -38,14 +38,20 @@ void vformat(const char* fmt, va_list ap) {
     line(text);
 }
 
+sigset_t sigpipe_only() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    return set;
+}
+
 }  // namespace
 
 void start() { stderr_usable(); }
 
 SigpipeShield::SigpipeShield() {
-    sigset_t pipe_only, pending;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
+    const sigset_t pipe_only = sigpipe_only();
+    sigset_t pending;
     pthread_sigmask(SIG_BLOCK, &pipe_only, &previous_);
     was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
 }
@@ -54,9 +60,7 @@ SigpipeShield::~SigpipeShield() {
     int saved = errno;
     sigset_t pending;
     if (!was_pending_ && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
+        const sigset_t pipe_only = sigpipe_only();
         struct timespec no_wait = {0, 0};
         while (sigtimedwait(&pipe_only, nullptr, &no_wait) == -1 && errno == EINTR) {
         }

@@ -132,13 +132,16 @@ void make_thread_end_key() {
     g_thread_end_key_made = pthread_key_create(&g_thread_end_key, on_program_thread_end) == 0;
 }
 
-// Counts the calling thread (once) as the program's.
-void watch_this_thread() {
+}  // namespace
+
+void program_thread_started() {
     pthread_once(&g_thread_end_once, make_thread_end_key);
     if (!g_thread_end_key_made || pthread_getspecific(g_thread_end_key) != nullptr) return;
     if (pthread_setspecific(g_thread_end_key, reinterpret_cast<void*>(1)) == 0)
         g_program_threads.fetch_add(1, std::memory_order_acq_rel);
 }
+
+namespace {
 
 // ---- The dump signal, and the program's view of it. ----
 
@@ -213,10 +216,6 @@ void request() {
     errno = saved;
 }
 
-bool dump_now(int wait_ms) { return dump_exclusive(wait_ms, writer::DumpReason::Signal); }
-
-void program_thread_started() { watch_this_thread(); }
-
 bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
     if (sig != config().dump_signal) return false;
     bool stepped_aside = false;
@@ -245,7 +244,7 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
 
 void start() {
     const Config& c = config();
-    watch_this_thread();  // the main thread
+    program_thread_started();  // the main thread
     if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) {
         SignalStateGuard guard;  // no thread to serve it: the program's disposition comes back
         originals::real_sigaction(c.dump_signal, &g_program_action, nullptr);
@@ -272,7 +271,7 @@ void child_after_fork() {
     g_seq.store(0, std::memory_order_relaxed);
     g_program_threads.store(0, std::memory_order_relaxed);
     if (g_thread_end_key_made) pthread_setspecific(g_thread_end_key, nullptr);
-    watch_this_thread();
+    program_thread_started();
     bool was_running = g_running.exchange(false, std::memory_order_acq_rel);
     if (was_running && !g_quit.load(std::memory_order_relaxed)) start_thread();
 }

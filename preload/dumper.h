@@ -18,12 +18,9 @@ void start();
 // Async-signal-safe: asks the dumper thread for a dump.
 void request();
 
-// Writes a dump from the calling thread (at exit, C API). Waits at most `wait_ms` for a dump in
-// progress to finish first; returns false if it had to give up.
-bool dump_now(int wait_ms);
-
-// A thread of the program began (the start trampoline of every pthread_create; the main thread is
-// counted at start). When the last such thread ends, the dumper thread ends too.
+// Counts the calling thread, once, as one of the program's (the start trampoline of every
+// pthread_create; start() counts the main thread). When the last such thread ends, the dumper
+// thread ends too.
 void program_thread_started();
 
 // sigaction(2) as the program sees it, for the signals gprof holds: true when `sig` is the dump

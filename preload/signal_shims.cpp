@@ -34,9 +34,11 @@ bool dump_signal_call(int sig, sighandler_t handler, int flags, sighandler_t* re
     return true;
 }
 
-sighandler_t bsd_flavour(const char* name, int sig, sighandler_t handler) {
+// signal() and its flavours: the dump signal's as the program sees it, with the flavour's flags;
+// any other through glibc's function of that name.
+sighandler_t signal_flavour(const char* name, int flags, int sig, sighandler_t handler) {
     sighandler_t result;
-    if (dump_signal_call(sig, handler, SA_RESTART, &result)) return result;
+    if (dump_signal_call(sig, handler, flags, &result)) return result;
     SignalFn next = next_function(name);
     if (next == nullptr) {
         errno = ENOSYS;
@@ -57,20 +59,13 @@ extern "C" int sigaction(int sig, const struct sigaction* act, struct sigaction*
 }
 
 extern "C" sighandler_t signal(int sig, sighandler_t handler) {
-    return bsd_flavour("signal", sig, handler);
+    return signal_flavour("signal", SA_RESTART, sig, handler);
 }
 
 extern "C" sighandler_t bsd_signal(int sig, sighandler_t handler) {
-    return bsd_flavour("bsd_signal", sig, handler);
+    return signal_flavour("bsd_signal", SA_RESTART, sig, handler);
 }
 
 extern "C" sighandler_t sysv_signal(int sig, sighandler_t handler) {
-    sighandler_t result;
-    if (dump_signal_call(sig, handler, SA_RESETHAND | SA_NODEFER, &result)) return result;
-    SignalFn next = next_function("sysv_signal");
-    if (next == nullptr) {
-        errno = ENOSYS;
-        return SIG_ERR;
-    }
-    return next(sig, handler);
+    return signal_flavour("sysv_signal", SA_RESETHAND | SA_NODEFER, sig, handler);
 }

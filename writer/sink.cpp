@@ -74,15 +74,8 @@ bool write_file_atomically(const std::string& path, std::string_view bytes,
 }
 
 bool write_to_fd(int fd, std::string_view bytes, std::string* error) noexcept {
-    try {
-        return write_descriptor(fd, bytes, error);
-    } catch (...) {
-        try {
-            *error = "out of memory while writing a profile";
-        } catch (...) {
-        }
-        return false;
-    }
+    return base::without_exceptions(error, "writing a profile",
+                                    [&] { return write_descriptor(fd, bytes, error); });
 }
 
 }  // namespace gprof::writer
