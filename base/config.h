@@ -33,8 +33,12 @@ struct HttpAddress {
     uint16_t port = 0;
 };
 
+// Go's runtime.MemProfileRate default: also the sampler's until the first allocation hands down
+// GPROF_MEM_PROFILE_RATE.
+constexpr int64_t kDefaultMemProfileRate = 512 * 1024;
+
 struct Config {
-    int64_t mem_profile_rate = 512 * 1024;
+    int64_t mem_profile_rate = kDefaultMemProfileRate;
     Allocator allocator = Allocator::Jemalloc;
     char output[4096] = "./gprof";  // made absolute by parse_config()
     int dump_signal = SIGUSR2;      // 0: no dump signal
@@ -47,8 +51,8 @@ struct Config {
     HttpAddress http;
     bool http_allow_remote = false;
     LogFiles log = LogFiles::WhenTerminal;
-    // Inflated copies of compressed debug files (symbolize/debug_cache.h); "" when off. The default,
-    // $XDG_CACHE_HOME/gprof or $HOME/.cache/gprof, is filled in by parse_config.
+    // Inflated copies of compressed debug files (symbolize/debug_cache.h); "" when off. The
+    // default, $XDG_CACHE_HOME/gprof or $HOME/.cache/gprof, is filled in by parse_config.
     char debug_cache[4096] = "";
     bool debug_cache_explicit = false;  // set by GPROF_DEBUG_CACHE (problems with it are reported)
 };

@@ -108,8 +108,9 @@ bool create_parent_directories(const std::string& path, std::string* error) noex
 
 bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
                            void* context, std::string* error) noexcept {
-    return without_exceptions(error, "writing a file",
-                              [&] { return write_file(path, max_size, mode, fill, context, error); });
+    return without_exceptions(error, "writing a file", [&] {
+        return write_file(path, max_size, mode, fill, context, error);
+    });
 }
 
 bool write_fully(int fd, std::string_view bytes, int send_flags, int* error_number) {

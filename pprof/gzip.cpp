@@ -57,7 +57,8 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
     const size_t original_size = out->size();
     out->reserve(original_size + deflateBound(&stream, static_cast<uLong>(std::min<size_t>(
                                                            input.size(), UINT_MAX))));
-    // On the heap: an at-exit dump runs on whichever thread called exit(), whose stack may be small.
+    // On the heap: an at-exit dump runs on whichever thread called exit(), whose stack may be
+    // small.
     constexpr size_t kBufferSize = 16384;
     std::unique_ptr<char[]> buffer(new char[kBufferSize]);
     size_t consumed = 0;

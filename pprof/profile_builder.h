@@ -50,7 +50,8 @@ class ProfileBuilder {
     // sample_types: what each value of a sample means, in order. modules and symbols may be null;
     // both must outlive the builder, and modules must not change while it lives.
     ProfileBuilder(std::span<const ValueType> sample_types, ValueType period_type, int64_t period,
-                   const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols) noexcept;
+                   const symbolize::ModuleSnapshot* modules,
+                   symbolize::SymbolCache* symbols) noexcept;
 
     void set_time_nanos(int64_t nanos) { profile_.time_nanos = nanos; }
     void set_time_now();  // time_nanos = the wall clock now

@@ -25,7 +25,8 @@ namespace r = gprof::record;
 namespace {
 
 bool programs_wait(void* caller) {
-    return !gprof::base::inside_gprof() && !gprof::unwind::in_gprof(reinterpret_cast<uintptr_t>(caller));
+    return !gprof::base::inside_gprof() &&
+           !gprof::unwind::in_gprof(reinterpret_cast<uintptr_t>(caller));
 }
 
 uint32_t capture_stack() {

@@ -19,7 +19,8 @@ void HeapProfile::start() {
     base::SpinGuard guard(buckets_lock_);
     if (buckets_ != nullptr) return;
     buckets_ = static_cast<Bucket*>(base::os_reserve(sizeof(Bucket) * kMaxBuckets));
-    allocs_ = static_cast<uint64_t*>(base::os_reserve(sizeof(uint64_t) * kMaxBuckets * kCountStripes));
+    allocs_ =
+        static_cast<uint64_t*>(base::os_reserve(sizeof(uint64_t) * kMaxBuckets * kCountStripes));
     live_ = static_cast<uint32_t*>(base::os_reserve(sizeof(uint32_t) * kMaxBuckets));
 }
 

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cmath>
 
+#include "base/config.h"
+
 namespace gprof::record {
 
 constinit thread_local SamplerState t_sampler [[gnu::tls_model("initial-exec")]] = {};

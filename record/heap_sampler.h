@@ -52,9 +52,9 @@ inline bool should_sample(size_t size) {
     return sampler_slow_path(size);
 }
 
-// The process's MemProfileRate: Go's default until the process's first allocation hands down
-// GPROF_MEM_PROFILE_RATE (preload/backing.cpp), then that until changed through the C API.
-constexpr int64_t kDefaultMemProfileRate = 512 * 1024;
+// The process's MemProfileRate: Go's default (kDefaultMemProfileRate) until the process's first
+// allocation hands down GPROF_MEM_PROFILE_RATE (preload/backing.cpp), then that until changed
+// through the C API.
 int64_t mem_profile_rate();
 void set_mem_profile_rate(int64_t rate);
 

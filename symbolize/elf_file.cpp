@@ -88,7 +88,8 @@ std::string_view ElfImage::section_name(const Elf64_Shdr& section) const {
     }
     Elf64_Shdr names;
     if (!section_header(index, &names) || section.sh_name >= names.sh_size) return {};
-    const uint8_t* start = bytes(names.sh_offset + section.sh_name, names.sh_size - section.sh_name);
+    const uint8_t* start =
+        bytes(names.sh_offset + section.sh_name, names.sh_size - section.sh_name);
     if (start == nullptr) return {};
     const void* end = std::memchr(start, '\0', names.sh_size - section.sh_name);
     if (end == nullptr) return {};

@@ -218,12 +218,11 @@ void retire_library(void* handle) noexcept {
         std::lock_guard<std::mutex> lock(retired.mutex);
         for (Module& module : mine) {
             // A library closed and opened again at the same place is remembered once.
-            bool known = std::any_of(retired.modules.begin(), retired.modules.end(),
-                                     [&](const Module& m) {
-                                         return m.start == module.start && m.limit == module.limit &&
-                                                m.path == module.path &&
-                                                m.build_id == module.build_id;
-                                     });
+            bool known =
+                std::any_of(retired.modules.begin(), retired.modules.end(), [&](const Module& m) {
+                    return m.start == module.start && m.limit == module.limit &&
+                           m.path == module.path && m.build_id == module.build_id;
+                });
             if (known) continue;
             if (retired.modules.size() >= kMaxRetiredModules) retired.modules.pop_front();
             retired.modules.push_back(std::move(module));

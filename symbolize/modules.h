@@ -42,9 +42,9 @@ constexpr size_t kMaxRetiredModules = 512;
 class ModuleSnapshot {
   public:
     // Reads /proc/self/maps and the loader's list of objects, and adds the retired mappings of
-    // dlclose'd libraries where no current mapping overlaps them (a library loaded since at the same
-    // addresses wins: its code is what runs there now). On failure returns false, sets
-    // *error, and leaves the snapshot empty (addresses then belong to no mapping). Never throws.
+    // dlclose'd libraries where no current mapping overlaps them (a library loaded since at the
+    // same addresses wins: its code is what runs there now). On failure returns false, sets *error,
+    // and leaves the snapshot empty (addresses then belong to no mapping). Never throws.
     bool capture(std::string* error) noexcept;
 
     // For tests and for callers that know their modules: replaces the list.

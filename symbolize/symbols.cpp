@@ -616,9 +616,8 @@ void SymbolTable::store_resolved() {
         if (a.age < UINT8_MAX) ++a.age;
         older.push_back(std::move(a));
     }
-    std::stable_sort(older.begin(), older.end(), [](const StoredAddress& a, const StoredAddress& b) {
-        return a.age < b.age;
-    });
+    std::stable_sort(older.begin(), older.end(),
+                     [](const StoredAddress& a, const StoredAddress& b) { return a.age < b.age; });
     for (StoredAddress& a : older) {
         if (addresses.size() >= kMaxStoredAddresses) break;
         addresses.push_back(std::move(a));

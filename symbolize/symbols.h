@@ -43,7 +43,8 @@ class SymbolCache {
     // max_resolved_bytes: the bound on the cache of resolved addresses (tests make it small).
     // store: where resolved addresses are stored for later processes (symbolize/resolved_store.h);
     // nullptr: the process's debug cache (GPROF_DEBUG_CACHE).
-    explicit SymbolCache(size_t max_resolved_bytes = kMaxResolvedBytes, DebugCache* store = nullptr);
+    explicit SymbolCache(size_t max_resolved_bytes = kMaxResolvedBytes,
+                         DebugCache* store = nullptr);
     ~SymbolCache();
     SymbolCache(const SymbolCache&) = delete;
     SymbolCache& operator=(const SymbolCache&) = delete;

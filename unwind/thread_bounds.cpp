@@ -40,7 +40,8 @@ void learn_thread_stack() {
     }
     t_stack_bounds.lo = reinterpret_cast<uintptr_t>(base);
     t_stack_bounds.hi = t_stack_bounds.lo + size;
-    if (t_stack_bounds.hi == 0) t_stack_bounds.hi = 1;  // unknown: every read takes the checked path
+    if (t_stack_bounds.hi == 0)
+        t_stack_bounds.hi = 1;  // unknown: every read takes the checked path
 }
 
 void set_thread_stack(size_t stack_size) {

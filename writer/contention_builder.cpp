@@ -10,11 +10,13 @@ namespace gprof::writer {
 
 bool build_contention_profile(const record::StackCounters& counters,
                               const record::StackTable& stacks, const char* what,
-                              const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
-                              std::string* out, std::string* error) {
+                              const symbolize::ModuleSnapshot* modules,
+                              symbolize::SymbolCache* symbols, std::string* out,
+                              std::string* error) {
     const std::vector<record::StackCounts> counts = counters.snapshot();
 
-    static constexpr pprof::ValueType kTypes[] = {{"contentions", "count"}, {"delay", "nanoseconds"}};
+    static constexpr pprof::ValueType kTypes[] = {{"contentions", "count"},
+                                                  {"delay", "nanoseconds"}};
     pprof::ProfileBuilder builder(kTypes, {"contentions", "count"}, 1, modules, symbols);
     builder.set_time_now();
     for (const record::StackCounts& c : counts) {

@@ -16,7 +16,8 @@ namespace gprof::writer {
 // `counters`' stacks: `what` names the events in the comment on those without a stack.
 bool build_contention_profile(const record::StackCounters& counters,
                               const record::StackTable& stacks, const char* what,
-                              const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
-                              std::string* out, std::string* error);
+                              const symbolize::ModuleSnapshot* modules,
+                              symbolize::SymbolCache* symbols, std::string* out,
+                              std::string* error);
 
 }  // namespace gprof::writer

@@ -12,8 +12,8 @@
 namespace gprof::writer {
 
 bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& stacks, int64_t rate,
-                        const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols, std::string* out,
-                        std::string* error) {
+                        const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
+                        std::string* out, std::string* error) {
     // The counts of every bucket first, in one quick pass, so the profile is one moment's; the
     // buckets' keys (stack, sizes) never change, so the second pass reads only them, in place,
     // rather than a copy of whole buckets in fresh pages.
@@ -57,7 +57,8 @@ bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& sta
                                              static_cast<int64_t>(live * bytes), rate, sampled);
         const int64_t values[] = {alloc.count, alloc.bytes, inuse.count, inuse.bytes};
         const pprof::NumericLabel size[] = {{"bytes", static_cast<int64_t>(bytes), ""}};
-        builder.add_sample(pcs, static_cast<size_t>(depth), values, 4, pprof::SampleLabels{{}, size});
+        builder.add_sample(pcs, static_cast<size_t>(depth), values, 4,
+                           pprof::SampleLabels{{}, size});
     });
     uint64_t dropped = heap.dropped() + stacks.dropped();
     if (without_stack || dropped) {
@@ -73,7 +74,8 @@ bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& sta
         snprintf(note, sizeof note,
                  "gprof: %llu sampled allocations had stacks deeper than %d frames, cut to the "
                  "innermost %d",
-                 static_cast<unsigned long long>(truncated), unwind::kMaxFrames, unwind::kMaxFrames);
+                 static_cast<unsigned long long>(truncated), unwind::kMaxFrames,
+                 unwind::kMaxFrames);
         builder.add_comment(note);
     }
     return builder.build(out, error);

@@ -30,7 +30,7 @@ ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double 
 // Go's writeHeapProto(w, records, rate): the heap profile of `heap`'s buckets, un-sampled at
 // `rate` (record::scale_heap_sample), stacks from `stacks`.
 bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& stacks, int64_t rate,
-                        const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols, std::string* out,
-                        std::string* error);
+                        const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
+                        std::string* out, std::string* error);
 
 }  // namespace gprof::writer

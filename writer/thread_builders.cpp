@@ -16,8 +16,8 @@ bool is_gprof_thread(pid_t tid) { return record::thread_registry().is_own(tid); 
 
 }  // namespace
 
-bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
-                           std::string* out, std::string* error) {
+bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules,
+                           symbolize::SymbolCache* symbols, std::string* out, std::string* error) {
     unwind::ThreadCensus census;
     std::vector<unwind::ThreadSnapshot> threads =
         unwind::capture_all_threads(is_gprof_thread, dump_signal, &census);
@@ -38,7 +38,8 @@ bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* mod
     builder.set_time_now();
     for (const auto& [key, count] : groups) {
         const pprof::StringLabel name[] = {{"thread_name", key.second}};
-        builder.add_sample(key.first.data(), key.first.size(), &count, 1, pprof::SampleLabels{name, {}});
+        builder.add_sample(key.first.data(), key.first.size(), &count, 1,
+                           pprof::SampleLabels{name, {}});
     }
     if (without_stack != 0) {
         char note[256];
@@ -54,8 +55,10 @@ bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* mod
 }
 
 bool build_threadcreate_profile(const record::StackCounters& creations,
-                                const record::StackTable& stacks, const symbolize::ModuleSnapshot* modules,
-                                symbolize::SymbolCache* symbols, std::string* out, std::string* error) {
+                                const record::StackTable& stacks,
+                                const symbolize::ModuleSnapshot* modules,
+                                symbolize::SymbolCache* symbols, std::string* out,
+                                std::string* error) {
     const std::vector<record::StackCounts> counts = creations.snapshot();
 
     static constexpr pprof::ValueType kTypes[] = {{"threadcreate", "count"}};

@@ -15,12 +15,14 @@ namespace gprof::writer {
 // Go's goroutine profile for threads: every live thread of the program (not gprof's own), its
 // stack taken now with a signal other than `dump_signal`, grouped by stack and by the string
 // label thread_name. Threads whose stack could not be captured are named in a comment.
-bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
-                           std::string* out, std::string* error);
+bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules,
+                           symbolize::SymbolCache* symbols, std::string* out, std::string* error);
 
 // Every pthread_create counted in `creations`, by the creator's stack.
 bool build_threadcreate_profile(const record::StackCounters& creations,
-                                const record::StackTable& stacks, const symbolize::ModuleSnapshot* modules,
-                                symbolize::SymbolCache* symbols, std::string* out, std::string* error);
+                                const record::StackTable& stacks,
+                                const symbolize::ModuleSnapshot* modules,
+                                symbolize::SymbolCache* symbols, std::string* out,
+                                std::string* error);
 
 }  // namespace gprof::writer

@@ -3,10 +3,10 @@
 // built into a profile by gprof's ProfileBuilder with a SymbolCache, as a dump does. Prints, for a
 // first dump (libdw opened, nothing cached), a repeated one (same addresses, from the cache), and
 // the first dump of a later process (a fresh cache: the addresses come from libc's stored table,
-// symbolize/resolved_store.h, which the first dump wrote; at most 8192 of them are kept): wall time,
-// and the heap and RSS gprof's symbolization adds (glibc malloc counts; RSS includes libdw's mapped
-// debug files while a dump runs, released by end_dump). libc's stored table in GPROF_DEBUG_CACHE
-// is deleted first, so the first dump is one, and again at the end.
+// symbolize/resolved_store.h, which the first dump wrote; at most 8192 of them are kept): wall
+// time, and the heap and RSS gprof's symbolization adds (glibc malloc counts; RSS includes libdw's
+// mapped debug files while a dump runs, released by end_dump). libc's stored table in
+// GPROF_DEBUG_CACHE is deleted first, so the first dump is one, and again at the end.
 //
 //   bench_symbolize N...
 #include <malloc.h>

@@ -42,7 +42,8 @@ const std::set<std::string> kInterposedForSymbols = {"dlclose"};
 
 }  // namespace
 
-TEST_CASE("libgprof.so exports exactly the heap, thread, lock and signal surface and gprof_* names", "[exports]") {
+TEST_CASE("libgprof.so exports exactly the heap, thread, lock and signal surface and gprof_* names",
+          "[exports]") {
     REQUIRE(kInterposed.size() == 12 + 7 + 20 + 1 + 17 + 4);
     REQUIRE_FALSE(kNm.empty());
     RunResult r = run({kNm, "-D", "--defined-only", kGprofLib});

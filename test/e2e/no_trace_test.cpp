@@ -208,7 +208,8 @@ TEST_CASE("a line to a stderr pipe whose reader has gone raises no SIGPIPE", "[n
     CHECK(!list_files(dir, ".heap.pb.gz").empty());  // the lines were due: files were written
 }
 
-TEST_CASE("the dump signal's disposition is the program's own: SIG_DFL, then SIG_IGN", "[no-trace]") {
+TEST_CASE("the dump signal's disposition is the program's own: SIG_DFL, then SIG_IGN",
+          "[no-trace]") {
     RunResult base = run({program("no_trace"), "disposition"});
     REQUIRE(base.out ==
             "at start: default\nreplaced: default\nafter SIG_IGN: ignore\n"

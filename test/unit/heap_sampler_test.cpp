@@ -100,7 +100,8 @@ TEST_CASE("Go's un-sampling: each pair scaled by 1/(1-exp(-avg/rate))") {
     double scale = 1 / (1 - std::exp(-64.0 / 524288));
     CHECK(s.count == static_cast<int64_t>(100 * scale));
     CHECK(s.bytes == static_cast<int64_t>(6400 * scale));
-    CHECK(std::abs(static_cast<double>(s.count) - 100.0 * 524288 / 64) < 100.0 * 524288 / 64 * 0.001);
+    CHECK(std::abs(static_cast<double>(s.count) - 100.0 * 524288 / 64) <
+          100.0 * 524288 / 64 * 0.001);
 
     // Huge objects are certain to be sampled: scale -> 1.
     s = scale_heap_sample(3, int64_t{3} << 30, 524288);

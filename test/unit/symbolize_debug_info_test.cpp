@@ -148,8 +148,9 @@ TEST_CASE("symbols: the cache of resolved addresses stays within its bound", "[w
     CHECK(peak <= kBound);
 }
 
-TEST_CASE("stored tables: a later cache answers from them; a full one keeps the addresses used last",
-          "[writer][symbols][dwarf]") {
+TEST_CASE(
+    "stored tables: a later cache answers from them; a full one keeps the addresses used last",
+    "[writer][symbols][dwarf]") {
     if (!gprof::symbolize::debug_info_library_available()) {
         WARN("libdw.so.1 missing (Debian package libdw1): stored tables not tested");
         return;

@@ -66,8 +66,9 @@ bool same(const StoredAddress& a, const StoredAddress& b) {
         return false;
     for (size_t i = 0; i < a.frames.size(); ++i) {
         const SourceFrame &x = a.frames[i], &y = b.frames[i];
-        if (x.function.name != y.function.name || x.function.system_name != y.function.system_name ||
-            x.filename != y.filename || x.line != y.line || x.start_line != y.start_line)
+        if (x.function.name != y.function.name ||
+            x.function.system_name != y.function.system_name || x.filename != y.filename ||
+            x.line != y.line || x.start_line != y.start_line)
             return false;
     }
     return true;

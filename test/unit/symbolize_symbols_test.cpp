@@ -115,8 +115,8 @@ TEST_CASE("modules: the snapshot finds the program and libc, main first", "[writ
     gprof::symbolize::MappedFile file;
     std::string error;
     REQUIRE(file.open(self->path, &error));
-    CHECK(gprof::symbolize::build_id_of_image(gprof::symbolize::ElfImage(file.data(), file.size())) ==
-          self->build_id);
+    CHECK(gprof::symbolize::build_id_of_image(
+              gprof::symbolize::ElfImage(file.data(), file.size())) == self->build_id);
 
     void* getpid_address = dlsym(RTLD_DEFAULT, "getpid");
     REQUIRE(getpid_address != nullptr);
