@@ -118,6 +118,8 @@ const ConfigOption kOptions[] = {
          c.cpu_hz = hz;
          return true;
      }},
+    {"GPROF_CPU_TIMER", "0", "0 or 1",
+     [](const char* t, Config& c) { return parse_flag(t, &c.cpu_timer_only); }},
     {"GPROF_HTTP", "", "host:port, such as :6060 or 127.0.0.1:6060",
      [](const char* t, Config& c) { return parse_http_address(t, &c.http); }},
     {"GPROF_HTTP_ALLOW_REMOTE", "0", "0 or 1",
@@ -313,6 +315,10 @@ Config parse_config(ConfigLookup lookup, ConfigReport report, void* ctx) {
         if (!absolute_prefix(rel, c.output, sizeof c.output)) memcpy(c.output, rel, sizeof rel);
     }
     if (!c.debug_cache_explicit) default_debug_cache(lookup, ctx, &c);
+    // The cpu profile is on with a rate: GPROF_CPU_HZ adds it to the profiles, and naming it in
+    // GPROF_PROFILES without a rate means 100 Hz.
+    if (c.cpu_hz > 0) c.profiles |= kProfileCpu;
+    else if (c.profiles & kProfileCpu) c.cpu_hz = kDefaultCpuHz;
     if (c.http.enabled && !c.http_allow_remote && !is_loopback_host(c.http.host)) {
         char line[200];
         snprintf(line, sizeof line,

@@ -37,6 +37,9 @@ struct HttpAddress {
 // GPROF_MEM_PROFILE_RATE.
 constexpr int64_t kDefaultMemProfileRate = 512 * 1024;
 
+// The CPU profile's rate when it is asked for without one (runtime/pprof's).
+constexpr int64_t kDefaultCpuHz = 100;
+
 struct Config {
     int64_t mem_profile_rate = kDefaultMemProfileRate;
     Allocator allocator = Allocator::Jemalloc;
@@ -48,6 +51,7 @@ struct Config {
     int64_t block_profile_rate = 100000;   // ns; why 100 us: docs/design.md, "Lock profiling"
     int64_t mutex_profile_fraction = 100;  // 1 in N contention events
     int64_t cpu_hz = 0;
+    bool cpu_timer_only = false;  // GPROF_CPU_TIMER: per-thread timers even where perf events work
     HttpAddress http;
     bool http_allow_remote = false;
     LogFiles log = LogFiles::WhenTerminal;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
+#include "preload/cpu_sampler.h"
 #include "preload/originals.h"
 #include "writer/dump.h"
 
@@ -125,7 +126,10 @@ pthread_once_t g_thread_end_once = PTHREAD_ONCE_INIT;
 bool g_thread_end_key_made = false;
 
 void on_program_thread_end(void*) {
-    if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) stop_thread();
+    if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        stop_thread();
+        cpu_sampler::stop_thread();
+    }
 }
 
 void make_thread_end_key() {

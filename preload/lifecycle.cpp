@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/reentry_guard.h"
+#include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/contention.h"
@@ -41,6 +42,7 @@ void child_after_fork() {
     record::heap_profile().unlock_all();
     base::ReentryGuard guard;
     dumper::child_after_fork();
+    cpu_sampler::child_after_fork();
 }
 
 __attribute__((constructor)) void start() {
@@ -54,6 +56,7 @@ __attribute__((constructor)) void start() {
     writer::start(config());  // each profile kind's records, with their settings
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
+    cpu_sampler::start(config());  // the cpu profile's clock, when it is on
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 
 #include <cerrno>
 
+#include "base/reentry_guard.h"
+#include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 
@@ -19,6 +21,13 @@ using SignalFn = sighandler_t (*)(int, sighandler_t);
 
 SignalFn next_function(const char* name) {
     return reinterpret_cast<SignalFn>(dlsym(RTLD_NEXT, name));
+}
+
+// A disposition the program sets: on the CPU profile's signal, a handler of its own wins over
+// gprof's sampling.
+void program_handler(int sig, sighandler_t handler) {
+    if (handler != SIG_DFL && handler != SIG_IGN && !gprof::base::inside_gprof())
+        gprof::cpu_sampler::program_takes_signal(sig);
 }
 
 // signal() for the dump signal, given the flags of its flavour; false when gprof does not hold
@@ -37,6 +46,7 @@ bool dump_signal_call(int sig, sighandler_t handler, int flags, sighandler_t* re
 // signal() and its flavours: the dump signal's as the program sees it, with the flavour's flags;
 // any other through glibc's function of that name.
 sighandler_t signal_flavour(const char* name, int flags, int sig, sighandler_t handler) {
+    program_handler(sig, handler);
     sighandler_t result;
     if (dump_signal_call(sig, handler, flags, &result)) return result;
     SignalFn next = next_function(name);
@@ -51,6 +61,7 @@ sighandler_t signal_flavour(const char* name, int flags, int sig, sighandler_t h
 
 extern "C" int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
     int saved = errno;
+    if (act != nullptr) program_handler(sig, act->sa_handler);
     if (gprof::dumper::program_sigaction(sig, act, old)) {
         errno = saved;
         return 0;

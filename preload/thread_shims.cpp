@@ -16,6 +16,7 @@
 
 #include "base/reentry_guard.h"
 #include "preload/backing.h"
+#include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
 #include "record/stack_table.h"
@@ -51,15 +52,23 @@ size_t stack_size(const pthread_attr_t* attr) {
     return size;
 }
 
+// The thread in the registry, and (a program's thread) in the CPU profile's clock, for its life.
 class Registration {
 public:
-    Registration(uint32_t stack, bool own) : tid_(gettid()) { r::thread_registry().add(tid_, stack, own); }
-    ~Registration() { r::thread_registry().remove(tid_); }
+    Registration(uint32_t stack, bool own) : tid_(gettid()), own_(own) {
+        r::thread_registry().add(tid_, stack, own);
+        if (!own_) gprof::cpu_sampler::thread_started();
+    }
+    ~Registration() {
+        if (!own_) gprof::cpu_sampler::thread_ending();
+        r::thread_registry().remove(tid_);
+    }
     Registration(const Registration&) = delete;
     Registration& operator=(const Registration&) = delete;
 
 private:
     pid_t tid_;
+    bool own_;
 };
 
 void* trampoline(void* raw) {

@@ -601,4 +601,114 @@ size_t cached_frame_rules() {
     return g_used;
 }
 
+namespace {
+
+struct SignalModule {
+    uintptr_t lo, hi;  // an executable segment
+    const uint8_t* eh_frame_hdr;
+};
+struct SignalModules {
+    size_t bytes;  // of this mapping
+    size_t count;
+    SignalModule modules[];
+};
+
+// The published list, and how many handlers are reading it. A list is replaced or withdrawn by
+// storing the new pointer first and then waiting for the readers to leave, so the old one can be
+// unmapped.
+constinit std::atomic<SignalModules*> g_signal_modules{nullptr};
+constinit std::atomic<int> g_signal_readers{0};
+constinit base::SpinLock g_publish_lock;  // one publisher at a time
+
+void wait_for_signal_readers() {
+    while (g_signal_readers.load(std::memory_order_seq_cst) != 0) sched_yield();
+}
+
+void replace_signal_modules(SignalModules* next) {
+    SignalModules* old = g_signal_modules.exchange(next, std::memory_order_seq_cst);
+    if (old == nullptr) return;
+    wait_for_signal_readers();
+    base::os_release(old, old->bytes);
+}
+
+}  // namespace
+
+bool signal_frame_rule(uintptr_t address, PackedRule* out, bool* unknown_module) {
+    *unknown_module = false;
+    if (read_cache(address, out)) return out->has_rule();
+    g_signal_readers.fetch_add(1, std::memory_order_seq_cst);
+    const SignalModules* list = g_signal_modules.load(std::memory_order_seq_cst);
+    bool found = false;
+    if (list == nullptr) {
+        *unknown_module = true;
+    } else {
+        const SignalModule* module = nullptr;
+        for (size_t i = 0; i < list->count; ++i) {
+            if (address >= list->modules[i].lo && address < list->modules[i].hi) {
+                module = &list->modules[i];
+                break;
+            }
+        }
+        FrameRule rule;
+        if (module == nullptr) {
+            *unknown_module = true;
+        } else if (module->eh_frame_hdr != nullptr &&
+                   parse_frame_rule(module->eh_frame_hdr, address, &rule) &&
+                   PackedRule::fits(rule)) {
+            *out = PackedRule::of(rule);
+            found = true;
+        }
+    }
+    g_signal_readers.fetch_sub(1, std::memory_order_seq_cst);
+    return found;
+}
+
+void publish_signal_modules() {
+    struct Collect {
+        SignalModule found[512];
+        size_t count = 0;
+    };
+    auto* collect = static_cast<Collect*>(base::os_reserve(sizeof(Collect)));
+    if (collect == nullptr) return;
+    dl_iterate_phdr(
+        [](struct dl_phdr_info* info, size_t, void* data) {
+            auto* c = static_cast<Collect*>(data);
+            const uint8_t* hdr = nullptr;
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                if (ph.p_type == PT_GNU_EH_FRAME)
+                    hdr = reinterpret_cast<const uint8_t*>(info->dlpi_addr + ph.p_vaddr);
+            }
+            for (int i = 0; i < info->dlpi_phnum && c->count < 512; ++i) {
+                const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+                if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+                    c->found[c->count++] = {info->dlpi_addr + ph.p_vaddr,
+                                            info->dlpi_addr + ph.p_vaddr + ph.p_memsz, hdr};
+            }
+            return 0;
+        },
+        collect);
+    size_t bytes = sizeof(SignalModules) + sizeof(SignalModule) * collect->count;
+    auto* list = static_cast<SignalModules*>(base::os_reserve(bytes));
+    if (list != nullptr) {
+        list->bytes = bytes;
+        list->count = collect->count;
+        memcpy(list->modules, collect->found, sizeof(SignalModule) * collect->count);
+        base::SpinGuard guard(g_publish_lock);
+        replace_signal_modules(list);
+    }
+    base::os_release(collect, sizeof(Collect));
+}
+
+void retire_signal_modules() {
+    if (g_signal_modules.load(std::memory_order_acquire) == nullptr) return;
+    base::SpinGuard guard(g_publish_lock);
+    replace_signal_modules(nullptr);
+}
+
+void reset_signal_modules_after_fork() {
+    g_signal_readers.store(0, std::memory_order_relaxed);
+    g_publish_lock.unlock();  // a publisher in another thread of the parent is gone
+}
+
 }  // namespace gprof::unwind

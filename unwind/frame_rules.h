@@ -85,4 +85,21 @@ void lock_frame_rules();
 void unlock_frame_rules();
 size_t cached_frame_rules();
 
+// Rules inside a signal handler that may have interrupted anything, the loader's lock or this
+// table's included: the table's answer when it has one, else the rule read from the call frame
+// information of the module that holds `address`, found in a list of modules published
+// beforehand (publish_signal_modules) rather than with dl_iterate_phdr. Learns nothing: the
+// caller has cached_frame_rule() learn the addresses later, outside the handler. False when
+// neither knows a rule; *unknown_module then says the module list lacks the address (a library
+// loaded since it was published).
+bool signal_frame_rule(uintptr_t address, PackedRule* out, bool* unknown_module);
+// The loaded modules' executable ranges and call frame information, for signal_frame_rule. Not
+// async-signal-safe.
+void publish_signal_modules();
+// Before a library is unloaded: the list is withdrawn, and in-flight readers are waited for, so
+// that no handler reads an unmapped module. publish_signal_modules() brings it back.
+void retire_signal_modules();
+// In a child after fork: no reader can be in flight there.
+void reset_signal_modules_after_fork();
+
 }  // namespace gprof::unwind

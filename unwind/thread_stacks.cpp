@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/free_signal.h"
 #include "unwind/libunwind.h"
 
 
@@ -80,33 +81,13 @@ void on_capture_signal(int, siginfo_t* info, void* context) {
     errno = saved_errno;
 }
 
-bool handler_installed(int sig) {
-    struct sigaction now;
-    return sigaction(sig, nullptr, &now) == 0 && (now.sa_flags & SA_SIGINFO) &&
-           now.sa_sigaction == on_capture_signal;
-}
-
-// A real-time signal that nobody handles, from the top down (programs that use real-time signals
-// mostly take the lowest ones), never `reserved` (the dump signal). Re-chosen if the program
-// took it over.
+// The capture signal, re-chosen if the program took it over.
 int capture_signal(int reserved) {
     int sig = g_signal.load(std::memory_order_relaxed);
-    if (sig != 0 && handler_installed(sig)) return sig;
-    for (int candidate = SIGRTMAX - 1; candidate > SIGRTMIN + 4; --candidate) {
-        if (candidate == reserved) continue;
-        struct sigaction old;
-        if (sigaction(candidate, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
-            old.sa_handler != SIG_DFL)
-            continue;
-        struct sigaction sa = {};
-        sa.sa_sigaction = on_capture_signal;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-        sigfillset(&sa.sa_mask);
-        if (sigaction(candidate, &sa, nullptr) != 0) continue;
-        g_signal.store(candidate, std::memory_order_relaxed);
-        return candidate;
-    }
-    return 0;
+    if (sig != 0 && base::handler_installed(sig, on_capture_signal)) return sig;
+    sig = base::install_on_free_signal(on_capture_signal, reserved);
+    g_signal.store(sig, std::memory_order_relaxed);
+    return sig;
 }
 
 // Reads a small /proc file into buf (NUL-terminated). False if it cannot be read.

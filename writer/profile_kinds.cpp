@@ -1,11 +1,13 @@
 #include "writer/profile_kinds.h"
 
 #include "record/contention.h"
+#include "record/cpu_samples.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "writer/contention_builder.h"
+#include "writer/cpu_builder.h"
 #include "writer/heap_builder.h"
 #include "writer/thread_builders.h"
 
@@ -26,6 +28,14 @@ constexpr ProfileKind kProfileKinds[] = {
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_heap_profile(record::heap_profile(), record::stack_table(),
                                    record::mem_profile_rate(), c.modules, c.symbols, out, error);
+     }},
+    // Its records are started by the CPU sampler (preload/cpu_sampler.h), which owns the clock.
+    {kProfileCpu, "cpu", nullptr,
+     [] { return record::cpu_session_has_samples(record::CpuSession::Dump); }, true,
+     [](const BuildContext& c, std::string* out, std::string* error) {
+         record::CpuProfileData data;
+         record::take_cpu_session(record::CpuSession::Dump, &data);
+         return build_cpu_profile(data, record::stack_table(), c.modules, c.symbols, out, error);
      }},
     {kProfileThreadCreate, "threadcreate",
      [](const Config&, bool on) { record::set_thread_creations_on(on); },

@@ -58,7 +58,8 @@ TEST_CASE("the table lists every variable of the contract once") {
     CHECK(names == std::vector<std::string>{
                        "GPROF_MEM_PROFILE_RATE", "GPROF_ALLOCATOR", "GPROF_OUTPUT", "GPROF_SIGNAL",
                        "GPROF_AT_EXIT", "GPROF_PROFILES", "GPROF_BLOCK_PROFILE_RATE",
-                       "GPROF_MUTEX_PROFILE_FRACTION", "GPROF_CPU_HZ", "GPROF_HTTP",
+                       "GPROF_MUTEX_PROFILE_FRACTION", "GPROF_CPU_HZ", "GPROF_CPU_TIMER",
+                       "GPROF_HTTP",
                        "GPROF_HTTP_ALLOW_REMOTE", "GPROF_LOG", "GPROF_DEBUG_CACHE"});
 }
 
@@ -246,4 +247,31 @@ TEST_CASE("the debug cache: XDG_CACHE_HOME, then HOME, a path of the user's, or 
     REQUIRE(env.lines.size() == 1);
     CHECK(env.lines[0].starts_with("GPROF_DEBUG_CACHE=\"\" is not a directory path or none"));
     CHECK(std::string(c.debug_cache) == "/var/cache/ann/gprof");  // the default stays
+}
+
+TEST_CASE("the cpu profile: a rate adds it, naming it alone means 100 Hz") {
+    FakeEnv off;
+    Config c = parse(off);
+    CHECK(c.cpu_hz == 0);
+    CHECK((c.profiles & gprof::kProfileCpu) == 0);
+    CHECK_FALSE(c.cpu_timer_only);
+
+    FakeEnv rate;
+    rate.vars = {{"GPROF_CPU_HZ", "250"}, {"GPROF_PROFILES", "heap"}};
+    c = parse(rate);
+    CHECK(c.cpu_hz == 250);
+    CHECK(c.profiles == (gprof::kProfileHeap | gprof::kProfileCpu));
+
+    FakeEnv named;
+    named.vars = {{"GPROF_PROFILES", "cpu"}, {"GPROF_CPU_TIMER", "1"}};
+    c = parse(named);
+    CHECK(c.cpu_hz == gprof::kDefaultCpuHz);
+    CHECK(c.profiles == gprof::kProfileCpu);
+    CHECK(c.cpu_timer_only);
+
+    FakeEnv bad;
+    bad.vars = {{"GPROF_CPU_HZ", "10001"}};
+    c = parse(bad);
+    CHECK(c.cpu_hz == 0);
+    CHECK(bad.lines.size() == 1);
 }
