@@ -50,20 +50,21 @@ int g_fd_floor = 0;
 int g_fd_budget = 0;
 int g_perf_fds = 0;
 int g_process_timer = -1;
-uint64_t g_random = 0x9E3779B97F4A7C15ULL;
+uint64_t g_phase = 0;
 
 std::atomic<bool> g_thread_running{false};
 std::atomic<bool> g_thread_quit{false};
 
 int64_t period_nanos() { return record::cpu_period(); }
 
-// A random first expiry in [1, period]: a thread shorter than a period is sampled with the
-// probability its CPU time bears to the period.
+// The first expiry of a new source, in [1, period]: a thread shorter than a period is then
+// sampled with the probability its CPU time bears to the period. Successive sources take the
+// points of a golden-ratio sequence rather than independent draws: each is as uniform, and many
+// short threads together are counted with far less spread. Under g_lock.
 int64_t first_expiry() {
-    g_random ^= g_random << 13;
-    g_random ^= g_random >> 7;
-    g_random ^= g_random << 17;
-    return 1 + static_cast<int64_t>(g_random % static_cast<uint64_t>(period_nanos()));
+    g_phase += 0x9E3779B97F4A7C15ULL;
+    const auto period = static_cast<unsigned __int128>(period_nanos());
+    return 1 + static_cast<int64_t>((period * (g_phase >> 1)) >> 63) % period_nanos();
 }
 
 pid_t this_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
@@ -484,7 +485,6 @@ void child_after_fork() {
     record::reset_cpu_samples_after_fork();
     g_thread_running.store(false, std::memory_order_relaxed);
     bool was_running = g_running.exchange(false, std::memory_order_acq_rel);
-    g_random ^= static_cast<uint64_t>(getpid()) << 32;
     if (was_running && (config().profiles & kProfileCpu)) begin(record::CpuSession::Dump);
 }
 
