@@ -23,6 +23,7 @@
 #include "record/cpu_samples.h"
 #include "record/threads.h"
 #include "unwind/frame_rules.h"
+#include "unwind/stack.h"
 
 namespace gprof::cpu_sampler {
 namespace {
@@ -77,6 +78,10 @@ clockid_t thread_cpu_clock(pid_t tid) {
 
 // ---- The signal handler. ----
 
+unwind::PcRange gprof_image() {
+    return {reinterpret_cast<uintptr_t>(__ehdr_start), reinterpret_cast<uintptr_t>(_end)};
+}
+
 // The event counts its thread's CPU time in the kernel too, but samples only in user space: the
 // periods that ended in the kernel were skipped. Their time since the last sample is charged to
 // this one, so the profile's total matches the thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
@@ -102,7 +107,8 @@ void on_cpu_signal(int, siginfo_t* info, void* context) {
                 record::record_cpu_sample(slot, interrupted, periods, 0,
                                           tag == kThreadTimerTag
                                               ? record::CpuSource::ThreadTimer
-                                              : record::CpuSource::ProcessTimer);
+                                              : record::CpuSource::ProcessTimer,
+                                          gprof_image());
         }
     } else if (info->si_code == POLL_IN || info->si_code == POLL_HUP) {
         // A perf event's overflow: it stopped itself (one signal at most is ever pending) and
@@ -120,7 +126,7 @@ void on_cpu_signal(int, siginfo_t* info, void* context) {
                 in_kernel = skipped_since_last(slot, first);
             }
             record::record_cpu_sample(slot, interrupted, 1, in_kernel,
-                                      record::CpuSource::PerfEvent);
+                                      record::CpuSource::PerfEvent, gprof_image());
         }
         ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
     }

@@ -1,6 +1,7 @@
 // dlclose: before a library is unloaded, gprof remembers its mappings (symbolize/modules.h), so the
-// samples it left keep their names, files and lines in every later profile. Then the real dlclose,
-// and the stack walk's rules are forgotten (unwind/frame_rules.h).
+// samples it left keep their names, files and lines in every later profile. The CPU profile's
+// handlers stop reading modules' call frame information (published again on their next need);
+// then the real dlclose, and the stack walk's rules are forgotten (unwind/frame_rules.h).
 //
 // The real one is found with dlvsym(RTLD_NEXT) at the first call (glibc 2.34 moved dlclose into
 // libc with version GLIBC_2.34; older ones have GLIBC_2.2.5 in libdl), never in the allocation
@@ -38,6 +39,8 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
         gprof::base::ReentryGuard guard;  // the snapshot's allocations are gprof's own
         gprof::symbolize::retire_library(handle);
     }
+    // No CPU sample's walk may read the library's call frame information once it is unmapped.
+    gprof::unwind::retire_signal_modules();
     int result = real(handle);
     // The library's addresses may now be given to another's code: stack walks forget its rules.
     gprof::unwind::forget_frame_rules();

@@ -268,11 +268,9 @@ CpuThreadSlot* cpu_slot_for_sample(uint32_t periods) {
 }
 
 void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t periods,
-                       uint64_t extra_nanos, CpuSource source) {
+                       uint64_t extra_nanos, CpuSource source, unwind::PcRange skip) {
     uintptr_t pcs[unwind::kCaptureRoom];
-    const unwind::PcRange gprof_image{reinterpret_cast<uintptr_t>(__ehdr_start),
-                                      reinterpret_cast<uintptr_t>(_end)};
-    unwind::ContextWalk walk = unwind::walk_interrupted(context, gprof_image, pcs, unwind::kMaxFrames);
+    unwind::ContextWalk walk = unwind::walk_interrupted(context, skip, pcs, unwind::kMaxFrames);
     if (walk.unknown_module) g_modules_stale.store(true, std::memory_order_relaxed);
     RecordHeader header{};
     header.depth = static_cast<uint8_t>(walk.depth);

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "unwind/fast_walk.h"
+
 namespace gprof::record {
 
 // What delivered a sample, for the profile's comments.
@@ -100,9 +102,10 @@ void set_cpu_source(const char* description);
 CpuThreadSlot* cpu_slot_for_sample(uint32_t periods);
 // Records one sample of the calling thread, interrupted at `context`, standing for `periods`
 // periods (1 + the timer's overruns) and `extra_nanos` of CPU time the source did not sample
-// (time in the kernel), into `slot` (cpu_slot_for_sample's).
+// (time in the kernel), into `slot` (cpu_slot_for_sample's). Frames in `skip` (gprof's own
+// image) are left out of its stack.
 void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t periods,
-                       uint64_t extra_nanos, CpuSource source);
+                       uint64_t extra_nanos, CpuSource source, unwind::PcRange skip);
 // Bumped when the handler met code outside the published module list (a library loaded since):
 // the drain publishes it again (unwind/frame_rules.h).
 bool take_modules_stale();
