@@ -33,6 +33,10 @@ using record::CpuThreadSlot;
 // si_value of the timers' signals: which timer sent it.
 constexpr int kThreadTimerTag = 0x67707431;   // "gpt1"
 constexpr int kProcessTimerTag = 0x67707032;  // "gpp2"
+// A perf event stops itself after this many overflows (the last signalled with POLL_HUP) and the
+// handler re-arms it then: at most this many of its signals are ever queued, and the re-arming,
+// costly in a virtual machine, is paid once per this many samples.
+constexpr int kPerfRefresh = 8;
 // How often the drain thread sweeps for threads without a source and slots of ended threads.
 constexpr int kSweepMs = 1000;
 
@@ -111,8 +115,8 @@ void on_cpu_signal(int, siginfo_t* info, void* context) {
                                           gprof_image());
         }
     } else if (info->si_code == POLL_IN || info->si_code == POLL_HUP) {
-        // A perf event's overflow: it stopped itself (one signal at most is ever pending) and
-        // is re-armed here, after its random first period with the full one.
+        // A perf event's overflow. After kPerfRefresh of them it stopped itself (POLL_HUP) and
+        // is re-armed here; after its random first period it gets the full one.
         CpuThreadSlot* slot = record::cpu_slot_for_sample(1);
         if (slot != nullptr) {
             uint64_t in_kernel = 0;
@@ -128,7 +132,7 @@ void on_cpu_signal(int, siginfo_t* info, void* context) {
             record::record_cpu_sample(slot, interrupted, 1, in_kernel,
                                       record::CpuSource::PerfEvent, gprof_image());
         }
-        ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, 1);
+        if (info->si_code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, kPerfRefresh);
     }
     errno = saved;
 }
@@ -178,7 +182,7 @@ bool start_perf(CpuThreadSlot* slot, pid_t tid) {
     slot->perf_first_period = attr.sample_period;
     slot->counted_seen = 0;
     ++g_perf_fds;
-    if (ioctl(high, PERF_EVENT_IOC_REFRESH, 1) != 0) {
+    if (ioctl(high, PERF_EVENT_IOC_REFRESH, kPerfRefresh) != 0) {
         slot->perf_fd = -1;
         --g_perf_fds;
         close(high);

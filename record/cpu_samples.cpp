@@ -48,6 +48,7 @@ static_assert(sizeof(RecordHeader) == 40);
 constexpr uint8_t kPad = 1, kShort = 2, kCut = 4;
 constexpr uint32_t kRingMask = CpuThreadSlot::kRingBytes - 1;
 static_assert((CpuThreadSlot::kRingBytes & kRingMask) == 0);
+constexpr uint32_t kNameRefresh = 16;
 // The drain is woken once a ring is this full.
 constexpr uint32_t kWakeBytes = CpuThreadSlot::kRingBytes / 4;
 
@@ -280,7 +281,9 @@ void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t 
     header.labels = 0;
     header.source = static_cast<uint8_t>(source);
     header.bytes = static_cast<uint16_t>(sizeof header + sizeof(uintptr_t) * walk.depth);
-    prctl(PR_GET_NAME, header.name, 0, 0, 0);
+    // The thread's name, asked again every kNameRefresh samples (a system call each time).
+    if (slot->samples_named++ % kNameRefresh == 0) prctl(PR_GET_NAME, slot->name, 0, 0, 0);
+    memcpy(header.name, slot->name, sizeof header.name);
     if (!append(slot, header, pcs)) slot->dropped.fetch_add(periods, std::memory_order_relaxed);
 }
 
@@ -315,6 +318,7 @@ void release_cpu_slot(CpuThreadSlot* slot) {
     slot->perf_id = 0;
     slot->perf_first = false;
     slot->perf_first_period = slot->counted_seen = 0;
+    slot->samples_named = 0;
     slot->tid.store(0, std::memory_order_relaxed);
     slot->head.store(0, std::memory_order_relaxed);
     slot->tail.store(0, std::memory_order_relaxed);
@@ -413,6 +417,7 @@ void reset_cpu_samples_after_fork() {
         slot->head.store(0, std::memory_order_relaxed);
         slot->tail.store(0, std::memory_order_relaxed);
         slot->dropped.store(0, std::memory_order_relaxed);
+        slot->samples_named = 0;
     }
 }
 

@@ -53,6 +53,8 @@ struct CpuThreadSlot {
     std::atomic<uint64_t> head{0};  // bytes written, by the thread's handler
     std::atomic<uint64_t> tail{0};  // bytes read, by the drain
     std::atomic<uint64_t> dropped{0};  // samples the full ring could not take
+    uint32_t samples_named = 0;  // the handler's: samples since `name` was read
+    char name[16] = {};          // the thread's name as last read
     alignas(64) unsigned char ring[kRingBytes];
 
     bool has_source() const { return timer >= 0 || perf_fd >= 0; }
