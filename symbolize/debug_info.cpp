@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "symbolize/debug_cache.h"
 #include "symbolize/elf_file.h"
@@ -183,9 +184,10 @@ bool debug_info_library_available() {
 }
 
 // The functions of one compilation unit by address: every DW_TAG_subprogram and
-// DW_TAG_inlined_subroutine with its address ranges and the function DIE around it. Built by one
-// walk of the unit's DIEs the first time an address falls in it. (libdw's dwarf_getscopes walks the
-// unit from its start at every look-up, far slower on big units such as libc's.)
+// DW_TAG_inlined_subroutine with its address ranges and the function DIE around it, and the unit's
+// own ranges. Built by one walk of the unit's DIEs the first time an address falls in it. (libdw's
+// dwarf_getscopes walks the unit from its start at every look-up, far slower on big units such as
+// libc's.)
 struct FunctionIndex {
     struct Function {
         Dwarf_Die die;
@@ -198,8 +200,14 @@ struct FunctionIndex {
     };
     std::vector<Function> functions;
     std::vector<Range> ranges;  // sorted by low, then by depth (outer first)
+    // The unit's DW_AT_ranges or DW_AT_low_pc/DW_AT_high_pc, [low, high); empty if it states none.
+    std::vector<std::pair<uint64_t, uint64_t>> unit_ranges;
 
     void build(Dwarf_Die* cu) {
+        Dwarf_Addr base = 0, low = 0, high = 0;
+        ptrdiff_t offset = 0;
+        while ((offset = g_libdw.dwarf_ranges(cu, offset, &base, &low, &high)) > 0)
+            if (high > low) unit_ranges.emplace_back(low, high);
         Dwarf_Die child;
         if (g_libdw.dwarf_child(cu, &child) == 0) walk(&child, -1, 0);
         std::stable_sort(ranges.begin(), ranges.end(), [this](const Range& a, const Range& b) {
@@ -236,6 +244,14 @@ struct FunctionIndex {
             Dwarf_Die child;
             if (g_libdw.dwarf_child(&current, &child) == 0) walk(&child, inner_parent, nesting + 1);
         } while (g_libdw.dwarf_siblingof(&current, &current) == 0);
+    }
+
+    // Whether the unit's own ranges hold address (true when it states none: nothing to go by).
+    bool in_unit(uint64_t address) const {
+        if (unit_ranges.empty()) return true;
+        return std::any_of(unit_ranges.begin(), unit_ranges.end(), [address](const auto& r) {
+            return address >= r.first && address < r.second;
+        });
     }
 
     // The innermost function whose ranges hold address, or -1.
@@ -339,12 +355,19 @@ bool DebugInfo::lookup(uint64_t link_address, std::vector<DebugFrame>* frames) n
     try {
         Dwfl_Module* module = state_->module;
         Dwarf_Addr bias = 0;
+        // libdwfl gives an address between units to the unit before it, and its line look-up can
+        // then lend it that unit's last row: a row of no length that ends a sequence (GCC writes
+        // them) sorts after the end_sequence at its address. An address outside the unit's own
+        // ranges (crt1's _start after main) has no line here, as for llvm-symbolizer.
         Dwarf_Die* cu = g_libdw.dwfl_module_addrdie(module, link_address, &bias);
+        if (cu == nullptr) return false;
+        auto [entry, inserted] = state_->units.try_emplace(g_libdw.dwarf_dieoffset(cu));
+        if (inserted) entry->second.build(cu);
+        FunctionIndex* index = &entry->second;
+        if (!index->in_unit(link_address - bias)) return false;
         Dwarf_Attribute comp_dir_attr;
         const char* comp_dir =
-            cu != nullptr
-                ? g_libdw.dwarf_formstring(g_libdw.dwarf_attr(cu, DW_AT_comp_dir, &comp_dir_attr))
-                : nullptr;
+            g_libdw.dwarf_formstring(g_libdw.dwarf_attr(cu, DW_AT_comp_dir, &comp_dir_attr));
         DebugFrame innermost;
         if (Dwfl_Line* line = g_libdw.dwfl_module_getsrc(module, link_address)) {
             int line_number = 0;
@@ -353,14 +376,7 @@ bool DebugInfo::lookup(uint64_t link_address, std::vector<DebugFrame>* frames) n
             innermost.filename = absolute_file(file, comp_dir);
             innermost.line = line_number;
         }
-        int function = -1;
-        FunctionIndex* index = nullptr;
-        if (cu != nullptr) {
-            auto [entry, inserted] = state_->units.try_emplace(g_libdw.dwarf_dieoffset(cu));
-            if (inserted) entry->second.build(cu);
-            index = &entry->second;
-            function = index->innermost(link_address - bias);
-        }
+        int function = index->innermost(link_address - bias);
         if (function < 0) {
             if (innermost.line == 0 && innermost.filename.empty()) return false;
             frames->push_back(std::move(innermost));  // a line, but no function

@@ -58,7 +58,8 @@ class DebugInfo {
 
     // The frames of link_address (an address as the linker assigned it: file virtual address),
     // innermost first. False when the DWARF does not cover it. frames may then still hold a line
-    // from the line table with an empty function name (code without a DW_TAG_subprogram).
+    // from the line table with an empty function name (code without a DW_TAG_subprogram), but
+    // never for an address outside the ranges of the compilation unit libdw finds for it.
     bool lookup(uint64_t link_address, std::vector<DebugFrame>* frames) noexcept;
 
     // The separate debug file the DWARF came from ("" when the module had its own). Its .symtab

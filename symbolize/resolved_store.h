@@ -32,7 +32,7 @@ struct StoredAddress {
 };
 
 // Bump when the frames gprof resolves for an address change (naming rules, inlining, lines).
-constexpr uint32_t kResolverVersion = 1;
+constexpr uint32_t kResolverVersion = 2;
 
 // The key of a source: hashes the build ID, kResolverVersion and the identity of the file read
 // (device, inode, size, modification time in ns): the DWARF, or (`dwarf` false) the module file

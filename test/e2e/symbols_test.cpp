@@ -966,3 +966,92 @@ TEST_CASE("libc and libstdc++ addresses: gprof's symbols equal llvm-symbolizer's
         CHECK(clone_names <= addresses.size() / 20);
     }
 }
+
+namespace {
+
+// The locations of program (test/symbols/inlines) in _start and in main, in profile p: each equal
+// to llvm-symbolizer's frames; _start's with no file or line, and main's call of big_site at its
+// marked line. start: _start's link address.
+void check_start_and_main(const perftools::profiles::Profile& p, const std::string& program,
+                          uint64_t start) {
+    const perftools::profiles::Mapping* mapping = mapping_named(p, "/inlines");
+    REQUIRE(mapping != nullptr);
+    const std::vector<LoadSegment> segments = load_segments(program);
+    std::vector<std::vector<Frame>> got;
+    std::vector<uint64_t> addresses;
+    size_t in_start = 0;
+    for (const auto& location : p.location()) {
+        if (location.mapping_id() != mapping->id()) continue;
+        std::vector<Frame> frames = our_frames(p, location);
+        if (frames.empty() ||
+            (frames.back().function != "_start" && frames.back().function != "main"))
+            continue;
+        uint64_t link = 0;
+        REQUIRE(to_link_address(segments, *mapping, location.address(), &link));
+        if (frames.back().function == "_start") {
+            ++in_start;
+            CHECK(link >= start);
+            CHECK(link < start + 64);
+        }
+        got.push_back(std::move(frames));
+        addresses.push_back(link);
+    }
+    CHECK(in_start >= 1);  // the main thread's outermost frame
+    std::vector<std::vector<Frame>> want = llvm_frames(program, addresses);
+    const int64_t call = marked_line("inlines.cpp", "main_big_site");
+    bool main_call_seen = false;
+    for (size_t i = 0; i < got.size(); ++i) {
+        INFO("0x" << std::hex << addresses[i] << std::dec << "\n  gprof:\n"
+                  << describe(got[i]) << "  llvm-symbolizer:\n"
+                  << describe(want[i]));
+        REQUIRE(got[i].size() == want[i].size());
+        for (size_t f = 0; f < got[i].size(); ++f) {
+            CHECK(got[i][f].function == want[i][f].function);
+            CHECK(got[i][f].file == want[i][f].file);
+            CHECK(got[i][f].line == want[i][f].line);
+        }
+        const Frame& outer = got[i].back();
+        if (outer.function == "_start") {
+            CHECK(got[i].size() == 1);
+            CHECK(outer.file == "");
+            CHECK(outer.line == 0);
+        } else if (outer.line == call) {
+            CHECK(outer.file.ends_with("test/symbols/inlines.cpp"));
+            main_call_seen = true;
+        }
+    }
+    CHECK(main_call_seen);
+}
+
+}  // namespace
+
+TEST_CASE("crt1's _start, in no unit's ranges or line sequences, has no file or line",
+          "[symbols][llvm]") {
+    REQUIRE_FALSE(kLlvmSymbolizer.empty());
+    REQUIRE_FALSE(kNm.empty());
+    const std::string program = kSymbolPrograms + "/inlines";
+    // The premise: test/symbols/start_gap_tail.s's unit ends a sequence with a row of no length
+    // just before _start, which libdw's line look-up would lend _start.
+    RunResult nm = run({kNm, "--defined-only", program});
+    REQUIRE(nm.status == 0);
+    std::map<std::string, uint64_t> symbols;
+    for (const std::string& line : split_lines(nm.out)) {
+        std::istringstream fields(line);
+        std::string address, type, name;
+        if (fields >> address >> type >> name) symbols[name] = std::stoull(address, nullptr, 16);
+    }
+    REQUIRE(symbols.count("_start") == 1);
+    REQUIRE(symbols.count("start_gap_tail") == 1);
+    REQUIRE(symbols["start_gap_tail"] < symbols["_start"]);
+    REQUIRE(symbols["_start"] - symbols["start_gap_tail"] <= 64);
+
+    // Twice with one debug cache: resolved with libdw, then answered from the stored table.
+    const std::string cache = make_dir("symbols-start-cache");
+    for (int round = 0; round < 2; ++round) {
+        INFO("round " << round);
+        check_start_and_main(
+            profile_of_inlines(make_dir("symbols-start"), {{"GPROF_DEBUG_CACHE", cache}}), program,
+            symbols["_start"]);
+        CHECK_FALSE(list_files(cache, ".sym").empty());
+    }
+}

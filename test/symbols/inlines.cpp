@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
         else
             times = atoi(argv[i]);
     }
-    big_site(40);
+    big_site(40);  // LINE:main_big_site
     nested(times);
     with_lambda(times);
     through_libc();

@@ -1,5 +1,6 @@
 // Source lines and inlined frames from DWARF (libdw, loaded lazily) for code of the test program
 // itself, and the cache of resolved addresses. Skipped, with a warning, where libdw.so.1 is absent.
+#include <execinfo.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,27 @@ const gprof::symbolize::Module* module_named(ModuleSnapshot* snapshot, const cha
 
 const gprof::symbolize::Module* libc_module(ModuleSnapshot* snapshot) {
     return module_named(snapshot, "/libc.so.6");
+}
+
+}  // namespace
+
+// crt1's entry point, and the functions of test/symbols/start_gap_tail.s: a unit whose line table
+// ends a sequence with a row of no length just before _start.
+extern "C" char _start[];
+extern "C" void start_gap_tail();
+extern "C" void start_gap_later();
+
+namespace {
+
+// The call in _start that every stack of the main thread starts from (the outermost frame of this
+// one, one byte before its return address); 0 if the walk ends elsewhere.
+uintptr_t start_call_address() {
+    void* frames[512];
+    int n = backtrace(frames, 512);
+    if (n <= 0) return 0;
+    const uintptr_t call = reinterpret_cast<uintptr_t>(frames[n - 1]) - 1;
+    const uintptr_t start = reinterpret_cast<uintptr_t>(_start);
+    return call > start && call < start + 64 ? call : 0;
 }
 
 }  // namespace
@@ -284,4 +306,63 @@ TEST_CASE("stored tables: a module without DWARF is stored, named from its symbo
     }
     CHECK(second.stored_answers() == addresses.size());
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("debug info: crt1's _start, in no unit's ranges or line sequences, has no file or line",
+          "[writer][symbols][dwarf]") {
+    if (!gprof::symbolize::debug_info_library_available()) {
+        WARN("libdw.so.1 missing (Debian package libdw1): DWARF look-ups not tested");
+        return;
+    }
+    // The premise: start_gap_tail's row of no length is the last row before _start.
+    const uintptr_t start = reinterpret_cast<uintptr_t>(_start);
+    const uintptr_t tail = reinterpret_cast<uintptr_t>(&start_gap_tail);
+    REQUIRE(tail < start);
+    REQUIRE(start - tail <= 64);
+    const uintptr_t call = start_call_address();
+    REQUIRE(call != 0);
+    ModuleSnapshot snapshot;
+    std::string error;
+    REQUIRE(snapshot.capture(&error));
+    const gprof::symbolize::Module* module = snapshot.find(call);
+    REQUIRE(module != nullptr);
+    REQUIRE(module->is_main);
+
+    // Each twice: resolved, then (after the dump's libdw state is gone) from the cache.
+    SymbolCache cache;
+    std::vector<SourceFrame> frames;
+    bool from_dwarf = true;
+    for (int round = 0; round < 2; ++round) {
+        INFO("round " << round);
+        // The caller frame in _start and its first byte: the symbol table's name, nothing else.
+        for (uintptr_t address : {call, start}) {
+            REQUIRE(cache.symbolize(*module, address, &frames, &from_dwarf));
+            CHECK_FALSE(from_dwarf);
+            REQUIRE(frames.size() == 1);
+            CHECK(frames[0].function.name == "_start");
+            CHECK(frames[0].filename == "");
+            CHECK(frames[0].line == 0);
+        }
+        // Just past start_gap_tail (padding, or _start): the row of no length lends it nothing.
+        cache.symbolize(*module, tail + 1, &frames, &from_dwarf);
+        CHECK_FALSE(from_dwarf);
+        for (const SourceFrame& frame : frames) {
+            CHECK(frame.filename == "");
+            CHECK(frame.line == 0);
+        }
+        // Inside the unit's functions, their lines (test/symbols/start_gap_tail.s's own).
+        REQUIRE(cache.symbolize(*module, tail, &frames, &from_dwarf));
+        CHECK(from_dwarf);
+        REQUIRE(frames.size() == 1);
+        CHECK(frames[0].function.name == "start_gap_tail");
+        CHECK(frames[0].filename.ends_with("start_gap_tail.s"));
+        CHECK(frames[0].line == 16);
+        const uintptr_t later = reinterpret_cast<uintptr_t>(&start_gap_later);
+        REQUIRE(cache.symbolize(*module, later, &frames, &from_dwarf));
+        CHECK(from_dwarf);
+        REQUIRE(frames.size() == 1);
+        CHECK(frames[0].function.name == "start_gap_later");
+        CHECK(frames[0].line == 28);
+        cache.end_dump();
+    }
 }
