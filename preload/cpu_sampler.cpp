@@ -385,6 +385,8 @@ bool start_sampling_locked() {
     g_running.store(true, std::memory_order_release);
     sweep_locked();
     start_thread();
+    log::info("CPU profile at %d Hz on signal %d (SIGPROF left to the program) by %s", hz(),
+              g_signal.load(std::memory_order_relaxed), source_description());
     return true;
 }
 

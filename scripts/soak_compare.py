@@ -44,6 +44,8 @@ CONFIGS = {
     "libc-rate1": (True, {"GPROF_ALLOCATOR": "libc", **RATE1}),
     "all-rate1": (True, {**RATE1, "GPROF_BLOCK_PROFILE_RATE": "1",
                          "GPROF_MUTEX_PROFILE_FRACTION": "1"}),
+    "cpu250": (True, {"GPROF_CPU_HZ": "250"}),
+    "cpu250-timer": (True, {"GPROF_CPU_HZ": "250", "GPROF_CPU_TIMER": "1"}),
 }
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's 3.11, which libpython3.11-testsuite matches
@@ -567,6 +569,8 @@ configurations:
   libc-rate1      GPROF_ALLOCATOR=libc GPROF_MEM_PROFILE_RATE=1
   all-rate1       GPROF_MEM_PROFILE_RATE=1 GPROF_BLOCK_PROFILE_RATE=1
                   GPROF_MUTEX_PROFILE_FRACTION=1
+  cpu250          GPROF_CPU_HZ=250 (perf events where allowed)
+  cpu250-timer    GPROF_CPU_HZ=250 GPROF_CPU_TIMER=1
 
 Every run: PYTHONMALLOC=malloc {SYSTEM_PYTHON} -m test -j1 --timeout 900 --junit-xml FILE
 MODULES, in a fresh temporary directory, one run after the other; the gprof runs with
