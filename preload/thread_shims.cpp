@@ -80,6 +80,12 @@ void* trampoline(void* raw) {
     gprof::unwind::set_thread_stack(start.stack_size);
     if (!start.own) gprof::dumper::program_thread_started();
     Registration registration(start.creation_stack, start.own);
+    if (start.own) {
+        // A thread of gprof's (or of a library gprof runs, such as an HTTP server's) does only
+        // gprof's work: nothing it does is sampled.
+        gprof::base::ReentryGuard guard;
+        return start.routine(start.arg);
+    }
     return start.routine(start.arg);
 }
 
