@@ -18,6 +18,7 @@
 
 #include "base/free_signal.h"
 #include "base/log.h"
+#include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
 #include "record/cpu_samples.h"
@@ -347,23 +348,12 @@ void* drain_main(void*) {
 void start_thread() {
     if (g_thread_running.exchange(true, std::memory_order_acq_rel)) return;
     g_thread_quit.store(false, std::memory_order_release);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all;
-    sigfillset(&all);
-    pthread_attr_setsigmask_np(&attr, &all);
-    pthread_t thread;
-    int err = pthread_create(&thread, &attr, drain_main, nullptr);
-    pthread_attr_destroy(&attr);
-    if (err != 0) {
+    if (int err = base::start_own_thread(drain_main, "gprof-cpu"); err != 0) {
         g_thread_running.store(false, std::memory_order_release);
         log::problem("cannot start the CPU profile's thread: error %d; samples are drained at "
                      "dumps only",
                      err);
-        return;
     }
-    pthread_setname_np(thread, "gprof-cpu");
 }
 
 // Under g_lock: the signal, the sources of every thread alive, the drain thread.

@@ -11,6 +11,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
 #include "preload/cpu_sampler.h"
@@ -84,24 +85,12 @@ void* dumper_main(void*) {
 bool start_thread() {
     sem_init(&g_wake, 0, 0);
     g_quit.store(false, std::memory_order_relaxed);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    // The thread blocks every signal, so the program's signals (SIGTERM to a sigwait()ing thread,
-    // its own SIGUSR1) are never delivered to it.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_attr_setsigmask_np(&attr, &all);
-    pthread_t thread;
     g_running.store(true, std::memory_order_release);
-    int err = pthread_create(&thread, &attr, dumper_main, nullptr);
-    pthread_attr_destroy(&attr);
-    if (err != 0) {
+    if (int err = base::start_own_thread(dumper_main, "gprof-dumper"); err != 0) {
         g_running.store(false, std::memory_order_release);
         log::problem("cannot start the dumper thread: error %d; signal dumps are off", err);
         return false;
     }
-    pthread_setname_np(thread, "gprof-dumper");
     return true;
 }
 

@@ -3,19 +3,12 @@
 #include <pthread.h>
 
 #include "unwind/frame_rules.h"
+#include "unwind/stack_word.h"
 #include "unwind/thread_bounds.h"
 
 namespace gprof::unwind {
 namespace {
 
-[[gnu::always_inline]] inline uintptr_t load_word(uintptr_t address) {
-    uintptr_t v;
-    asm("movq %1, %0" : "=r"(v) : "m"(*reinterpret_cast<const uintptr_t*>(address)));
-    return v;
-}
-
-// As gprof's other walks: a return address below this is a zeroed or garbage slot.
-constexpr uintptr_t kLowestAddress = 0x4000;
 // A thread's stack is never larger than this: a descriptor further above sp is not its own.
 constexpr uintptr_t kMaxThreadStack = uintptr_t{1} << 30;
 
@@ -60,14 +53,14 @@ ContextWalk walk_interrupted(const ucontext_t& context, PcRange skip, uintptr_t*
         uintptr_t cfa =
             (rule.cfa_is_rbp() ? s.bp : s.sp) + static_cast<intptr_t>(rule.cfa_offset());
         if (cfa <= s.sp || cfa - 8 < stack.lo || cfa > stack.hi) return walk;
-        uintptr_t ra = load_word(cfa - 8);
+        uintptr_t ra = load_stack_word(cfa - 8);
         uintptr_t bp = s.bp;
         if (rule.rbp_saved()) {
             uintptr_t saved_at = cfa + static_cast<intptr_t>(rule.rbp_offset());
             if (saved_at < stack.lo || saved_at > stack.hi - 8) return walk;
-            bp = load_word(saved_at);
+            bp = load_stack_word(saved_at);
         }
-        if (ra < kLowestAddress) {
+        if (ra < kLowestReturnAddress) {
             walk.complete = true;
             return walk;
         }

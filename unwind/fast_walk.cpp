@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "unwind/frame_rules.h"
+#include "unwind/stack_word.h"
 
 // The registers of the caller, as they are once this returns: [rsp] is the return address, and
 // rsp + 8 the caller's stack pointer after the return. The CFI makes it walkable like any leaf.
@@ -29,16 +30,6 @@ gprof_caller_registers:
 namespace gprof::unwind {
 namespace {
 
-// A word of the thread's stack, read in assembly: the words a walk reads belong to other frames,
-// which a sanitizer's instrumentation would take for out-of-bounds accesses.
-[[gnu::always_inline]] inline uintptr_t load_word(uintptr_t address) {
-    uintptr_t v;
-    asm("movq %1, %0" : "=r"(v) : "m"(*reinterpret_cast<const uintptr_t*>(address)));
-    return v;
-}
-
-// libunwind's trace stops at a return address below this (a zeroed or garbage slot).
-constexpr uintptr_t kLowestAddress = 0x4000;
 // Reuse is tried at most this often per walk (each try checks the words of every frame above).
 constexpr int kMaxReuseTries = 2;
 
@@ -47,7 +38,7 @@ constexpr int kMaxReuseTries = 2;
 bool still_holds(const WalkMemory& m, int from) {
     uintptr_t differ = 0;
     for (int i = 0, n = m.words_to[from]; i < n; ++i)
-        differ |= load_word(m.words[i].at) ^ m.words[i].value;
+        differ |= load_stack_word(m.words[i].at) ^ m.words[i].value;
     return differ == 0;
 }
 
@@ -154,16 +145,16 @@ bool walk_frames(const Registers& start, uintptr_t lo, uintptr_t hi, const WalkM
         // The caller's frame lies above this one, inside the stack: anything else is a stack this
         // walk cannot read (or a broken rbp chain), left to libunwind.
         if (cfa <= s.sp || cfa - 8 < lo || cfa > hi) return false;
-        uintptr_t ra = load_word(cfa - 8);
+        uintptr_t ra = load_stack_word(cfa - 8);
         uintptr_t bp = s.bp;
         if (rule.rbp_saved()) {
             uintptr_t at = cfa + static_cast<intptr_t>(rule.rbp_offset());
             if (at < lo || at > hi - 8) return false;
-            bp = load_word(at);
+            bp = load_stack_word(at);
             f.saved_bp_at = at;
         }
         w.stepped_last = true;
-        if (ra < kLowestAddress) {
+        if (ra < kLowestReturnAddress) {
             w.complete = true;
             w.end_word_at = cfa - 8;
             w.end_word = ra;

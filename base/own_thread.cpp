@@ -1,0 +1,22 @@
+#include "base/own_thread.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+namespace gprof::base {
+
+int start_own_thread(void* (*routine)(void*), const char* name) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all;
+    sigfillset(&all);
+    pthread_attr_setsigmask_np(&attr, &all);
+    pthread_t thread;
+    int err = pthread_create(&thread, &attr, routine, nullptr);
+    pthread_attr_destroy(&attr);
+    if (err == 0) pthread_setname_np(thread, name);
+    return err;
+}
+
+}  // namespace gprof::base

@@ -1,0 +1,12 @@
+// gprof's own threads (the dumper, the CPU profile's drain).
+#pragma once
+
+namespace gprof::base {
+
+// Starts `routine` on a detached thread named `name` that blocks every signal, so the program's
+// signals (a SIGTERM meant for its sigwait()ing thread, its own SIGUSR1) are never delivered to
+// it. Called inside gprof (the re-entry guard held), so the thread is marked gprof's own. Returns
+// 0 or pthread_create's error.
+int start_own_thread(void* (*routine)(void*), const char* name);
+
+}  // namespace gprof::base
