@@ -149,22 +149,60 @@ bool ProfileBuilder::add_sample(const uintptr_t* stack, size_t depth, const int6
         for (size_t i = 0; i < depth; ++i) {
             if (stack[i] != 0) sample_locations_.push_back(location_for(stack[i]));
         }
-        sample_labels_.clear();
-        for (const StringLabel& label : labels.strings) {
-            sample_labels_.push_back({intern(label.key), intern(label.value), 0, 0});
-        }
-        for (const NumericLabel& label : labels.numbers) {
-            sample_labels_.push_back(
-                {intern(label.key), 0, label.value, label.unit.empty() ? 0 : intern(label.unit)});
-        }
-        encode_sample({sample_locations_.data(), sample_locations_.size(), values, value_count,
-                       sample_labels_.data(), sample_labels_.size()},
-                      &encoded_samples_);
+        add_encoded_sample(values, value_count, labels);
         return true;
     } catch (...) {
         fail("out of memory while building a profile");
         return false;
     }
+}
+
+bool ProfileBuilder::add_named_sample(std::string_view function, const int64_t* values,
+                                      size_t value_count, const SampleLabels& labels) noexcept {
+    if (failed_) return false;
+    if (value_count != sample_type_count_) {
+        ++dropped_samples_;
+        return false;
+    }
+    try {
+        sample_locations_.clear();
+        sample_locations_.push_back(named_location(function));
+        add_encoded_sample(values, value_count, labels);
+        return true;
+    } catch (...) {
+        fail("out of memory while building a profile");
+        return false;
+    }
+}
+
+uint64_t ProfileBuilder::named_location(std::string_view function) {
+    auto found = named_locations_.find(std::string(function));
+    if (found != named_locations_.end()) return found->second;
+    symbolize::SourceFrame frame;
+    frame.function.name = frame.function.system_name = std::string(function);
+    LocationMessage location;
+    location.id = profile_.location.size() + 1;
+    location.line.push_back({function_for(frame), 0, 0});
+    location_module_.push_back(kNoModule);
+    profile_.location.push_back(std::move(location));
+    named_locations_.emplace(std::string(function), profile_.location.back().id);
+    return profile_.location.back().id;
+}
+
+// The sample of sample_locations_ with these values and labels, encoded.
+void ProfileBuilder::add_encoded_sample(const int64_t* values, size_t value_count,
+                                        const SampleLabels& labels) {
+    sample_labels_.clear();
+    for (const StringLabel& label : labels.strings) {
+        sample_labels_.push_back({intern(label.key), intern(label.value), 0, 0});
+    }
+    for (const NumericLabel& label : labels.numbers) {
+        sample_labels_.push_back(
+            {intern(label.key), 0, label.value, label.unit.empty() ? 0 : intern(label.unit)});
+    }
+    encode_sample({sample_locations_.data(), sample_locations_.size(), values, value_count,
+                   sample_labels_.data(), sample_labels_.size()},
+                  &encoded_samples_);
 }
 
 void ProfileBuilder::reserve_samples(size_t samples, size_t frames, size_t value_count,

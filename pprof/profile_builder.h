@@ -69,6 +69,12 @@ class ProfileBuilder {
     bool add_sample(const uintptr_t* stack, size_t depth, const int64_t* values, size_t value_count,
                     const SampleLabels& labels = {}) noexcept;
 
+    // Adds one sample whose stack is a single pseudo-frame, a function named `function` with no
+    // address or mapping (Go's runtime._LostSIGPROFDuringAtomic64): samples known to exist whose
+    // stack was lost.
+    bool add_named_sample(std::string_view function, const int64_t* values, size_t value_count,
+                          const SampleLabels& labels = {}) noexcept;
+
     // Makes room for `samples` more samples of `frames` frames in all, each with value_count
     // values and label_count labels, so that adding them writes each byte once (an estimate
     // from above: room not used is never written, so it costs no memory).
@@ -96,6 +102,8 @@ class ProfileBuilder {
 
     int64_t intern(std::string_view text);
     uint64_t location_for(uintptr_t return_address);
+    uint64_t named_location(std::string_view function);
+    void add_encoded_sample(const int64_t* values, size_t value_count, const SampleLabels& labels);
     uint64_t function_for(const symbolize::SourceFrame& frame);
     void emit_mappings();
     void fail(const char* what) noexcept;
@@ -109,6 +117,7 @@ class ProfileBuilder {
     // they never move).
     std::unordered_map<std::string, int64_t> string_index_;
     std::unordered_map<uint64_t, uint64_t> location_by_address_;  // address -> location id
+    std::unordered_map<std::string, uint64_t> named_locations_;    // add_named_sample's
     std::vector<uint32_t> location_module_;  // per location: module index, or kNoModule
     std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_by_key_;
     std::vector<uint8_t> module_used_;        // per module index

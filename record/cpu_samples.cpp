@@ -49,8 +49,9 @@ constexpr uint8_t kPad = 1, kShort = 2, kCut = 4;
 constexpr uint32_t kRingMask = CpuThreadSlot::kRingBytes - 1;
 static_assert((CpuThreadSlot::kRingBytes & kRingMask) == 0);
 constexpr uint32_t kNameRefresh = 16;
-// The drain is woken once a ring is this full.
-constexpr uint32_t kWakeBytes = CpuThreadSlot::kRingBytes / 4;
+// The drain is woken once a ring is this full: the rest is the room for the time it takes to be
+// scheduled (on a loaded machine, a good part of a second at 1000 Hz).
+constexpr uint32_t kWakeBytes = CpuThreadSlot::kRingBytes / 8;
 
 constinit std::atomic<int64_t> g_period{0};
 constinit std::atomic<const char*> g_source{nullptr};
@@ -186,10 +187,18 @@ void add_to_sessions(const CpuSampleKey& key, const RecordHeader& header, int64_
     }
 }
 
-void count_dropped(uint64_t n) {
+// Lost samples of a thread named `name`: their time under kLostStack.
+void count_lost(const char* name, uint64_t periods, uint64_t extra_nanos, int64_t period) {
+    CpuSampleKey key;
+    key.stack = kLostStack;
+    strncpy(key.thread_name.data(), name, key.thread_name.size() - 1);
     for (CpuSession which : {CpuSession::Dump, CpuSession::OnDemand}) {
         Session& s = session(which);
-        if (s.active) s.data.dropped += n;
+        if (!s.active) continue;
+        s.data.dropped += periods;
+        CpuCounts& counts = s.data.samples[key];
+        counts.samples += static_cast<int64_t>(periods);
+        counts.nanos += static_cast<int64_t>(periods) * period + static_cast<int64_t>(extra_nanos);
     }
 }
 
@@ -221,7 +230,8 @@ void drain_slot(CpuThreadSlot* slot, int64_t period) {
     }
     slot->tail.store(tail, std::memory_order_release);
     uint64_t dropped = slot->dropped.exchange(0, std::memory_order_relaxed);
-    if (dropped != 0) count_dropped(dropped);
+    uint64_t extra = slot->dropped_extra_nanos.exchange(0, std::memory_order_relaxed);
+    if (dropped != 0) count_lost(slot->name, dropped, extra, period);
 }
 
 void drain_locked() {
@@ -233,7 +243,7 @@ void drain_locked() {
             drain_slot(slot, period);
     }
     uint64_t no_slot = g_no_slot.exchange(0, std::memory_order_relaxed);
-    if (no_slot != 0) count_dropped(no_slot);
+    if (no_slot != 0) count_lost("", no_slot, 0, period);
 }
 
 void update_collecting() {
@@ -284,7 +294,10 @@ void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t 
     // The thread's name, asked again every kNameRefresh samples (a system call each time).
     if (slot->samples_named++ % kNameRefresh == 0) prctl(PR_GET_NAME, slot->name, 0, 0, 0);
     memcpy(header.name, slot->name, sizeof header.name);
-    if (!append(slot, header, pcs)) slot->dropped.fetch_add(periods, std::memory_order_relaxed);
+    if (!append(slot, header, pcs)) {
+        slot->dropped.fetch_add(periods, std::memory_order_relaxed);
+        slot->dropped_extra_nanos.fetch_add(extra_nanos, std::memory_order_relaxed);
+    }
 }
 
 bool take_modules_stale() { return g_modules_stale.exchange(false, std::memory_order_relaxed); }
@@ -323,6 +336,7 @@ void release_cpu_slot(CpuThreadSlot* slot) {
     slot->head.store(0, std::memory_order_relaxed);
     slot->tail.store(0, std::memory_order_relaxed);
     slot->dropped.store(0, std::memory_order_relaxed);
+    slot->dropped_extra_nanos.store(0, std::memory_order_relaxed);
     slot->state.store(CpuThreadSlot::kFree, std::memory_order_release);
 }
 
@@ -417,6 +431,7 @@ void reset_cpu_samples_after_fork() {
         slot->head.store(0, std::memory_order_relaxed);
         slot->tail.store(0, std::memory_order_relaxed);
         slot->dropped.store(0, std::memory_order_relaxed);
+        slot->dropped_extra_nanos.store(0, std::memory_order_relaxed);
         slot->samples_named = 0;
     }
 }

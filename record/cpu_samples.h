@@ -39,7 +39,7 @@ constexpr int kCpuSources = 3;
 // (preload/cpu_sampler.cpp), which sets them with the slot claimed and clears them before
 // releasing it.
 struct CpuThreadSlot {
-    static constexpr uint32_t kRingBytes = 16 << 10;
+    static constexpr uint32_t kRingBytes = 64 << 10;
     enum State : int { kFree, kLive, kEnded };
 
     std::atomic<int> state{kFree};
@@ -52,7 +52,8 @@ struct CpuThreadSlot {
     uint64_t counted_seen = 0;  // the event's count at the last sample
     std::atomic<uint64_t> head{0};  // bytes written, by the thread's handler
     std::atomic<uint64_t> tail{0};  // bytes read, by the drain
-    std::atomic<uint64_t> dropped{0};  // samples the full ring could not take
+    std::atomic<uint64_t> dropped{0};  // periods of samples the full ring could not take
+    std::atomic<uint64_t> dropped_extra_nanos{0};  // and their time beyond those periods
     uint32_t samples_named = 0;  // the handler's: samples since `name` was read
     char name[16] = {};          // the thread's name as last read
     alignas(64) unsigned char ring[kRingBytes];
@@ -61,7 +62,9 @@ struct CpuThreadSlot {
 };
 
 // A sample's key in a session: its stack (record/stack_table.h), the label set the thread had
-// pushed, and the thread's name.
+// pushed, and the thread's name. Samples that were lost (a full ring, no slot free) keep their
+// time under the stack kLostStack, so the profile's total stays the CPU time sampled.
+constexpr uint32_t kLostStack = UINT32_MAX;
 struct CpuSampleKey {
     uint32_t stack = 0;
     uint32_t labels = 0;
@@ -84,7 +87,7 @@ struct CpuProfileData {
     int64_t period_nanos = 0;
     const char* source = nullptr;  // what delivered the samples (set_cpu_source)
     uint64_t by_source[kCpuSources] = {};  // samples by what delivered them
-    uint64_t dropped = 0;     // lost to full rings or to no free slot
+    uint64_t dropped = 0;     // samples lost to full rings or to no free slot (kLostStack)
     uint64_t short_walks = 0;  // the walk stopped before the outermost frame
     uint64_t cut = 0;         // deeper than the frames kept
 };

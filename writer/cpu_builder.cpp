@@ -16,14 +16,19 @@ bool build_cpu_profile(const record::CpuProfileData& data, const record::StackTa
     builder.set_duration_nanos(data.end_nanos - data.start_nanos);
     int64_t without_stack = 0;
     for (const auto& [key, counts] : data.samples) {
+        const int64_t values[] = {counts.samples, counts.nanos};
+        const pprof::StringLabel labels[] = {{"thread_name", key.thread_name.data()}};
+        if (key.stack == record::kLostStack) {
+            builder.add_named_sample("[gprof: samples lost]", values, 2,
+                                     pprof::SampleLabels{labels, {}});
+            continue;
+        }
         uintptr_t pcs[record::StackTable::kMaxDepth];
         int depth = stacks.frames(key.stack, pcs, record::StackTable::kMaxDepth);
         if (depth == 0) {
             without_stack += counts.samples;
             continue;
         }
-        const int64_t values[] = {counts.samples, counts.nanos};
-        const pprof::StringLabel labels[] = {{"thread_name", key.thread_name.data()}};
         builder.add_sample(pcs, static_cast<size_t>(depth), values, 2,
                            pprof::SampleLabels{labels, {}});
     }
@@ -42,7 +47,9 @@ bool build_cpu_profile(const record::CpuProfileData& data, const record::StackTa
         builder.add_comment(note);
     }
     if (data.dropped != 0) {
-        snprintf(note, sizeof note, "gprof: %llu samples dropped (rings full or no slot free)",
+        snprintf(note, sizeof note,
+                 "gprof: %llu samples lost (a thread's buffer full, or no buffer free): their "
+                 "time is under [gprof: samples lost]",
                  static_cast<unsigned long long>(data.dropped));
         builder.add_comment(note);
     }

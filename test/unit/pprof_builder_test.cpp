@@ -334,3 +334,29 @@ TEST_CASE("builder: functions are named from DWARF and symbols, and deduplicated
     CHECK(p.location(0).mapping_id() == 1);
     CHECK_FALSE(text(p, p.mapping(0).build_id()).empty());
 }
+
+TEST_CASE("builder: a named sample is one pseudo-frame, shared, without address or mapping",
+          "[writer][builder]") {
+    const ValueType types[] = {{"samples", "count"}, {"cpu", "nanoseconds"}};
+    ProfileBuilder builder(types, {"cpu", "nanoseconds"}, 10000000, nullptr, nullptr);
+    const uintptr_t stack[] = {0x1001, 0x2001};
+    const int64_t values[] = {3, 30000000};
+    const StringLabel label[] = {{"thread_name", "worker"}};
+    REQUIRE(builder.add_sample(stack, 2, values, 2));
+    REQUIRE(builder.add_named_sample("[lost]", values, 2, SampleLabels{label, {}}));
+    REQUIRE(builder.add_named_sample("[lost]", values, 2));
+    CHECK_FALSE(builder.add_named_sample("[lost]", values, 1));  // the wrong width
+    pb::Profile p = decode(builder);
+    check_valid(p);
+    REQUIRE(p.sample_size() == 3);
+    REQUIRE(p.sample(1).location_id_size() == 1);
+    CHECK(p.sample(1).location_id(0) == p.sample(2).location_id(0));
+    const pb::Location& lost = location(p, p.sample(1).location_id(0));
+    CHECK(lost.address() == 0);
+    CHECK(lost.mapping_id() == 0);
+    REQUIRE(lost.line_size() == 1);
+    CHECK(text(p, function(p, lost.line(0).function_id()).name()) == "[lost]");
+    CHECK(p.sample(1).value(1) == 30000000);
+    REQUIRE(p.sample(1).label_size() == 1);
+    CHECK(text(p, p.sample(1).label(0).str()) == "worker");
+}
