@@ -2,19 +2,21 @@
 
 namespace gprof::base {
 
+bool install_if_free(int sig, SignalHandler handler) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
+        return false;
+    struct sigaction sa = {};
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, nullptr) == 0;
+}
+
 int install_on_free_signal(SignalHandler handler, int reserved) {
-    for (int candidate = SIGRTMAX - 1; candidate > SIGRTMIN + 4; --candidate) {
-        if (candidate == reserved) continue;
-        struct sigaction old;
-        if (sigaction(candidate, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
-            old.sa_handler != SIG_DFL)
-            continue;
-        struct sigaction sa = {};
-        sa.sa_sigaction = handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-        sigfillset(&sa.sa_mask);
-        if (sigaction(candidate, &sa, nullptr) == 0) return candidate;
-    }
+    for (int candidate = SIGRTMAX - 1; candidate > SIGRTMIN + 4; --candidate)
+        if (candidate != reserved && install_if_free(candidate, handler)) return candidate;
     return 0;
 }
 

@@ -13,6 +13,9 @@ using SignalHandler = void (*)(int, siginfo_t*, void*);
 // signal, or 0 when none is free.
 int install_on_free_signal(SignalHandler handler, int reserved);
 
+// Installs `handler` (as above) on `sig` if it has neither a handler nor SIG_IGN.
+bool install_if_free(int sig, SignalHandler handler);
+
 // Whether `handler` is still the one installed on `sig`.
 bool handler_installed(int sig, SignalHandler handler);
 

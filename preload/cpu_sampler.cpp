@@ -6,12 +6,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -34,10 +36,6 @@ using record::CpuThreadSlot;
 // si_value of the timers' signals: which timer sent it.
 constexpr int kThreadTimerTag = 0x67707431;   // "gpt1"
 constexpr int kProcessTimerTag = 0x67707032;  // "gpp2"
-// A perf event stops itself after this many overflows (the last signalled with POLL_HUP) and the
-// handler re-arms it then: at most this many of its signals are ever queued, and the re-arming,
-// costly in a virtual machine, is paid once per this many samples.
-constexpr int kPerfRefresh = 8;
 // How often the drain thread sweeps for threads without a source and slots of ended threads.
 constexpr int kSweepMs = 1000;
 
@@ -46,16 +44,13 @@ std::atomic<bool> g_running{false};  // sources are given to threads
 std::atomic<bool> g_refused{false};  // the program took the signal: no sampling any more
 constinit base::SpinLock g_lock;     // starting, stopping, giving sources
 
-// The source chosen at the first start: perf events unless refused (or GPROF_CPU_TIMER).
+// The source chosen at the first start: perf events unless refused, unless the signal is not
+// SIGSTKFLT, or with GPROF_CPU_TIMER.
 enum class Kind { Unknown, Perf, Timer };
 Kind g_kind = Kind::Unknown;
-int g_perf_refused_errno = 0;
-// Perf descriptors are kept at or above g_fd_floor, out of the way of the program's low
-// descriptors (and of select()'s 1024), at most g_fd_budget of them; past it, timers.
-int g_fd_floor = 0;
-int g_fd_budget = 0;
-int g_perf_fds = 0;
+const char* g_timer_reason = "";
 int g_process_timer = -1;
+size_t g_page_size = 4096;
 uint64_t g_phase = 0;
 
 std::atomic<bool> g_thread_running{false};
@@ -87,16 +82,72 @@ unwind::PcRange gprof_image() {
     return {reinterpret_cast<uintptr_t>(__ehdr_start), reinterpret_cast<uintptr_t>(_end)};
 }
 
-// The event counts its thread's CPU time in the kernel too, but samples only in user space: the
-// periods that ended in the kernel were skipped. Their time since the last sample is charged to
-// this one, so the profile's total matches the thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
-uint64_t skipped_since_last(CpuThreadSlot* slot, bool first) {
-    uint64_t counted = 0;
-    if (read(slot->perf_fd, &counted, sizeof counted) != sizeof counted) return 0;
-    uint64_t period = first ? slot->perf_first_period : static_cast<uint64_t>(period_nanos());
-    uint64_t elapsed = counted > slot->counted_seen ? counted - slot->counted_seen : 0;
-    slot->counted_seen = counted;
-    return elapsed > period ? elapsed - period : 0;
+uint64_t thread_cpu_nanos(clockid_t clock) {
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0) return 0;
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A task-clock event sampling thread `tid` every `period` ns of its CPU time, signalling that
+// thread (`one_shot`: only once, then it stops itself), kept alive by a one-page mapping rather
+// than a descriptor: the program never sees a descriptor of gprof's (its own may be listed,
+// closed, counted), and munmap ends the event. Null where it cannot be made. Async-signal-safe
+// (system calls only).
+void* open_perf_event(pid_t tid, uint64_t period, int sig, bool one_shot) {
+    struct perf_event_attr attr = {};
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    attr.sample_period = period;
+    attr.disabled = 1;
+    // Not sampled in the kernel: a signal raised inside execve would reach the new program,
+    // which does not handle it. The time is charged to the next sample (the thread's CPU clock).
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    int fd = static_cast<int>(
+        syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd < 0) return nullptr;
+    struct f_owner_ex owner = {F_OWNER_TID, tid};
+    void* map = MAP_FAILED;
+    if (fcntl(fd, F_SETFL, O_ASYNC) == 0 && fcntl(fd, F_SETSIG, sig) == 0 &&
+        fcntl(fd, F_SETOWN_EX, &owner) == 0)
+        map = mmap(nullptr, g_page_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED &&
+        (one_shot ? ioctl(fd, PERF_EVENT_IOC_REFRESH, 1) : ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) !=
+            0) {
+        munmap(map, g_page_size);
+        map = MAP_FAILED;
+    }
+    close(fd);
+    return map == MAP_FAILED ? nullptr : map;
+}
+
+void close_perf_event(void* map) {
+    if (map != nullptr) munmap(map, g_page_size);
+}
+
+// The perf event's signal: the thread's CPU time since its last sample beyond one period (time
+// in the kernel, which the event does not sample, and periods whose signal found the last one
+// still pending) is charged to this sample, so the profile's total matches the thread's CPU
+// time. The one-shot event of a thread's random first period hands over to one with the full
+// period, starting now.
+void on_perf_sample(CpuThreadSlot* slot, const ucontext_t& interrupted) {
+    const uint64_t cpu = thread_cpu_nanos(CLOCK_THREAD_CPUTIME_ID);
+    const bool first = slot->perf_first;
+    const uint64_t period = first ? slot->perf_first_period : static_cast<uint64_t>(period_nanos());
+    const uint64_t elapsed = cpu > slot->cpu_seen ? cpu - slot->cpu_seen : 0;
+    slot->cpu_seen = cpu;
+    record::record_cpu_sample(slot, interrupted, 1, elapsed > period ? elapsed - period : 0,
+                              record::CpuSource::PerfEvent, gprof_image());
+    if (!first) return;
+    slot->perf_first = false;
+    void* next = open_perf_event(static_cast<pid_t>(syscall(SYS_gettid)),
+                                 static_cast<uint64_t>(period_nanos()),
+                                 g_signal.load(std::memory_order_relaxed), false);
+    close_perf_event(slot->perf_map.exchange(next, std::memory_order_acq_rel));
+    // Sampling stopped meanwhile: the stopper may have missed the new event.
+    if (!g_running.load(std::memory_order_acquire))
+        close_perf_event(slot->perf_map.exchange(nullptr, std::memory_order_acq_rel));
 }
 
 void on_cpu_signal(int, siginfo_t* info, void* context) {
@@ -115,80 +166,28 @@ void on_cpu_signal(int, siginfo_t* info, void* context) {
                                               : record::CpuSource::ProcessTimer,
                                           gprof_image());
         }
-    } else if (info->si_code == POLL_IN || info->si_code == POLL_HUP) {
-        // A perf event's overflow. After kPerfRefresh of them it stopped itself (POLL_HUP) and
-        // is re-armed here; after its random first period it gets the full one.
+    } else if (info->si_code == POLL_IN || info->si_code == POLL_HUP) {  // POLL_HUP: one-shot
         CpuThreadSlot* slot = record::cpu_slot_for_sample(1);
-        if (slot != nullptr) {
-            uint64_t in_kernel = 0;
-            if (slot->perf_fd == info->si_fd) {
-                bool first = slot->perf_first;
-                if (first) {
-                    uint64_t period = static_cast<uint64_t>(period_nanos());
-                    ioctl(info->si_fd, PERF_EVENT_IOC_PERIOD, &period);
-                    slot->perf_first = false;
-                }
-                in_kernel = skipped_since_last(slot, first);
-            }
-            record::record_cpu_sample(slot, interrupted, 1, in_kernel,
-                                      record::CpuSource::PerfEvent, gprof_image());
-        }
-        if (info->si_code == POLL_HUP) ioctl(info->si_fd, PERF_EVENT_IOC_REFRESH, kPerfRefresh);
+        if (slot != nullptr && slot->perf_map.load(std::memory_order_acquire) != nullptr)
+            on_perf_sample(slot, interrupted);
     }
     errno = saved;
 }
 
 // ---- Sources. ----
 
-long perf_event_open(struct perf_event_attr* attr, pid_t tid) {
-    return syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-}
-
-// Whether `fd` is still the event gprof opened (a program may close any descriptor, and reuse
-// its number for a file of its own, which gprof must then never touch).
-bool still_ours(int fd, uint64_t id) {
-    uint64_t now = 0;
-    return ioctl(fd, PERF_EVENT_IOC_ID, &now) == 0 && now == id;
-}
-
-bool start_perf(CpuThreadSlot* slot, pid_t tid) {
-    if (g_perf_fds >= g_fd_budget) return false;
-    struct perf_event_attr attr = {};
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_TASK_CLOCK;
-    attr.sample_period = static_cast<uint64_t>(first_expiry());
-    attr.disabled = 1;
-    // Not sampled in the kernel: a signal raised there during execve would be delivered to the
-    // new program, which does not handle it. The time is charged to the next sample instead
-    // (skipped_since_last).
-    attr.exclude_kernel = 1;
-    attr.exclude_hv = 1;
-    int fd = static_cast<int>(perf_event_open(&attr, tid));
-    if (fd < 0) return false;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, g_fd_floor);
-    close(fd);
-    if (high < 0) return false;
-    struct f_owner_ex owner = {F_OWNER_TID, tid};
-    uint64_t id = 0;
-    if (fcntl(high, F_SETFL, O_ASYNC) != 0 ||
-        fcntl(high, F_SETSIG, g_signal.load(std::memory_order_relaxed)) != 0 ||
-        fcntl(high, F_SETOWN_EX, &owner) != 0 || ioctl(high, PERF_EVENT_IOC_ID, &id) != 0) {
-        close(high);
-        return false;
-    }
-    slot->perf_fd = high;
-    slot->perf_id = id;
-    slot->perf_first = true;
-    slot->perf_first_period = attr.sample_period;
-    slot->counted_seen = 0;
-    ++g_perf_fds;
-    if (ioctl(high, PERF_EVENT_IOC_REFRESH, kPerfRefresh) != 0) {
-        slot->perf_fd = -1;
-        --g_perf_fds;
-        close(high);
-        return false;
-    }
+// A thread starting through the trampoline (`own`: the call is the thread's own) gets a one-shot
+// event for its random first period, which its first sample replaces with the full period's
+// (on_perf_sample). Threads that were running already get the full period at once: they are not
+// short, and no event of theirs may be made from their handler before their first sample.
+bool start_perf(CpuThreadSlot* slot, pid_t tid, bool own) {
+    const uint64_t period = static_cast<uint64_t>(own ? first_expiry() : period_nanos());
+    slot->cpu_seen = thread_cpu_nanos(thread_cpu_clock(tid));
+    slot->perf_first_period = period;
+    slot->perf_first = own;
+    void* map = open_perf_event(tid, period, g_signal.load(std::memory_order_relaxed), own);
+    if (map == nullptr) return false;
+    slot->perf_map.store(map, std::memory_order_release);
     return true;
 }
 
@@ -216,10 +215,10 @@ bool start_timer(CpuThreadSlot* slot, pid_t tid) {
     return slot->timer >= 0;
 }
 
-// Under g_lock.
-bool give_source(CpuThreadSlot* slot, pid_t tid) {
+// Under g_lock. `own`: the thread itself asks, at its start.
+bool give_source(CpuThreadSlot* slot, pid_t tid, bool own) {
     if (slot->has_source()) return true;
-    if (g_kind == Kind::Perf && start_perf(slot, tid)) return true;
+    if (g_kind == Kind::Perf && start_perf(slot, tid, own)) return true;
     return start_timer(slot, tid);
 }
 
@@ -227,43 +226,42 @@ bool give_source(CpuThreadSlot* slot, pid_t tid) {
 void stop_source(CpuThreadSlot* slot) {
     if (slot->timer >= 0) syscall(SYS_timer_delete, slot->timer);
     slot->timer = -1;
-    if (slot->perf_fd >= 0) {
-        if (still_ours(slot->perf_fd, slot->perf_id)) close(slot->perf_fd);
-        --g_perf_fds;
-    }
-    slot->perf_fd = -1;
-    slot->perf_first = false;
+    close_perf_event(slot->perf_map.exchange(nullptr, std::memory_order_acq_rel));
 }
 
-// Perf events, unless refused; decided once, with the descriptor room they may use.
-void choose_kind(const Config& c) {
-    if (g_kind != Kind::Unknown) return;
-    struct rlimit limit;
-    int soft = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (1u << 20)
-                   ? static_cast<int>(limit.rlim_cur)
-                   : 1 << 20;
-    g_fd_floor = soft > 2048 ? 1024 : soft * 3 / 4;
-    g_fd_budget = (soft - g_fd_floor) / 2;
+// Perf events, unless refused; decided once, with the signal.
+//
+// The signal: for perf events SIGSTKFLT (the kernel never sends it on x86-64), a standard signal
+// pending at most once, so a thread that runs with it blocked cannot fill the queue of real-time
+// signals (whose overflow the kernel turns into a SIGIO); the time of the samples it coalesced is
+// charged to the next. Timers queue one signal each at most and count the rest as overruns, so
+// they take a real-time signal nobody handles, which keeps every overrun (a standard signal
+// already pending would drop it). Under g_lock; false (said once) when no signal is free.
+bool choose_kind_and_signal(const Config& c) {
+    if (g_kind != Kind::Unknown) return true;
+    g_page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    g_kind = Kind::Timer;
     if (c.cpu_timer_only) {
-        g_kind = Kind::Timer;
-        return;
-    }
-    struct perf_event_attr attr = {};
-    attr.size = sizeof attr;
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_TASK_CLOCK;
-    attr.sample_period = 1000000;
-    attr.disabled = 1;
-    attr.exclude_kernel = 1;
-    attr.exclude_hv = 1;
-    int fd = static_cast<int>(perf_event_open(&attr, 0));
-    if (fd >= 0) {
-        close(fd);
-        g_kind = g_fd_budget > 0 ? Kind::Perf : Kind::Timer;
+        g_timer_reason = " (GPROF_CPU_TIMER=1)";
+    } else if (void* probe = open_perf_event(this_tid(), 1000000000, SIGSTKFLT, false)) {
+        close_perf_event(probe);
+        if (c.dump_signal != SIGSTKFLT && base::install_if_free(SIGSTKFLT, on_cpu_signal)) {
+            g_kind = Kind::Perf;
+            g_signal.store(SIGSTKFLT, std::memory_order_release);
+            return true;
+        }
+        g_timer_reason = " (perf events need SIGSTKFLT, which the program handles)";
     } else {
-        g_perf_refused_errno = errno;
-        g_kind = Kind::Timer;
+        g_timer_reason = " (perf events refused)";
     }
+    int sig = base::install_on_free_signal(on_cpu_signal, c.dump_signal);
+    if (sig == 0) {
+        log::problem("no free signal for the CPU profile; it is off");
+        g_refused.store(true, std::memory_order_release);
+        return false;
+    }
+    g_signal.store(sig, std::memory_order_release);
+    return true;
 }
 
 // The program's threads now: every task but gprof's own. `visit` gets each tid.
@@ -290,17 +288,13 @@ void sweep_locked() {
             record::release_cpu_slot(slot);
             return true;
         }
-        if (slot->perf_fd >= 0 && !still_ours(slot->perf_fd, slot->perf_id)) {
-            slot->perf_fd = -1;  // the program's now: never closed by gprof
-            --g_perf_fds;
-        }
         return true;
     });
     int without_source = 0;
     for_each_program_thread([&](pid_t tid) {
         CpuThreadSlot* slot = record::find_cpu_slot(tid);
         if (slot == nullptr) slot = record::claim_cpu_slot(tid);
-        if (slot == nullptr || !give_source(slot, tid)) ++without_source;
+        if (slot == nullptr || !give_source(slot, tid, false)) ++without_source;
     });
     if (without_source > 0 && g_process_timer < 0) {
         g_process_timer = create_timer(CLOCK_PROCESS_CPUTIME_ID, SIGEV_SIGNAL, 0,
@@ -359,18 +353,8 @@ void start_thread() {
 // Under g_lock: the signal, the sources of every thread alive, the drain thread.
 bool start_sampling_locked() {
     if (g_refused.load(std::memory_order_acquire)) return false;
-    const Config& c = config();
-    if (g_signal.load(std::memory_order_relaxed) == 0) {
-        int sig = base::install_on_free_signal(on_cpu_signal, c.dump_signal);
-        if (sig == 0) {
-            log::problem("no free real-time signal for the CPU profile; it is off");
-            g_refused.store(true, std::memory_order_release);
-            return false;
-        }
-        g_signal.store(sig, std::memory_order_release);
-    }
+    if (!choose_kind_and_signal(config())) return false;
     unwind::publish_signal_modules();
-    choose_kind(c);
     record::set_cpu_source(source_description());
     g_running.store(true, std::memory_order_release);
     sweep_locked();
@@ -414,14 +398,16 @@ void end_on_demand() {
         stop_all_locked();
 }
 
+char g_timer_description[160];
+
 const char* source_description() {
     switch (g_kind) {
         case Kind::Perf:
             return "perf_event_open task-clock events per thread";
         case Kind::Timer:
-            return g_perf_refused_errno != 0
-                       ? "CLOCK_THREAD_CPUTIME_ID timers per thread (perf events refused)"
-                       : "CLOCK_THREAD_CPUTIME_ID timers per thread";
+            snprintf(g_timer_description, sizeof g_timer_description,
+                     "CLOCK_THREAD_CPUTIME_ID timers per thread%s", g_timer_reason);
+            return g_timer_description;
         case Kind::Unknown:
             break;
     }
@@ -438,7 +424,7 @@ void thread_started() {
     if (slot == nullptr) slot = record::claim_cpu_slot(tid);
     if (slot == nullptr) return;  // the sweep retries, or the process-wide timer covers it
     record::adopt_cpu_slot(slot);
-    give_source(slot, tid);
+    give_source(slot, tid, true);
 }
 
 void thread_ending() {
@@ -474,13 +460,7 @@ void stop_thread() {
 }
 
 void child_after_fork() {
-    // The parent's perf descriptors are inherited, its events still counting the parent's
-    // threads: closed here (timers are not inherited).
-    record::for_each_cpu_slot([](CpuThreadSlot* slot) {
-        if (slot->perf_fd >= 0 && still_ours(slot->perf_fd, slot->perf_id)) close(slot->perf_fd);
-        return true;
-    });
-    g_perf_fds = 0;
+    // Neither timers nor the perf events' mappings (VM_DONTCOPY) are inherited.
     g_process_timer = -1;
     g_lock.unlock();
     unwind::reset_signal_modules_after_fork();

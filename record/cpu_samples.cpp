@@ -327,10 +327,9 @@ void release_cpu_slot(CpuThreadSlot* slot) {
     base::SpinGuard guard(g_drain_lock);
     drain_slot(slot, g_period.load(std::memory_order_relaxed));
     slot->timer = -1;
-    slot->perf_fd = -1;
-    slot->perf_id = 0;
+    slot->perf_map.store(nullptr, std::memory_order_relaxed);
     slot->perf_first = false;
-    slot->perf_first_period = slot->counted_seen = 0;
+    slot->perf_first_period = slot->cpu_seen = 0;
     slot->samples_named = 0;
     slot->tid.store(0, std::memory_order_relaxed);
     slot->head.store(0, std::memory_order_relaxed);
@@ -421,10 +420,9 @@ void reset_cpu_samples_after_fork() {
     for (uint32_t i = 0; i < n; ++i) {
         CpuThreadSlot* slot = g_slots[i].load(std::memory_order_relaxed);
         if (slot == nullptr) continue;
-        // The sampler closed the parent's perf descriptors first; timers are not inherited.
+        // Neither timers nor the perf events' mappings are inherited.
         slot->timer = -1;
-        slot->perf_fd = -1;
-        slot->perf_id = 0;
+        slot->perf_map.store(nullptr, std::memory_order_relaxed);
         slot->perf_first = false;
         slot->tid.store(0, std::memory_order_relaxed);
         slot->state.store(CpuThreadSlot::kFree, std::memory_order_relaxed);

@@ -44,12 +44,11 @@ struct CpuThreadSlot {
 
     std::atomic<int> state{kFree};
     std::atomic<pid_t> tid{0};
-    int timer = -1;        // kernel timer id, or -1
-    int perf_fd = -1;      // perf event descriptor, or -1
-    uint64_t perf_id = 0;  // the event's id (PERF_EVENT_IOC_ID), to recognise the descriptor
-    bool perf_first = false;  // the event still runs its random first period
-    uint64_t perf_first_period = 0;  // its length
-    uint64_t counted_seen = 0;  // the event's count at the last sample
+    int timer = -1;                           // kernel timer id, or -1
+    std::atomic<void*> perf_map{nullptr};     // the perf event's mapping, which keeps it alive
+    bool perf_first = false;                  // the event runs its random first period
+    uint64_t perf_first_period = 0;           // its length
+    uint64_t cpu_seen = 0;  // the thread's CPU time at its last perf sample (or the event's start)
     std::atomic<uint64_t> head{0};  // bytes written, by the thread's handler
     std::atomic<uint64_t> tail{0};  // bytes read, by the drain
     std::atomic<uint64_t> dropped{0};  // periods of samples the full ring could not take
@@ -58,7 +57,9 @@ struct CpuThreadSlot {
     char name[16] = {};          // the thread's name as last read
     alignas(64) unsigned char ring[kRingBytes];
 
-    bool has_source() const { return timer >= 0 || perf_fd >= 0; }
+    bool has_source() const {
+        return timer >= 0 || perf_map.load(std::memory_order_acquire) != nullptr;
+    }
 };
 
 // A sample's key in a session: its stack (record/stack_table.h), the label set the thread had
