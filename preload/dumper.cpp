@@ -57,15 +57,17 @@ bool claim(int wait_ms) {
     }
 }
 
-// One dump at a time, from any thread. Returns false when another did not finish within wait_ms.
-bool dump_exclusive(int wait_ms, writer::DumpReason reason) {
-    if (t_dumping || !claim(wait_ms)) return false;
+// One dump at a time, from any thread. Returns its sequence number, or 0 when another did not
+// finish within wait_ms.
+unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
+    if (t_dumping || !claim(wait_ms)) return 0;
     base::ReentryGuard guard;
     t_dumping = true;
-    writer::write_dump(g_seq.fetch_add(1, std::memory_order_relaxed) + 1, reason);
+    unsigned seq = g_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+    writer::write_dump(seq, reason);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);
-    return true;
+    return seq;
 }
 
 void* dumper_main(void*) {
@@ -201,6 +203,20 @@ void at_exit() {
 }
 
 }  // namespace
+
+unsigned dump_now(int wait_ms) {
+    return dump_exclusive(wait_ms, writer::DumpReason::Signal);
+}
+
+bool run_exclusive(int wait_ms, void (*fn)(void*), void* arg) {
+    if (t_dumping || !claim(wait_ms)) return false;
+    base::ReentryGuard guard;
+    t_dumping = true;
+    fn(arg);
+    t_dumping = false;
+    g_dumping.store(false, std::memory_order_release);
+    return true;
+}
 
 void request() {
     int saved = errno;

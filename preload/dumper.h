@@ -18,6 +18,15 @@ void start();
 // Async-signal-safe: asks the dumper thread for a dump.
 void request();
 
+// A dump now, in the calling thread (the C API's gprof_dump), waiting at most wait_ms for a dump
+// or fork in progress: its sequence number, or 0 when it could not run (the wait ran out, or the
+// thread is writing a dump already: a signal handler that interrupted it).
+unsigned dump_now(int wait_ms);
+
+// Runs fn(arg) while no dump, fork or other such call runs (profiles written on request share
+// the dumps' symbol cache), waiting at most wait_ms; false when it could not run.
+bool run_exclusive(int wait_ms, void (*fn)(void*), void* arg);
+
 // Counts the calling thread, once, as one of the program's (the start trampoline of every
 // pthread_create; start() counts the main thread). When the last such thread ends, the dumper
 // thread ends too.

@@ -96,8 +96,11 @@ void* gprof_jemalloc_tdata_init(void* tsd) noexcept {
 // before start-up are declined here, so jemalloc never makes them sampled objects.
 void* gprof_jemalloc_tctx_create(void* tsd) noexcept {
     // Declined too when the stack is nearly used up (see unwind::kSampleStackRoom).
+    // And when the C API handed sampling to the shims or set the rate to 0 since this thread's
+    // interval was drawn.
     if (gprof::base::inside_gprof() || !gprof::unwind::ready() ||
-        gprof::unwind::stack_room() < gprof::unwind::kSampleStackRoom)
+        gprof::unwind::stack_room() < gprof::unwind::kSampleStackRoom || !r::allocator_samples() ||
+        r::mem_profile_rate() == 0)
         return reinterpret_cast<void*>(uintptr_t{1});  // jemalloc's "not sampled"
     static bool hooked = false;                        // racing first samples set the same hook
     if (!__atomic_load_n(&hooked, __ATOMIC_RELAXED)) {

@@ -12,6 +12,7 @@
 
 #include "base/os_memory.h"
 #include "base/spin_lock.h"
+#include "record/labels.h"
 #include "record/stack_table.h"
 #include "unwind/context_walk.h"
 #include "unwind/frame_rules.h"
@@ -288,7 +289,7 @@ void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t 
     header.flags = static_cast<uint8_t>((walk.complete ? 0 : kShort) | (walk.cut ? kCut : 0));
     header.periods = periods;
     header.extra_nanos = extra_nanos;
-    header.labels = 0;
+    header.labels = current_label_set();
     header.source = static_cast<uint8_t>(source);
     header.bytes = static_cast<uint16_t>(sizeof header + sizeof(uintptr_t) * walk.depth);
     // The thread's name, asked again every kNameRefresh samples (a system call each time).

@@ -2,6 +2,7 @@
 
 #include "base/reentry_guard.h"
 #include "record/heap_profile.h"
+#include "record/labels.h"
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 
@@ -36,10 +37,11 @@ uint32_t stack_id_of(const unwind::Registers& start) {
     heap_profile().prefetch(p);  // its line loads while the stack is walked
     base::ReentryGuard guard;
     uint32_t stack_id = stack_id_of(start);
+    const uint32_t labels = current_label_set();  // a sample's only cost of labels: a TLS load
     if (allocator_sample)
-        heap_profile().record_reported_alloc(p, size, sampled_size, stack_id);
+        heap_profile().record_reported_alloc(p, size, sampled_size, stack_id, labels);
     else
-        heap_profile().record_alloc(p, size, stack_id);
+        heap_profile().record_alloc(p, size, stack_id, labels);
 }
 
 }  // namespace

@@ -25,23 +25,25 @@ void HeapProfile::start() {
 }
 
 uint32_t HeapProfile::find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size,
-                                  uint64_t sampled_size) const {
+                                  uint64_t sampled_size, uint32_t labels) const {
     return bucket_index_.find(
         hash,
         [&](uint32_t i) {
             const Bucket& b = buckets_[i];
-            return b.stack_id == stack_id && b.size == size && b.sampled_size == sampled_size;
+            return b.stack_id == stack_id && b.size == size && b.sampled_size == sampled_size &&
+                   b.labels == labels;
         },
         [&](uint32_t i) -> const uint32_t& { return buckets_[i].next; });
 }
 
 // Like the stack table: a lock-free look-up, and the lock only to add a bucket.
-uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size) {
+uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size,
+                                 uint32_t labels) {
     if (buckets_ == nullptr || allocs_ == nullptr) return 0;
-    const uint64_t hash = bucket_hash(stack_id, size, sampled_size);
-    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
+    const uint64_t hash = bucket_hash(stack_id, size, sampled_size, labels);
+    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size, labels)) return i;
     base::SpinGuard guard(buckets_lock_);
-    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size)) return i;
+    if (uint32_t i = find_bucket(hash, stack_id, size, sampled_size, labels)) return i;
     uint32_t i = bucket_count_.load(std::memory_order_relaxed) + 1;
     if (i >= kMaxBuckets) return 0;
     auto next_of = [&](uint32_t n) -> uint32_t& { return buckets_[n].next; };
@@ -49,7 +51,7 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t samp
             i, SIZE_MAX,
             [&](uint32_t n) {
                 const Bucket& b = buckets_[n];
-                return bucket_hash(b.stack_id, b.size, b.sampled_size);
+                return bucket_hash(b.stack_id, b.size, b.sampled_size, b.labels);
             },
             next_of))
         return 0;
@@ -57,6 +59,7 @@ uint32_t HeapProfile::bucket_for(uint32_t stack_id, uint64_t size, uint64_t samp
     b.stack_id = stack_id;
     b.size = size;
     b.sampled_size = sampled_size;
+    b.labels = labels;
     bucket_count_.store(i, std::memory_order_release);
     bucket_index_.link_locked(i, hash, next_of);
     return i;
@@ -152,21 +155,22 @@ bool HeapProfile::insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t
     }
 }
 
-void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id) {
+void HeapProfile::record_alloc(void* p, size_t size, uint32_t stack_id, uint32_t labels) {
     // Published by the bit's release. Read first: a store by every sample would pass the line,
     // which every free reads, back and forth between sampling threads.
     if (!frees_watched_.load(std::memory_order_relaxed))
         frees_watched_.store(true, std::memory_order_relaxed);
-    add(p, size, size, stack_id, false);
+    add(p, size, size, stack_id, labels, false);
 }
 
 void HeapProfile::record_reported_alloc(void* p, size_t size, size_t sampled_size,
-                                        uint32_t stack_id) {
-    add(p, size, sampled_size, stack_id, true);
+                                        uint32_t stack_id, uint32_t labels) {
+    add(p, size, sampled_size, stack_id, labels, true);
 }
 
-void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, bool numbered) {
-    uint32_t bucket = bucket_for(stack_id, size, sampled_size);
+void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
+                      uint32_t labels, bool numbered) {
+    uint32_t bucket = bucket_for(stack_id, size, sampled_size, labels);
     if (bucket == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;

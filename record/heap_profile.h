@@ -26,6 +26,7 @@ struct HeapBucket {
     uint64_t size;          // requested size of each object in this bucket
     uint64_t sampled_size;  // the size its sampler counted (jemalloc's size class, or size)
     uint64_t allocs, alloc_bytes, frees, free_bytes;
+    uint32_t labels;  // the allocating thread's label set (record/labels.h); 0: none
 };
 
 class HeapProfile {
@@ -35,11 +36,13 @@ class HeapProfile {
 
     // A sample the shims took: an object of `size` bytes at p. From now on frees look it up
     // (maybe_sampled). A live sample still at p (freed where gprof did not see it) ends here.
-    void record_alloc(void* p, size_t size, uint32_t stack_id);
+    // `labels`: the allocating thread's label set (record/labels.h), part of the bucket's key.
+    void record_alloc(void* p, size_t size, uint32_t stack_id, uint32_t labels = 0);
     // A sample the backing allocator took and whose end it reports (record_reported_free): an
     // object of `size` bytes at p that its sampler counted as `sampled_size` bytes (jemalloc counts
     // size classes); the writer un-samples with that size.
-    void record_reported_alloc(void* p, size_t size, size_t sampled_size, uint32_t stack_id);
+    void record_reported_alloc(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
+                               uint32_t labels = 0);
 
     // False when p was surely not sampled by the shims: the check of their every free.
     bool maybe_sampled(const void* p) const {
@@ -80,8 +83,8 @@ class HeapProfile {
     // objects of every bucket first, one shard of the live table at a time under its lock.
     template <typename Visit>
     size_t for_each_bucket(Visit&& visit);
-    // Calls visit(i, stack_id, size, sampled_size) for the first `n` buckets (i from 0): their
-    // keys, which never change, without summing their counts (a pass after one that took them).
+    // Calls visit(i, stack_id, size, sampled_size, labels) for the first `n` buckets (i from 0):
+    // their keys, which never change, without summing their counts (a pass after one that took them).
     template <typename Visit>
     void for_each_bucket_key(size_t n, Visit&& visit);
     // Copies the buckets into `out` (capacity `max`); returns how many there are in all.
@@ -115,6 +118,7 @@ class HeapProfile {
         uint32_t next;  // index chain
         uint64_t size;
         uint64_t sampled_size;
+        uint32_t labels;
     };
     struct LiveEntry {
         uintptr_t ptr;  // 0: empty slot
@@ -153,17 +157,19 @@ class HeapProfile {
         return (bit >> (kFilterBits - kShardBits)) & (kShards - 1);
     }
 
-    static uint64_t bucket_hash(uint32_t stack_id, uint64_t size, uint64_t sampled_size) {
+    static uint64_t bucket_hash(uint32_t stack_id, uint64_t size, uint64_t sampled_size,
+                                uint32_t labels) {
         return (stack_id * 0x9E3779B97F4A7C15ULL) ^ (size * 0xC2B2AE3D27D4EB4FULL) ^
-               (sampled_size * 0x165667B19E3779F9ULL);
+               (sampled_size * 0x165667B19E3779F9ULL) ^ (labels * 0x27D4EB2F165667C5ULL);
     }
-    uint32_t find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size,
-                         uint64_t sampled_size) const;
-    uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size);
+    uint32_t find_bucket(uint64_t hash, uint32_t stack_id, uint64_t size, uint64_t sampled_size,
+                         uint32_t labels) const;
+    uint32_t bucket_for(uint32_t stack_id, uint64_t size, uint64_t sampled_size, uint32_t labels);
     void count_alloc(uint32_t bucket);
     // live_[1, n]: how many objects of each of the first n buckets are in the live table.
     void count_live(size_t n);
-    void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, bool numbered);
+    void add(void* p, size_t size, size_t sampled_size, uint32_t stack_id, uint32_t labels,
+             bool numbered);
     bool insert_locked(Shard& s, uintptr_t p, uint32_t bucket, uint32_t born);
     uint32_t remove(void* p, bool check_birth, uint32_t births);
     bool grow_locked(Shard& s);
@@ -217,7 +223,7 @@ size_t HeapProfile::for_each_bucket(Visit&& visit) {
         if (live > allocs) live = allocs;  // excluded by that order; a guard
         uint64_t frees = allocs - live;
         visit(HeapBucket{b.stack_id, b.size, b.sampled_size, allocs, allocs * b.size, frees,
-                         frees * b.size});
+                         frees * b.size, b.labels});
     }
     return n;
 }
@@ -227,7 +233,7 @@ void HeapProfile::for_each_bucket_key(size_t n, Visit&& visit) {
     size_t count = bucket_count_.load(std::memory_order_acquire);
     for (size_t i = 0; i < n && i < count; ++i) {
         const Bucket& b = buckets_[i + 1];
-        visit(i, b.stack_id, b.size, b.sampled_size);
+        visit(i, b.stack_id, b.size, b.sampled_size, b.labels);
     }
 }
 

@@ -17,6 +17,7 @@ namespace {
 constexpr int64_t kOffRecheckBytes = int64_t{64} << 20;
 constinit std::atomic<int64_t> g_rate{kDefaultMemProfileRate};
 constinit std::atomic<bool> g_allocator_samples{false};
+constinit std::atomic<bool> g_allocator_can_sample{false};
 
 uint64_t seed_for_thread() {
     struct timespec ts;
@@ -66,7 +67,16 @@ ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double 
 }
 
 void hand_sampling_to_allocator() {
+    g_allocator_can_sample.store(true, std::memory_order_relaxed);
     g_allocator_samples.store(true, std::memory_order_relaxed);
+}
+
+bool allocator_can_sample() {
+    return g_allocator_can_sample.load(std::memory_order_relaxed);
+}
+
+void set_allocator_samples(bool on) {
+    if (allocator_can_sample()) g_allocator_samples.store(on, std::memory_order_relaxed);
 }
 
 bool allocator_samples() {
@@ -76,7 +86,10 @@ bool allocator_samples() {
 int64_t allocator_sample_interval() {
     SamplerState& s = t_sampler;
     if (!s.started) start(s);
-    int64_t bytes = next_sample_interval(mem_profile_rate(), s.rng);
+    // Checked each time: a rate of 0 or the shims sampling may have been set since the last draw.
+    int64_t rate = allocator_samples() ? mem_profile_rate() : 0;
+    if (rate <= 0) return kAllocatorRecheckBytes;
+    int64_t bytes = next_sample_interval(rate, s.rng);
     return bytes > 0 ? bytes : 1;
 }
 
@@ -93,10 +106,13 @@ bool sampler_slow_path(size_t size) noexcept {
     }
     if (s.rate != rate) {
         // The rate changed (C API): this allocation was counted down under the old one. Start
-        // afresh, as Go does when MemProfileRate != c.memProfRate.
+        // afresh, as at a thread's first allocation (at rate 1, this one is sampled, as Go samples
+        // every allocation once MemProfileRate is 1).
         s.rate = rate;
+        s.bytes_left = next_sample_interval(rate, s.rng) - static_cast<int64_t>(size);
+        if (s.bytes_left > 0 || rate <= 0) return false;
         s.bytes_left = next_sample_interval(rate, s.rng);
-        return false;
+        return true;
     }
     // Go draws a fresh interval after each sample; no remainder carries over.
     s.bytes_left = next_sample_interval(rate, s.rng);

@@ -69,12 +69,18 @@ struct ScaledPair {
 ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double sampled_avg = 0);
 
 // Where the backing allocator draws the intervals itself and reports its samples (gprof's jemalloc
-// at the higher rates: preload/jemalloc_sampling.cpp), the countdown above stays off for good, so
-// no allocation is sampled twice. Set once, at the process's first allocation.
+// at the higher rates: preload/jemalloc_sampling.cpp), the countdown above stays off, so no
+// allocation is sampled twice. Set at the process's first allocation; a rate set later through
+// the C API may hand sampling back to the shims and again to the allocator
+// (set_allocator_samples), but only an allocator that sampled from the start can.
 void hand_sampling_to_allocator();
 bool allocator_samples();
+bool allocator_can_sample();
+void set_allocator_samples(bool on);
 // For such an allocator: the bytes until the calling thread's next sample, drawn by the same rule
-// as the countdown's (at least 1; 64 MiB while the rate is 0).
+// as the countdown's (at least 1). While the rate is 0 or the shims sample, it is
+// kAllocatorRecheckBytes: the allocator's sampling event then only looks at the rate again.
 int64_t allocator_sample_interval();
+constexpr int64_t kAllocatorRecheckBytes = int64_t{1} << 20;
 
 }  // namespace gprof::record

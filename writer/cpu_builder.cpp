@@ -1,8 +1,13 @@
 #include "writer/cpu_builder.h"
 
 #include <cstdio>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "pprof/profile_builder.h"
+#include "record/labels.h"
 
 namespace gprof::writer {
 
@@ -15,12 +20,21 @@ bool build_cpu_profile(const record::CpuProfileData& data, const record::StackTa
     builder.set_time_nanos(data.start_nanos);
     builder.set_duration_nanos(data.end_nanos - data.start_nanos);
     int64_t without_stack = 0;
+    // The labels the thread had pushed (record/labels.h), looked up once per set, after the
+    // thread's name.
+    std::map<uint32_t, std::vector<std::pair<std::string, std::string>>> label_texts;
+    std::vector<pprof::StringLabel> labels;
     for (const auto& [key, counts] : data.samples) {
         const int64_t values[] = {counts.samples, counts.nanos};
-        const pprof::StringLabel labels[] = {{"thread_name", key.thread_name.data()}};
+        labels.assign(1, {"thread_name", key.thread_name.data()});
+        if (key.labels != 0) {
+            auto [texts, added] = label_texts.try_emplace(key.labels);
+            if (added) record::label_set_pairs(key.labels, &texts->second);
+            for (const auto& [label, value] : texts->second) labels.push_back({label, value});
+        }
+        const pprof::SampleLabels sample_labels{labels, {}};
         if (key.stack == record::kLostStack) {
-            builder.add_named_sample("[gprof: samples lost]", values, 2,
-                                     pprof::SampleLabels{labels, {}});
+            builder.add_named_sample("[gprof: samples lost]", values, 2, sample_labels);
             continue;
         }
         uintptr_t pcs[record::StackTable::kMaxDepth];
@@ -29,8 +43,7 @@ bool build_cpu_profile(const record::CpuProfileData& data, const record::StackTa
             without_stack += counts.samples;
             continue;
         }
-        builder.add_sample(pcs, static_cast<size_t>(depth), values, 2,
-                           pprof::SampleLabels{labels, {}});
+        builder.add_sample(pcs, static_cast<size_t>(depth), values, 2, sample_labels);
     }
     char note[256];
     if (data.source != nullptr && data.source[0] != '\0' && data.period_nanos > 0) {

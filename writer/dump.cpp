@@ -9,6 +9,8 @@
 #include "symbolize/debug_cache.h"
 #include "pprof/gzip.h"
 #include "symbolize/modules.h"
+#include "record/custom_profiles.h"
+#include "writer/named_profile.h"
 #include "writer/profile_kinds.h"
 #include "writer/sink.h"
 #include "symbolize/symbols.h"
@@ -41,7 +43,28 @@ void write_profile(const char* name, const std::string& raw, unsigned seq, bool*
     log::info("wrote %s", path.c_str());
 }
 
+// Custom profiles (Go's NewProfile) are written with every dump, before the built-in kinds (the
+// threads profile stays last), whether or not they hold keys now: the program made them.
+void write_custom_profiles(const BuildContext& context, unsigned seq, bool* reported) {
+    std::string error;
+    for (const record::CustomProfile* profile : record::custom_profiles()) {
+        std::string raw;
+        if (build_custom_profile(*profile, context, &raw, &error))
+            write_profile(profile->name(), raw, seq, reported);
+        else
+            log::problem("cannot build the %s profile: %s", profile->name(), error.c_str());
+    }
+}
+
 }  // namespace
+
+const Config* settings() {
+    return g_settings;
+}
+
+symbolize::SymbolCache& shared_symbol_cache() {
+    return symbol_cache();
+}
 
 void start(const Config& c) {
     g_settings = &c;
@@ -60,7 +83,9 @@ void write_dump(unsigned seq, DumpReason reason) {
                 kind.has_samples())
                 wanted |= kind.bit;
         }
-        if (wanted == 0) return;  // nothing to say: no module list read, no symbol looked up
+        const bool custom = !record::custom_profiles().empty();
+        if (wanted == 0 && !custom) return;  // nothing to say: no module list read, no symbol
+                                             // looked up
         symbolize::ModuleSnapshot modules;
         std::string error;
         if (!modules.capture(&error))
@@ -68,6 +93,7 @@ void write_dump(unsigned seq, DumpReason reason) {
                          error.c_str());
         const BuildContext context{&modules, &symbol_cache(), c.dump_signal};
         bool reported = false;
+        if (custom) write_custom_profiles(context, seq, &reported);
         for (const ProfileKind& kind : profile_kinds()) {
             if (!(wanted & kind.bit)) continue;
             std::string raw;

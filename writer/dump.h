@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/config.h"
+#include "symbolize/symbols.h"
 
 namespace gprof::writer {
 
@@ -14,5 +15,11 @@ void start(const Config& c);
 enum class DumpReason { Signal, Exit };
 
 void write_dump(unsigned seq, DumpReason reason);
+
+// The settings start() was given (null before start-up).
+const Config* settings();
+// The symbol cache dumps keep from one to the next, for profiles written on request too; used by
+// one dump or request at a time.
+symbolize::SymbolCache& shared_symbol_cache();
 
 }  // namespace gprof::writer

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
@@ -28,9 +29,11 @@ ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double 
 
 // Encodes the process's heap profile (uncompressed) into *out. False with *error on failure.
 // Go's writeHeapProto(w, records, rate): the heap profile of `heap`'s buckets, un-sampled at
-// `rate` (record::scale_heap_sample), stacks from `stacks`.
+// `rate` (record::scale_heap_sample), stacks from `stacks`; each bucket's label set as string
+// labels. default_sample_type: the type readers show first (Go's allocs profile: alloc_space).
 bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& stacks, int64_t rate,
                         const symbolize::ModuleSnapshot* modules, symbolize::SymbolCache* symbols,
-                        std::string* out, std::string* error);
+                        std::string* out, std::string* error,
+                        std::string_view default_sample_type = {});
 
 }  // namespace gprof::writer

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 
 #include "base/files.h"
@@ -13,9 +14,10 @@
 namespace gprof::writer {
 namespace {
 
-bool write_descriptor(int fd, std::string_view bytes, std::string* error) {
+bool write_descriptor(int fd, std::string_view bytes, std::string* error, int* error_out) {
     struct stat status;
     if (fstat(fd, &status) != 0) {
+        *error_out = errno;
         *error = "cannot write to file descriptor " + std::to_string(fd) + ": " +
                  base::errno_text(errno);
         return false;
@@ -32,11 +34,15 @@ bool write_descriptor(int fd, std::string_view bytes, std::string* error) {
             int flags = fcntl(fd, F_GETFL);
             off_t offset =
                 flags != -1 && (flags & O_APPEND) ? status.st_size : lseek(fd, 0, SEEK_CUR);
-            if (!base::within_file_size_limit(offset, bytes.size(), error)) return false;
+            if (!base::within_file_size_limit(offset, bytes.size(), error)) {
+                *error_out = EFBIG;
+                return false;
+            }
         }
         ok = base::write_fully(fd, bytes, -1, &error_number);
     }
     if (!ok) {
+        *error_out = error_number;
         *error = "cannot write to file descriptor " + std::to_string(fd) + ": " +
                  base::errno_text(error_number);
     }
@@ -73,9 +79,12 @@ bool write_file_atomically(const std::string& path, std::string_view bytes,
                                        error);
 }
 
-bool write_to_fd(int fd, std::string_view bytes, std::string* error) noexcept {
+bool write_to_fd(int fd, std::string_view bytes, std::string* error, int* error_number) noexcept {
+    int ignored = 0;
+    int* error_out = error_number != nullptr ? error_number : &ignored;
+    *error_out = ENOMEM;  // if it throws
     return base::without_exceptions(error, "writing a profile",
-                                    [&] { return write_descriptor(fd, bytes, error); });
+                                    [&] { return write_descriptor(fd, bytes, error, error_out); });
 }
 
 }  // namespace gprof::writer

@@ -23,7 +23,9 @@ std::string profile_file_path(std::string_view prefix, pid_t pid, unsigned seque
 bool write_file_atomically(const std::string& path, std::string_view bytes,
                            std::string* error) noexcept;
 
-// Writes all of bytes to an open descriptor (for the C API), retrying short writes and EINTR.
-bool write_to_fd(int fd, std::string_view bytes, std::string* error) noexcept;
+// Writes all of bytes to an open descriptor (for the C API), retrying short writes and EINTR. On
+// failure *error_number (if given) is the errno that made it fail.
+bool write_to_fd(int fd, std::string_view bytes, std::string* error,
+                 int* error_number = nullptr) noexcept;
 
 }  // namespace gprof::writer

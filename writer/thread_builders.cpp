@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <map>
+#include <tuple>
 #include <vector>
 
+#include "record/labels.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/thread_stacks.h"
@@ -16,31 +18,46 @@ bool is_gprof_thread(pid_t tid) { return record::thread_registry().is_own(tid); 
 
 }  // namespace
 
-bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules,
-                           symbolize::SymbolCache* symbols, std::string* out, std::string* error) {
-    unwind::ThreadCensus census;
+ThreadGroups group_threads(int dump_signal) {
+    ThreadGroups result;
     std::vector<unwind::ThreadSnapshot> threads =
-        unwind::capture_all_threads(is_gprof_thread, dump_signal, &census);
+        unwind::capture_all_threads(is_gprof_thread, dump_signal, &result.census);
 
     // Go's goroutine profile: one sample per distinct (stack, labels), valued by how many share it.
-    std::map<std::pair<std::vector<uintptr_t>, std::string>, int64_t> groups;
-    size_t without_stack = 0;
+    using Labels = std::vector<std::pair<std::string, std::string>>;
+    std::map<std::tuple<std::vector<uintptr_t>, std::string, Labels>, int64_t> groups;
+    Labels labels;
     for (const unwind::ThreadSnapshot& t : threads) {
         if (t.depth == 0) {
-            ++without_stack;
+            ++result.without_stack;
             continue;
         }
-        ++groups[{std::vector<uintptr_t>(t.pcs, t.pcs + t.depth), std::string(t.name)}];
+        record::label_set_pairs(record::label_set_of_thread(t.tid), &labels);
+        ++groups[{std::vector<uintptr_t>(t.pcs, t.pcs + t.depth), std::string(t.name), labels}];
     }
+    result.threads = threads.size();
+    for (auto& [key, count] : groups)
+        result.groups.push_back(
+            ThreadGroup{std::get<0>(key), std::get<1>(key), std::get<2>(key), count});
+    return result;
+}
+
+bool build_threads_profile(int dump_signal, const symbolize::ModuleSnapshot* modules,
+                           symbolize::SymbolCache* symbols, std::string* out, std::string* error) {
+    const ThreadGroups threads = group_threads(dump_signal);
+    const unwind::ThreadCensus& census = threads.census;
 
     static constexpr pprof::ValueType kTypes[] = {{"goroutine", "count"}};
     pprof::ProfileBuilder builder(kTypes, {"goroutine", "count"}, 1, modules, symbols);
     builder.set_time_now();
-    for (const auto& [key, count] : groups) {
-        const pprof::StringLabel name[] = {{"thread_name", key.second}};
-        builder.add_sample(key.first.data(), key.first.size(), &count, 1,
-                           pprof::SampleLabels{name, {}});
+    std::vector<pprof::StringLabel> labels;
+    for (const ThreadGroup& g : threads.groups) {
+        labels.assign(1, {"thread_name", g.name});
+        for (const auto& [key, value] : g.labels) labels.push_back({key, value});
+        builder.add_sample(g.pcs.data(), g.pcs.size(), &g.count, 1,
+                           pprof::SampleLabels{labels, {}});
     }
+    const size_t without_stack = threads.without_stack;
     if (without_stack != 0) {
         char note[256];
         snprintf(note, sizeof note,

@@ -12,6 +12,10 @@
 //   cpu_burn takeover SECONDS     installs handlers on SIGSTKFLT and every real-time signal
 //   cpu_burn fds SECONDS          burns in main and in a second thread, then lists its descriptors
 //   cpu_burn dumps PREFIX         burns 0.8 s, dumps (SIGUSR2), 0.8 s, dumps, 0.4 s, exits
+//   cpu_burn labels SECONDS       two threads burn under gprof_label_push request=a / request=b
+//                                 (SECONDS and half of it)
+//   cpu_burn api FILE SECONDS     gprof_start_cpu_profile(FILE) around a burn, and a second
+//                                 start while one runs (EBUSY)
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -33,6 +37,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "api/gprof.h"
 
 namespace {
 
@@ -276,6 +282,57 @@ int fds(int64_t ns) {
     return 0;
 }
 
+__attribute__((noipa)) double label_burn(int64_t ns) { return spin(ns) + 6; }
+
+struct Labelled {
+    const char* value;
+    int64_t ns;
+    int64_t used = 0;
+};
+
+void* labelled_main(void* raw) {
+    auto* job = static_cast<Labelled*>(raw);
+    bool api = gprof_label_push != nullptr;
+    if (api) gprof_label_push("request", job->value);
+    int64_t start = thread_cpu_ns();
+    label_burn(job->ns);
+    job->used = thread_cpu_ns() - start;
+    if (api) gprof_label_pop();
+    return nullptr;
+}
+
+int labels(int64_t ns) {
+    Labelled jobs[] = {{"a", ns}, {"b", ns / 2}};
+    pthread_t ids[2];
+    for (int i = 0; i < 2; ++i) pthread_create(&ids[i], nullptr, labelled_main, &jobs[i]);
+    for (pthread_t id : ids) pthread_join(id, nullptr);
+    printf("request a %lld\nrequest b %lld\n", static_cast<long long>(jobs[0].used),
+           static_cast<long long>(jobs[1].used));
+    return 0;
+}
+
+int api(const char* path, int64_t ns) {
+    if (gprof_start_cpu_profile == nullptr) {
+        printf("no gprof\n");
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int started = gprof_start_cpu_profile(fd);
+    int again = gprof_start_cpu_profile(fd);
+    int again_errno = errno;
+    int64_t before = thread_cpu_ns();
+    main_burn(ns);
+    int64_t used = thread_cpu_ns() - before;
+    int stopped = gprof_stop_cpu_profile();
+    int stopped_again = gprof_stop_cpu_profile();
+    int stopped_again_errno = errno;
+    close(fd);
+    printf("start %d again %d %s stop %d again %d %s burned %lld\n", started, again,
+           again_errno == EBUSY ? "EBUSY" : "?", stopped, stopped_again,
+           stopped_again_errno == EINVAL ? "EINVAL" : "?", static_cast<long long>(used));
+    return 0;
+}
+
 // Waits for dump `seq` to be complete: its threads profile, written last.
 bool await_dump(const char* prefix, int seq) {
     char path[4096];
@@ -315,6 +372,8 @@ int main(int argc, char** argv) {
     if (mode == "takeover") return takeover(seconds_ns(argv[2]));
     if (mode == "dumps") return dumps(argv[2]);
     if (mode == "fds") return fds(seconds_ns(argv[2]));
+    if (mode == "labels") return labels(seconds_ns(argv[2]));
+    if (mode == "api" && argc == 4) return api(argv[2], seconds_ns(argv[3]));
     fprintf(stderr, "cpu_burn: unknown mode %s\n", mode.c_str());
     return 2;
 }

@@ -66,6 +66,7 @@ TEST_CASE("an allocation of S bytes is sampled with probability 1 - exp(-S/rate)
 TEST_CASE("an allocator's intervals: the same rule, never 0") {
     // allocator_sample_interval() draws from the calling thread's generator with the process's
     // rate, and must hand jemalloc a wait of at least one byte.
+    gprof::record::hand_sampling_to_allocator();
     gprof::record::set_mem_profile_rate(4096);
     constexpr int n = 200000;
     double sum = 0;
@@ -77,8 +78,24 @@ TEST_CASE("an allocator's intervals: the same rule, never 0") {
     }
     CHECK(least >= 1);
     CHECK(std::abs(sum / n - 4096.0) < 5 * 4096.0 / std::sqrt(n) + 1);
+    // Rate 0, or the shims sampling (the C API handed it to them): the allocator only looks again.
     gprof::record::set_mem_profile_rate(0);
-    CHECK(gprof::record::allocator_sample_interval() >= (int64_t{64} << 20));
+    CHECK(gprof::record::allocator_sample_interval() == gprof::record::kAllocatorRecheckBytes);
+    gprof::record::set_mem_profile_rate(4096);
+    gprof::record::set_allocator_samples(false);
+    CHECK(gprof::record::allocator_sample_interval() == gprof::record::kAllocatorRecheckBytes);
+    CHECK_FALSE(gprof::record::allocator_samples());
+    gprof::record::set_mem_profile_rate(524288);
+}
+
+TEST_CASE("a new rate of 1 samples the thread's next allocation, as Go's") {
+    gprof::record::set_mem_profile_rate(1 << 30);
+    CHECK_FALSE(gprof::record::should_sample(100));  // a fresh interval of about 1 GiB
+    gprof::record::set_mem_profile_rate(1);
+    // The interval drawn under the old rate ends at once: the slow path sees the new rate.
+    gprof::record::t_sampler.bytes_left = 0;
+    CHECK(gprof::record::should_sample(100));
+    CHECK(gprof::record::should_sample(100));
     gprof::record::set_mem_profile_rate(524288);
 }
 
