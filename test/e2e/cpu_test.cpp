@@ -160,27 +160,30 @@ TEST_CASE("the cpu profile has Go's layout, named stacks and no frame of gprof's
 
 TEST_CASE("two functions burning 3:1 come out at 75% +- 3 points", "[cpu]") {
     for (const Source& source : kSources) {
+        const bool perf = std::string(source.timer_only) == "0";
+        // CPU-time timers are checked at the kernel's tick: on a loaded machine their shares
+        // drift further (reported, and held to 8 points).
+        const double tolerance = perf ? 0.03 : 0.08;
         for (int hz : {100, 250, 1000}) {
             INFO("source: " << source.name << ", " << hz << " Hz");
-            CpuRun r = run_burn({"ratio", hz == 1000 ? "2" : "3"}, hz, source);
-            INFO(r.result.describe());
-            REQUIRE(r.result.status == 0);
-            double truth = ratio(reported(r.result.out, "three"),
-                                 reported(r.result.out, "three") + reported(r.result.out, "one"));
-            CHECK(std::abs(truth - 0.75) < 0.01);
-            perftools::profiles::Profile p;
-            std::vector<FlatSample> samples = read_cpu(cpu_file(r), &p);
-            int64_t three = nanos_in(samples, "burn_three"), one = nanos_in(samples, "burn_one");
-            double share = ratio(three, three + one);
-            INFO("burn_three's share " << share);
-            if (std::string(source.timer_only) == "0") {
-                CHECK(std::abs(share - 0.75) <= 0.03);
-            } else {
-                // CPU-time timers are checked at the kernel's tick: on a loaded machine their
-                // shares drift by up to 5 points here (reported, and held to 8).
-                WARN("timers at " << hz << " Hz: burn_three's share " << share);
-                CHECK(std::abs(share - 0.75) <= 0.08);
+            // A statistical check: a run that misses by chance gets one more; both must miss.
+            std::vector<double> shares;
+            for (int attempt = 0; attempt < 2; ++attempt) {
+                CpuRun r = run_burn({"ratio", hz == 1000 ? "2" : "3"}, hz, source);
+                INFO(r.result.describe());
+                REQUIRE(r.result.status == 0);
+                int64_t truth_three = reported(r.result.out, "three");
+                double truth = ratio(truth_three, truth_three + reported(r.result.out, "one"));
+                CHECK(std::abs(truth - 0.75) < 0.01);
+                perftools::profiles::Profile p;
+                std::vector<FlatSample> samples = read_cpu(cpu_file(r), &p);
+                int64_t three = nanos_in(samples, "burn_three"), one = nanos_in(samples, "burn_one");
+                shares.push_back(ratio(three, three + one));
+                if (std::abs(shares.back() - 0.75) <= tolerance) break;
             }
+            INFO("burn_three's share, by attempt: " << shares[0] << " " << shares.back());
+            if (!perf) WARN("timers at " << hz << " Hz: burn_three's share " << shares.back());
+            CHECK(std::abs(shares.back() - 0.75) <= tolerance);
         }
     }
 }
