@@ -203,6 +203,7 @@ TEST_CASE("cpu samples: a writer thread and a drain at once lose no sample's tim
     seen += total_samples(data);
     lost += static_cast<int64_t>(data.dropped);
     CHECK(seen == kSamples);
-    CHECK(lost < kSamples * 9 / 10);
+    // However slow the drain, the ring's first few hundred records always fit.
+    CHECK(lost <= kSamples - 500);
     record::end_cpu_session(record::CpuSession::Dump);
 }
