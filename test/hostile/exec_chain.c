@@ -7,8 +7,8 @@
 
 #include "hostile.h"
 
-__attribute__((noinline)) static void* site_level_fn(size_t n) { return malloc(n); }
-__attribute__((noinline)) static void* site_child_fn(size_t n) { return malloc(n); }
+__attribute__((noinline, noclone)) static void* site_level_fn(size_t n) { return malloc(n); }
+__attribute__((noinline, noclone)) static void* site_child_fn(size_t n) { return malloc(n); }
 
 int main(int argc, char** argv) {
     if (argc != 3) return 2;

@@ -17,7 +17,7 @@ TEST_CASE("#13 tst-malloc-fork-deadlock: fork with getline readers and fflush(NU
 
 TEST_CASE("#14 fork storm: 8 threads sampled at every byte while another thread forks",
           "[hostile][fork][cpu]") {
-    const std::string forks = std::to_string(sized(40, 10000));
+    const std::string forks = std::to_string(sized(20, 10000));
     RunResult bare =
         check_case("fork-storm", {program("fork_storm"), forks}, configs(true), Outcome::kSame,
                    {{"GPROF_MEM_PROFILE_RATE", "1"}}, long_run() ? 900 : 120);
@@ -40,7 +40,7 @@ TEST_CASE("#15 tst-mallocfork2: fork from a signal handler that interrupted mall
 }
 
 TEST_CASE("#16 vfork and posix_spawn storm: the parent's records intact", "[hostile][fork][cpu]") {
-    const int n = sized(150, 10000);
+    const int n = sized(50, 10000);
     RunResult bare = check_case(
         "spawn-storm", {program("spawn_storm"), std::to_string(n)}, configs(true), Outcome::kSame,
         {{"GPROF_MEM_PROFILE_RATE", "1"}}, long_run() ? 900 : 120,

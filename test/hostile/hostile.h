@@ -1,6 +1,7 @@
 /* Shared by the hostile-case programs: failing loudly, and waiting for a dump that was asked for
-   with the dump signal (SIGUSR2, gprof's default). A program behaves the same with and without gprof; it only waits for a
-   dump's files when gprof is loaded (its weak API symbol is then present). */
+   with the dump signal (SIGUSR2, gprof's default). A program behaves the same with and without
+   gprof; it only signals itself and waits for a dump's files when gprof is loaded (its weak API
+   symbol is then present). */
 #pragma once
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,8 +38,8 @@ static inline int hostile_count_files(const char* dir, const char* part) {
     if (d == NULL) return 0;
     for (struct dirent* e; (e = readdir(d)) != NULL;) {
         size_t len = strlen(e->d_name);
-        if (strstr(e->d_name, part) != NULL && !(len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0))
-            ++n;
+        int temporary = len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0;
+        if (strstr(e->d_name, part) != NULL && !temporary) ++n;
     }
     closedir(d);
     return n;
@@ -52,9 +53,9 @@ static inline int hostile_dump(void) {
     return 1;
 }
 
-/* Under gprof, sends the dump signal to this process and, under gprof, waits up to 20 s for the dump's threads
+/* Under gprof, sends the dump signal to this process and waits up to 20 s for the dump's threads
    profile (written after the heap profile) of sequence `seq` of this pid to appear in dir, then a
-   little longer for the profiles written after it. Returns 0 when it appeared (or without gprof). */
+   little longer for the profiles written after it. Returns 0 when it appeared, or without gprof. */
 static inline int hostile_dump_and_wait(const char* dir, int seq) {
     if (!hostile_gprof_loaded()) return 0;
     kill(getpid(), SIGUSR2);

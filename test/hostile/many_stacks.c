@@ -6,7 +6,7 @@
 
 static long g_calls;
 
-__attribute__((noinline)) static long chain(int left) {
+__attribute__((noinline, noclone)) static long chain(int left) {
     if (left == 0) {
         char* p = malloc(24);
         if (p == NULL) return 0;

@@ -42,7 +42,8 @@ TEST_CASE("#37 hostile GPROF_* values: the program runs as without, one line at 
     REQUIRE(bare.status == 0);
     REQUIRE(bare.out == "plain: 2000 blocks\n");
     const std::string huge(1 << 20, '7');
-    for (const std::string& v : Values{"0", "-1", "1e99", "abc", "", "99999999999999999999999", huge})
+    for (const std::string& v :
+         Values{"0", "-1", "1e99", "abc", "", "99999999999999999999999", huge})
         run_plain_with("GPROF_MEM_PROFILE_RATE", v, bare);
     // Clearly wrong values are reported.
     for (const std::string& v : Values{"-1", "1e99", "abc", huge})
@@ -58,7 +59,8 @@ TEST_CASE("#37 hostile GPROF_* values: the program runs as without, one line at 
         run_plain_with("GPROF_AT_EXIT", v, bare);
         run_plain_with("GPROF_LOG", v, bare);
     }
-    for (const std::string& v : Values{"", "glibc", huge}) run_plain_with("GPROF_ALLOCATOR", v, bare);
+    for (const std::string& v : Values{"", "glibc", huge})
+        run_plain_with("GPROF_ALLOCATOR", v, bare);
     for (const std::string& v : Values{"a,b,,heap", "", "cpu", huge})
         run_plain_with("GPROF_PROFILES", v, bare);
     // Ports: 0, out of range, not a number, not loopback (no HTTP server is built yet: the value
@@ -73,7 +75,8 @@ TEST_CASE("#37 hostile output paths: printf specifiers, missing and unwritable d
     std::string dir = e2e::make_dir("hostile-paths");
     SECTION("%s%n%x is a name like any other") {
         RunResult r = e2e::run({program("plain")},
-                               options(gprof_env({"jemalloc", 0}, dir, {{"GPROF_OUTPUT", "%s%n%x"}}),
+                               options(gprof_env({"jemalloc", 0}, dir,
+                                                 {{"GPROF_OUTPUT", "%s%n%x"}}),
                                        60, dir));
         check_outcome(bare, r, Outcome::kSame);
         std::vector<std::string> files = check_written(dir);
@@ -92,7 +95,8 @@ TEST_CASE("#37 hostile output paths: printf specifiers, missing and unwritable d
         SECTION("unwritable: " + out) {
             std::string line;
             RunResult r = e2e::run({program("plain")},
-                                   options(gprof_env({"jemalloc", 0}, dir, {{"GPROF_OUTPUT", out}})));
+                                   options(gprof_env({"jemalloc", 0}, dir,
+                                                     {{"GPROF_OUTPUT", out}})));
             check_outcome(bare, r, Outcome::kOneLine, &line);
             CHECK(line.rfind("gprof: cannot", 0) == 0);
         }

@@ -3,8 +3,8 @@
    0. Usage: plain */
 #include "hostile.h"
 
-__attribute__((noinline)) static void* site_a(size_t n) { return malloc(n); }
-__attribute__((noinline)) static void* site_b(size_t n) { return calloc(1, n); }
+__attribute__((noinline, noclone)) static void* site_a(size_t n) { return malloc(n); }
+__attribute__((noinline, noclone)) static void* site_b(size_t n) { return calloc(1, n); }
 
 int main(void) {
     long sum = 0;

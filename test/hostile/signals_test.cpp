@@ -5,7 +5,7 @@
 using namespace hostile;
 
 TEST_CASE("#19 a 10 kHz dump-signal storm while 8 threads allocate", "[hostile][signals][cpu]") {
-    const std::string n = long_run() ? "100000" : "10000";
+    const std::string n = long_run() ? "100000" : "3000";
     size_t dumps = 0;
     RunResult bare = check_case(
         "dump-storm", {program("dump_storm"), n}, configs(true), Outcome::kSame, {}, 120,

@@ -10,7 +10,7 @@
 
 extern char** environ;
 
-__attribute__((noinline)) static void* site_keep_fn(size_t n) { return malloc(n); }
+__attribute__((noinline, noclone)) static void* site_keep_fn(size_t n) { return malloc(n); }
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 1000;

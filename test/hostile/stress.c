@@ -12,7 +12,9 @@ enum { kThreads = 32, kSlots = 4096 };
 static _Atomic(uintptr_t) g_slots[kSlots];
 static atomic_long g_bad;
 
-static uintptr_t cookie(const void* p, size_t n) { return ((uintptr_t)p ^ n) * 0x9E3779B97F4A7C15u; }
+static uintptr_t cookie(const void* p, size_t n) {
+    return ((uintptr_t)p ^ n) * 0x9E3779B97F4A7C15u;
+}
 
 static void* make(size_t n) {
     uintptr_t* p = malloc(n * sizeof(uintptr_t) + 2 * sizeof(uintptr_t));
