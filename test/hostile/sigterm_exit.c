@@ -14,17 +14,26 @@ static void on_term(int sig) {
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 500;
     int exited = 0, hung = 0;
-    signal(SIGTERM, on_term);  /* before fork: a child is never without it */
     for (int i = 0; i < n; ++i) {
+        /* The child says when its handler is in place (fork has returned in it): a SIGTERM any
+           earlier would find it without one, or still inside fork. */
+        int ready[2];
+        if (pipe(ready) != 0) hostile_fail("pipe");
         pid_t pid = fork();
         if (pid < 0) hostile_fail("fork");
         if (pid == 0) {
+            signal(SIGTERM, on_term);
+            if (write(ready[1], "r", 1) != 1) _exit(3);
             void* ring[16] = {0};
             for (unsigned k = 0;; ++k) {
                 free(ring[k % 16]);
                 ring[k % 16] = malloc(32 + (k * 7919) % 70000);
             }
         }
+        char byte;
+        if (read(ready[0], &byte, 1) != 1) hostile_fail("read");
+        close(ready[0]);
+        close(ready[1]);
         usleep(1000 + (useconds_t)(i % 7) * 300);
         kill(pid, SIGTERM);
         int status = 0;
