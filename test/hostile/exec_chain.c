@@ -7,8 +7,17 @@
 
 #include "hostile.h"
 
-__attribute__((noinline, noclone)) static void* site_level_fn(size_t n) { return malloc(n); }
-__attribute__((noinline, noclone)) static void* site_child_fn(size_t n) { return malloc(n); }
+/* Not tail calls: each site's own frame is the stack's first. */
+__attribute__((noinline, noclone)) static void* site_level_fn(size_t n) {
+    void* p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+__attribute__((noinline, noclone)) static void* site_child_fn(size_t n) {
+    void* p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
 
 int main(int argc, char** argv) {
     if (argc != 3) return 2;

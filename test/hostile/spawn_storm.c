@@ -10,7 +10,12 @@
 
 extern char** environ;
 
-__attribute__((noinline, noclone)) static void* site_keep_fn(size_t n) { return malloc(n); }
+/* Not a tail call: the site's own frame is the stack's first. */
+__attribute__((noinline, noclone)) static void* site_keep_fn(size_t n) {
+    void* p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
 
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 1000;
