@@ -1,6 +1,6 @@
 /* Case 31: N children each allocate in a tight loop with a SIGTERM handler that calls exit();
    the parent sends SIGTERM after a short while. exit() runs the at-exit dump from the handler,
-   on a thread interrupted in malloc. A child not gone within 10 s counts as hung.
+   on a thread interrupted in malloc. A child not gone within 5 s counts as hung.
    Usage: sigterm_exit N */
 #include <sys/wait.h>
 
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
         usleep(1000 + (useconds_t)(i % 7) * 300);
         kill(pid, SIGTERM);
         int status = 0;
-        double end = hostile_now() + 10;
+        double end = hostile_now() + 5;
         pid_t r;
         while ((r = waitpid(pid, &status, WNOHANG)) == 0 && hostile_now() < end) usleep(1000);
         if (r == 0) {
