@@ -91,7 +91,7 @@ RunResult check_case(const std::string& name, const std::vector<std::string>& ar
     auto with_dir = [&argv](const std::string& dir) {
         std::vector<std::string> v = argv;
         for (std::string& a : v)
-            if (a == "{dir}") a = dir;
+            for (size_t at; (at = a.find("{dir}")) != std::string::npos;) a.replace(at, 5, dir);
         return v;
     };
     std::string bare_dir = e2e::make_dir(name + "-bare");

@@ -58,7 +58,7 @@ void check_outcome(const RunResult& bare, const RunResult& r, Outcome outcome,
 std::vector<std::string> check_written(const std::string& dir, size_t pprof_max = 1000);
 
 // One hostile case: argv runs bare once, then under gprof in each config, each run writing into
-// a fresh directory that replaces "{dir}" in argv (the bare run gets one too). Each run under
+// a fresh directory that replaces each "{dir}" in argv (the bare run gets one too). Each run under
 // gprof must have `outcome` and leave only complete profiles (check_written); `more`, when given,
 // checks a run further. Returns the bare run, for the test to check that the case happened.
 using MoreChecks =
