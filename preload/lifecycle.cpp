@@ -16,14 +16,23 @@
 #include "unwind/stack.h"
 #include "writer/dump.h"
 
+// glibc's lock of the list of stdio streams (exported from libc.so.6; recursive). fork() takes
+// it after the prepare handlers, and resets it in the child.
+extern "C" void _IO_list_lock() noexcept;
+extern "C" void _IO_list_unlock() noexcept;
+
 namespace gprof {
 namespace {
 
 // fork(): gprof's locks are taken before the allocator's (pthread_atfork runs prepare handlers
 // in reverse order of registration, and jemalloc registered its own at the first malloc, before
-// this constructor), and released in both parent and child.
+// this constructor), and released in both parent and child. glibc's stream-list lock comes before
+// them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while it
+// waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free a
+// buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
 void prepare_fork() {
     dumper::prepare_fork();  // first: a dump in progress takes the locks below
+    _IO_list_lock();
     record::heap_profile().lock_all();
     record::stack_table().lock().lock();
     unwind::prepare_fork();
@@ -33,6 +42,7 @@ void parent_after_fork() {
     unwind::after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
+    _IO_list_unlock();  // (in the child, fork has reset it)
     dumper::parent_after_fork();
 }
 

@@ -1,5 +1,6 @@
 #include "record/heap_profile.h"
 
+#include <atomic>
 #include <cstring>
 
 #include "base/os_memory.h"
@@ -12,6 +13,32 @@ namespace {
 
 // The counter stripe of this thread, handed out round-robin at its first sample.
 constinit thread_local int t_count_stripe [[gnu::tls_model("initial-exec")]] = -1;
+
+// The shard whose lock this thread is taking or holds in add, remove or restore, plus one (0:
+// none). A signal handler that allocates or frees can interrupt its own thread there, and would
+// spin forever on that same lock: its allocation is then dropped, and its free leaves the entry in
+// the table (ended later when a new life takes the address, as for a free that bypasses gprof).
+// A fork from such a handler leaves that lock to the interrupted frame (lock_all).
+constinit thread_local int t_held_shard [[gnu::tls_model("initial-exec")]] = 0;
+
+class HeldShard {
+public:
+    explicit HeldShard(int index) : previous_(t_held_shard) {
+        t_held_shard = index + 1;
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // marked before the lock is taken
+    }
+    ~HeldShard() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);  // released before unmarked
+        t_held_shard = previous_;
+    }
+    HeldShard(const HeldShard&) = delete;
+    HeldShard& operator=(const HeldShard&) = delete;
+
+private:
+    int previous_;
+};
+
+bool held_by_this_thread(int index) { return t_held_shard == index + 1; }
 
 }  // namespace
 
@@ -176,7 +203,13 @@ void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_
         return;
     }
     count_alloc(bucket);
-    Shard& s = shards_[shard_of(filter_bit(p))];
+    const int index = static_cast<int>(shard_of(filter_bit(p)));
+    if (held_by_this_thread(index)) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    Shard& s = shards_[index];
+    HeldShard held(index);
     base::SpinGuard guard(s.lock);
     uint32_t born = 0;
     if (numbered) {
@@ -201,9 +234,12 @@ uint32_t HeapProfile::record_reported_free(void* p, uint32_t births) {
 uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
     prefetch(p);  // while the lock is taken
     uint64_t h = hash(p);
-    Shard& s = shards_[shard_of(filter_bit(p))];
+    const int index = static_cast<int>(shard_of(filter_bit(p)));
+    if (held_by_this_thread(index)) return 0;
+    Shard& s = shards_[index];
     uint32_t bucket = 0;
     {
+        HeldShard held(index);
         base::SpinGuard guard(s.lock);
         if (s.capacity == 0) return 0;
         size_t mask = s.capacity - 1;
@@ -237,7 +273,10 @@ uint32_t HeapProfile::remove(void* p, bool check_birth, uint32_t births) {
 void HeapProfile::restore(void* p, uint32_t token) {
     if (token == 0) return;
     uint32_t bucket = token - 1;
-    Shard& s = shards_[shard_of(filter_bit(p))];
+    const int index = static_cast<int>(shard_of(filter_bit(p)));
+    if (held_by_this_thread(index)) return;
+    Shard& s = shards_[index];
+    HeldShard held(index);
     base::SpinGuard guard(s.lock);
     insert_locked(s, reinterpret_cast<uintptr_t>(p), bucket, 0);
 }
@@ -262,13 +301,15 @@ size_t HeapProfile::bytes_used() const {
 
 void HeapProfile::lock_all() {
     snapshot_lock_.lock();
-    for (Shard& s : shards_) s.lock.lock();
+    for (int i = 0; i < kShards; ++i)
+        if (!held_by_this_thread(i)) shards_[i].lock.lock();
     buckets_lock_.lock();
 }
 
 void HeapProfile::unlock_all() {
     buckets_lock_.unlock();
-    for (Shard& s : shards_) s.lock.unlock();
+    for (int i = 0; i < kShards; ++i)
+        if (!held_by_this_thread(i)) shards_[i].lock.unlock();
     snapshot_lock_.unlock();
 }
 

@@ -96,7 +96,9 @@ class HeapProfile {
     uint64_t truncated() const { return truncated_.load(std::memory_order_relaxed); }
     size_t bytes_used() const;
 
-    // fork(): every lock of the profile, taken before fork and released after it in both.
+    // fork(): every lock of the profile, taken before fork and released after it in both; but a
+    // shard lock that this thread holds already (a fork from a signal handler that interrupted
+    // it there), which its interrupted frame releases.
     void lock_all();
     void unlock_all();
 
