@@ -431,3 +431,294 @@ TEST_CASE("http: answers, headers and errors as Go's net/http/pprof", "[http]") 
     kill(t->pid, SIGTERM);
     t->result.get();
 }
+
+namespace {
+
+struct Scrape {
+    std::string path;
+    int round = 0;
+    Answer answer;
+    double cpu_before = 0, cpu_after = 0;  // the process's CPU seconds around a CPU profile
+};
+
+// A scraper's default schedule: every `interval` seconds, each path at once (each a loop of its
+// own, as Parca and Alloy run one per profile type), for `rounds` rounds.
+std::vector<Scrape> replay(const Target& t, int interval, int rounds,
+                           const std::vector<std::string>& paths) {
+    std::vector<Scrape> scrapes;
+    std::mutex mutex;
+    const double start = now_seconds();
+    for (int round = 0; round < rounds; ++round) {
+        double at = start + round * interval;
+        while (now_seconds() < at) usleep(10000);
+        std::vector<std::thread> threads;
+        for (const auto& path : paths) {
+            threads.emplace_back([&, path, round] {
+                Scrape s;
+                s.path = path;
+                s.round = round;
+                bool cpu = path.rfind("profile", 0) == 0;
+                if (cpu) s.cpu_before = process_cpu(t.pid);
+                s.answer = request(t.port, "/debug/pprof/" + path, "GET", "", interval + 30);
+                if (cpu) s.cpu_after = process_cpu(t.pid);
+                std::lock_guard lock(mutex);
+                scrapes.push_back(std::move(s));
+            });
+        }
+        for (auto& thread : threads) thread.join();
+    }
+    return scrapes;
+}
+
+// The checks of a replayed schedule: every answer 200 and a valid profile, deltas never
+// negative, cumulative totals never falling, and the CPU profiles' seconds those the process used.
+void check_scrapes(const char* scraper, const Target& t, std::vector<Scrape> scrapes) {
+    std::sort(scrapes.begin(), scrapes.end(), [](const Scrape& a, const Scrape& b) {
+        return a.path != b.path ? a.path < b.path : a.round < b.round;
+    });
+    double profiled = 0, used = 0;
+    std::map<std::string, int64_t> last_total;
+    for (const auto& s : scrapes) {
+        INFO(scraper << " " << s.path << " round " << s.round << ": " << s.answer.status << " "
+                     << s.answer.body.substr(0, 200));
+        REQUIRE(s.answer.status == 200);
+        auto p = decode_answer(s.answer, t.dir);
+        CHECK(p.sample_size() > 0);
+        if (s.path.rfind("delta_", 0) == 0) {
+            for (const auto& sample : p.sample())
+                for (int v = 0; v < sample.value_size(); ++v) CHECK(sample.value(v) >= 0);
+        } else if (s.path.rfind("profile", 0) == 0) {
+            profiled += static_cast<double>(total(p, 1)) * 1e-9;
+            used += s.cpu_after - s.cpu_before;
+        } else if (s.path != "goroutine") {
+            int64_t now = total(p, 0);
+            CHECK(now >= last_total[s.path]);
+            last_total[s.path] = now;
+        }
+    }
+    printf("%s schedule: %zu scrapes, all 200; CPU profiles %.2f s, process CPU in their windows "
+           "%.2f s (%.1f%%)\n",
+           scraper, scrapes.size(), profiled, used, used > 0 ? 100 * profiled / used : 0.0);
+    CHECK(used > 1);
+    CHECK(profiled >= used * 0.9);
+    CHECK(profiled <= used * 1.1);
+}
+
+// GPROF_HTTP_SCRAPE_SECONDS (default 30) is how long each schedule runs; 120 is the issue's.
+int scrape_seconds() {
+    const char* s = getenv("GPROF_HTTP_SCRAPE_SECONDS");
+    return s != nullptr && atoi(s) > 0 ? atoi(s) : 30;
+}
+
+}  // namespace
+
+TEST_CASE("http: Parca's default scrapes of a busy program", "[http][scrape]") {
+    const int rounds = std::max(1, scrape_seconds() / 10);
+    auto t = start_target(rounds * 10 + 15, {{"GPROF_MUTEX_PROFILE_FRACTION", "1"}});
+    auto scrapes = replay(*t, 10, rounds,
+                          {"allocs", "block", "goroutine", "mutex", "profile?seconds=10"});
+    kill(t->pid, SIGTERM);
+    t->result.get();
+    check_scrapes("Parca", *t, std::move(scrapes));
+}
+
+TEST_CASE("http: Grafana Alloy's default scrapes of a busy program", "[http][scrape]") {
+    const int rounds = std::max(1, scrape_seconds() / 15);
+    auto t = start_target(rounds * 15 + 15, {{"GPROF_MUTEX_PROFILE_FRACTION", "1"}});
+    auto scrapes = replay(*t, 15, rounds,
+                          {"allocs", "block", "goroutine", "mutex", "profile?seconds=14",
+                           "delta_heap", "delta_block", "delta_mutex"});
+    kill(t->pid, SIGTERM);
+    t->result.get();
+    check_scrapes("Alloy", *t, std::move(scrapes));
+}
+
+namespace {
+
+int count_threads(pid_t pid) { return count_entries("/proc/" + std::to_string(pid) + "/task"); }
+int count_fds(pid_t pid) { return count_entries("/proc/" + std::to_string(pid) + "/fd"); }
+
+// Non-blocking connections, each sent `first` (possibly nothing).
+std::vector<int> open_many(int port, int n, const std::string& first) {
+    std::vector<int> fds;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    for (int i = 0; i < n; ++i) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) break;
+        connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        fds.push_back(fd);
+    }
+    usleep(200000);
+    for (int fd : fds)
+        if (!first.empty()) ::send(fd, first.data(), first.size(), MSG_NOSIGNAL);
+    return fds;
+}
+
+// Waits (at most 10 s) for the process's threads and descriptors to come back to the counts given.
+bool settles(pid_t pid, int threads, int fds) {
+    for (int i = 0; i < 200; ++i, usleep(50000))
+        if (count_threads(pid) == threads && count_fds(pid) == fds) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("http: hostile clients never disturb the program", "[http][hostile]") {
+    const std::vector<std::string> argv = {kTarget, "25", "4", "-"};
+    RunResult baseline = run(argv);
+    REQUIRE(baseline.status == 0);
+
+    auto t = start_target(25);
+    const int port = t->port;
+    // The first CPU profile starts the sampler's own thread, which stays.
+    REQUIRE(request(port, "/debug/pprof/profile?seconds=1").status == 200);
+    usleep(300000);
+    const int threads = count_threads(t->pid), fds = count_fds(t->pid);
+    INFO("threads " << threads << ", descriptors " << fds);
+
+    // 1000 connections at once, half of them with a request line and no end of headers.
+    auto many = open_many(port, 1000, "GET /debug/pprof/heap HTTP/1.1\r\n");
+    CHECK(many.size() == 1000);
+    usleep(500000);
+    for (int fd : many) close(fd);
+
+    // Slow-loris: more connections than the server takes, each a byte every 100 ms.
+    auto slow = open_many(port, 40, "G");
+    for (int i = 0; i < 15; ++i, usleep(100000))
+        for (int fd : slow) ::send(fd, "E", 1, MSG_NOSIGNAL);
+    for (int fd : slow) close(fd);
+
+    // A 10 MiB body; garbage; odd and hostile parameters; unknown paths.
+    std::string big(10 << 20, 'x');
+    Answer too_big = request(port, "/debug/pprof/symbol", "POST", big);
+    CHECK((too_big.status == 413 || too_big.status == 0));
+    std::string garbage;
+    for (int i = 0; i < 65536; ++i) garbage.push_back(static_cast<char>((i * 7919) % 251));
+    int g = connect_to(port);
+    send_all(g, garbage);
+    Answer garbled = parse_answer(read_all(g, 2));
+    close(g);
+    CHECK((garbled.status == 400 || garbled.status == 0 || garbled.status == 431));
+    CHECK(request(port, "/debug/pprof/heap?seconds=99999999999").status == 400);
+    CHECK(request(port, "/debug/pprof/heap?seconds=-99").status == 400);
+    Answer up = request(port, "/debug/pprof/../../etc/passwd");
+    CHECK(up.status == 301);  // ServeMux's answer to an unclean path: the clean one, never a file
+    CHECK(up.headers["location"] == "/etc/passwd");
+    CHECK(request(port, "/debug/pprof/" + std::string(3000, 'a')).status == 404);
+    CHECK(request(port, "/%00").status == 400);
+
+    // HTTP/1.0, and two requests on one kept-alive connection.
+    int h = connect_to(port);
+    send_all(h, "GET /debug/pprof/cmdline HTTP/1.0\r\n\r\n");
+    Answer old = parse_answer(read_all(h, 10));
+    close(h);
+    CHECK(old.status == 200);
+    int k = connect_to(port);
+    send_all(k, "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n"
+                "GET /debug/pprof/nosuch HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string both = read_all(k, 10);
+    close(k);
+    CHECK(both.find("HTTP/1.1 200") == 0);
+    CHECK(both.find("HTTP/1.1 404") != std::string::npos);
+
+    // A client that leaves in the middle of a CPU profile ends it: the next one starts at once.
+    int c = connect_to(port);
+    send_all(c, "GET /debug/pprof/profile?seconds=-1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(500000);
+    close(c);
+    usleep(300000);
+    double asked = now_seconds();
+    Answer next = request(port, "/debug/pprof/profile?seconds=1");
+    CHECK(next.status == 200);
+    CHECK(now_seconds() - asked < 5);
+
+    CHECK(request(port, "/debug/pprof/heap").status == 200);
+    bool settled = settles(t->pid, threads, fds);
+    INFO("now: threads " << count_threads(t->pid) << ", descriptors " << count_fds(t->pid));
+    CHECK(settled);
+    check_same(baseline, t->result.get());
+}
+
+TEST_CASE("http: requests during fork and during exit", "[http][hostile]") {
+    const std::vector<std::string> argv = {kTarget, "4", "2", "-", "fork"};
+    RunResult baseline = run(argv);
+    REQUIRE(baseline.status == 0);
+    REQUIRE(contains(baseline.out, "children all good: yes"));
+
+    // Forks every 100 ms while clients ask for profiles; the children serve nothing.
+    auto t = start_target(4, {}, "fork", 2);
+    std::atomic<bool> done{false};
+    std::atomic<int> answered{0}, failed{0};
+    std::vector<std::thread> clients;
+    for (const char* path : {"heap", "goroutine", "threadcreate", "profile?seconds=1"}) {
+        clients.emplace_back([&, path] {
+            while (!done) {
+                Answer a = request(t->port, std::string("/debug/pprof/") + path, "GET", "", 20);
+                if (a.status == 200) ++answered;
+                else if (a.status != 0) ++failed;
+            }
+        });
+    }
+    RunResult forked = t->result.get();
+    done = true;
+    for (auto& c : clients) c.join();
+    check_same(baseline, forked);
+    CHECK(answered > 4);
+    CHECK(failed == 0);
+
+    // Exit with a 30 s CPU profile in flight: the program ends when it would.
+    auto e = start_target(2);
+    auto pending = std::async(std::launch::async, [port = e->port] {
+        return request(port, "/debug/pprof/profile?seconds=30", "GET", "", 60);
+    });
+    double began = now_seconds();
+    RunResult exited = e->result.get();
+    CHECK(exited.status == 0);
+    CHECK(now_seconds() - began < 4);
+    pending.get();
+}
+
+TEST_CASE("http: an idle server wakes nothing", "[http]") {
+    const int port = free_port();
+    RunOptions options = with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port)}}));
+    auto result = std::async(std::launch::async, [options] {
+        return run({"/bin/sh", "-c", "exec sleep 4"}, options);
+    });
+    REQUIRE(wait_serving(port));
+    Answer a = request(port, "/debug/pprof/goroutine");
+    REQUIRE(a.status == 200);
+    pid_t pid = 0;
+    for (int i = 0; i < 100 && pid == 0; ++i, usleep(10000)) {
+        DIR* dir = opendir("/proc");
+        while (dirent* e = readdir(dir)) {
+            std::string comm = read_file(std::string("/proc/") + e->d_name + "/comm");
+            std::string env = read_file(std::string("/proc/") + e->d_name + "/environ");
+            if (comm == "sleep\n" && contains(env, "GPROF_HTTP=:" + std::to_string(port)))
+                pid = atoi(e->d_name);
+        }
+        closedir(dir);
+    }
+    REQUIRE(pid != 0);
+    auto switches = [pid] {
+        long sum = 0;
+        std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+        DIR* dir = opendir(task_dir.c_str());
+        while (dirent* e = readdir(dir)) {
+            if (e->d_name[0] == '.') continue;
+            std::istringstream in(read_file(task_dir + "/" + e->d_name + "/status"));
+            std::string line;
+            while (std::getline(in, line))
+                if (contains(line, "ctxt_switches:")) sum += atol(line.c_str() + line.find(':') + 1);
+        }
+        closedir(dir);
+        return sum;
+    };
+    usleep(300000);
+    long before = switches();
+    usleep(2000000);
+    CHECK(switches() == before);
+    CHECK(result.get().status == 0);
+}
