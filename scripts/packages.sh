@@ -12,7 +12,9 @@ GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev 
     libmicrohttpd-dev)
 # libdw1: source lines in profiles; llvm: llvm-symbolizer and llvm-cxxfilt, the oracle of the symbol
 # tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug).
-GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg libmicrohttpd12)
+# clang and its runtime: the libFuzzer target of the HTTP server (scripts/fuzz).
+GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg libmicrohttpd12 clang
+    libclang-rt-14-dev)
 
 ensure_packages() {
     local missing=() p
