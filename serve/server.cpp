@@ -36,6 +36,7 @@ struct Library {
     decltype(&MHD_queue_response) queue_response;
     decltype(&MHD_destroy_response) destroy_response;
     decltype(&MHD_get_connection_info) connection_info;
+    decltype(&MHD_set_connection_option) connection_option;
 };
 
 constexpr const char* kLibraryName = "libmicrohttpd.so.12";
@@ -127,6 +128,10 @@ MHD_Result on_request(void*, MHD_Connection* connection, const char*, const char
     Request request{method, state->target, state->body, state->too_large};
     Response response = handle(request, *g_backend);
     t_connection_fd = -1;
+    // The idle timeout counts from now, not from the request: a duration may outlast it. (The
+    // library restarts the count when a connection's timeout goes from 0 to another value.)
+    g_lib.connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    g_lib.connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT, kIdleTimeoutSeconds);
     state->body.clear();
     return send(connection, response);
 }
@@ -165,6 +170,7 @@ bool load_library(const char** reason) {
     find(&g_lib.queue_response, "MHD_queue_response");
     find(&g_lib.destroy_response, "MHD_destroy_response");
     find(&g_lib.connection_info, "MHD_get_connection_info");
+    find(&g_lib.connection_option, "MHD_set_connection_option");
     if (!ok) *reason = "libmicrohttpd.so.12 lacks a function gprof needs";
     return ok;
 }
@@ -261,14 +267,28 @@ bool holds_socket(pid_t pid, const std::vector<unsigned long>& inodes) {
     return found;
 }
 
-// Whether the address is taken by one of this process's ancestors: a program started (with
-// LD_PRELOAD and GPROF_HTTP still set) by one that serves.
+// Whether pid was started with GPROF_HTTP set.
+bool has_gprof_http(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", static_cast<int>(pid));
+    FILE* f = fopen(path, "re");
+    if (f == nullptr) return false;
+    std::string environment;
+    char buffer[4096];
+    for (size_t n; (n = fread(buffer, 1, sizeof buffer, f)) > 0;) environment.append(buffer, n);
+    fclose(f);
+    return environment.rfind("GPROF_HTTP=", 0) == 0 ||
+           environment.find(std::string_view("\0GPROF_HTTP=", 12)) != std::string::npos;
+}
+
+// Whether the address is taken by one of this process's ancestors that was started with
+// GPROF_HTTP: a program started (with LD_PRELOAD and GPROF_HTTP still set) by one that serves.
 bool taken_by_ancestor(uint16_t port) {
     std::vector<unsigned long> inodes = listening_inodes(port);
     if (inodes.empty()) return false;
     pid_t pid = getppid();
     for (int depth = 0; depth < 32 && pid > 1; ++depth) {
-        if (holds_socket(pid, inodes)) return true;
+        if (holds_socket(pid, inodes)) return has_gprof_http(pid);
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
         FILE* f = fopen(path, "re");

@@ -298,6 +298,15 @@ TEST_CASE("http: every endpoint through go tool pprof, as a dump has them", "[ht
     t->result.get();
 }
 
+TEST_CASE("http: a duration longer than the idle timeout is answered", "[http][slow]") {
+    auto t = start_target(60);
+    Answer a = request(t->port, "/debug/pprof/allocs?seconds=35", "GET", "", 90);
+    CHECK(a.status == 200);
+    CHECK(decode_answer(a, t->dir).duration_nanos() >= 35'000'000'000);
+    kill(t->pid, SIGTERM);
+    t->result.get();
+}
+
 TEST_CASE("http: answers, headers and errors as Go's net/http/pprof", "[http]") {
     auto t = start_target(40);
     usleep(300000);
@@ -721,4 +730,45 @@ TEST_CASE("http: an idle server wakes nothing", "[http]") {
     usleep(2000000);
     CHECK(switches() == before);
     CHECK(result.get().status == 0);
+}
+
+TEST_CASE("http: an address that cannot be served is one line, the program unharmed", "[http]") {
+    const std::vector<std::string> argv = {kTarget, "1", "2", "-"};
+    RunResult baseline = run(argv);
+    REQUIRE(baseline.status == 0);
+
+    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(taken, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(taken, 1) == 0);
+    socklen_t length = sizeof a;
+    getsockname(taken, reinterpret_cast<sockaddr*>(&a), &length);
+    const std::string port = std::to_string(ntohs(a.sin_port));
+
+    RunResult in_use = run(argv, with_env(preload_env("", {{"GPROF_HTTP", ":" + port}})));
+    close(taken);
+    CHECK(in_use.status == baseline.status);
+    CHECK(in_use.out == baseline.out);
+    CHECK(in_use.err == "gprof: GPROF_HTTP=127.0.0.1:" + port +
+                            ": cannot listen: Address already in use; HTTP stays off\n");
+
+    RunResult unknown =
+        run(argv, with_env(preload_env("", {{"GPROF_HTTP", "nosuch.invalid:6060"},
+                                            {"GPROF_HTTP_ALLOW_REMOTE", "1"}})));
+    CHECK(unknown.status == baseline.status);
+    CHECK(unknown.out == baseline.out);
+    CHECK(unknown.err.rfind("gprof: GPROF_HTTP=nosuch.invalid:6060: cannot resolve the host: ",
+                            0) == 0);
+    CHECK(split_lines(unknown.err).size() == 1);
+}
+
+TEST_CASE("http: a program the server's process starts stays silent about the address", "[http]") {
+    const int port = free_port();
+    RunResult r = run({"/bin/sh", "-c", "sleep 0.5; /bin/true; echo ok"},
+                      with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port)}})));
+    CHECK(r.status == 0);
+    CHECK(r.out == "ok\n");
+    CHECK(r.err == "");
 }
