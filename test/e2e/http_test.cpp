@@ -694,7 +694,7 @@ TEST_CASE("http: an idle server wakes nothing", "[http]") {
     const int port = free_port();
     RunOptions options = with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port)}}));
     auto result = std::async(std::launch::async, [options] {
-        return run({"/bin/sh", "-c", "exec sleep 4"}, options);
+        return run({"/bin/sleep", "4"}, options);
     });
     REQUIRE(wait_serving(port));
     Answer a = request(port, "/debug/pprof/goroutine");
