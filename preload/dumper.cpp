@@ -15,6 +15,7 @@
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
 #include "preload/cpu_sampler.h"
+#include "preload/http.h"
 #include "preload/originals.h"
 #include "writer/dump.h"
 
@@ -120,6 +121,7 @@ void on_program_thread_end(void*) {
     if (g_program_threads.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         stop_thread();
         cpu_sampler::stop_thread();
+        http::stop();
     }
 }
 

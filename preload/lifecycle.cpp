@@ -9,6 +9,7 @@
 #include "base/reentry_guard.h"
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
+#include "preload/http.h"
 #include "preload/originals.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
@@ -53,6 +54,7 @@ void child_after_fork() {
     base::ReentryGuard guard;
     dumper::child_after_fork();
     cpu_sampler::child_after_fork();
+    http::child_after_fork();
 }
 
 __attribute__((constructor)) void start() {
@@ -67,6 +69,7 @@ __attribute__((constructor)) void start() {
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on
+    http::start(config());  // after dumper::start: its at-exit stop runs before the exit dump
 }
 
 }  // namespace

@@ -5,15 +5,18 @@
 
 # What building libgprof.so and running its tests need.
 # libdw-dev only for elfutils' headers: libgprof.so opens the runtime libdw1 with dlopen at the
-# first dump (symbolize/debug_info.h) and does not link it.
+# first dump (symbolize/debug_info.h) and does not link it; libmicrohttpd-dev likewise for its
+# header: the library opens libmicrohttpd12 only when GPROF_HTTP is set (serve/server.h).
 GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev libunwind-dev
-    libprotobuf-dev protobuf-compiler zlib1g-dev catch2 libdw-dev libbenchmark-dev)
+    libprotobuf-dev protobuf-compiler zlib1g-dev catch2 libdw-dev libbenchmark-dev
+    libmicrohttpd-dev)
 # libdw1: source lines in profiles; llvm: llvm-symbolizer and llvm-cxxfilt, the oracle of the symbol
 # tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug).
 # libtcmalloc-minimal4, libgoogle-perftools4, libjemalloc2: the allocators preloaded before gprof in
-# the hostile suite; libc6-dev's libc.a links its static child.
-GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg libtcmalloc-minimal4
-    libgoogle-perftools4 libjemalloc2 libc6-dev)
+# the hostile suite; libc6-dev's libc.a links its static child. clang and its runtime: the libFuzzer
+# target of the HTTP server (scripts/fuzz).
+GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg libmicrohttpd12 clang
+    libclang-rt-14-dev libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libc6-dev)
 
 ensure_packages() {
     local missing=() p
