@@ -10,6 +10,7 @@
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
+#include "preload/routes.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
@@ -57,6 +58,7 @@ __attribute__((constructor)) void start() {
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on
+    routes::end_start_up();  // the last: everything above is gprof's start-up
 }
 
 }  // namespace
