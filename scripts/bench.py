@@ -489,9 +489,10 @@ def verdict(ratios, per, tgt):
     if t is not None:
         if not per:
             return v
-        lo, med, hi = quartiles(per)
+        lo, med, _ = quartiles(per)
     else:
         t = float(tgt)
+        lo, med, _ = quartiles(ratios)
     if lo > t:
         return v + " !"
     if med > t:

@@ -6,6 +6,8 @@
 #include "mixed_workload.h"
 
 int main(int argc, char** argv) {
-  std::printf("%s\n", mixed::run(scale_arg(argc, argv)).c_str());
+  char line[256];
+  mixed::run(scale_arg(argc, argv), line, sizeof line);
+  std::printf("%s\n", line);
   return 0;
 }

@@ -23,8 +23,9 @@ long minor_faults() {
 int main(int argc, char** argv) {
     double scale = argc > 1 ? std::atof(argv[1]) : 1.0;
     long before = minor_faults();
-    std::string result = mixed::run(scale);
+    char result[256];
+    mixed::run(scale, result, sizeof result);
     long faults = minor_faults() - before;
-    std::printf("faults %ld\n%s\n", faults, result.c_str());
+    std::printf("faults %ld\n%s\n", faults, result);
     return 0;
 }
