@@ -43,6 +43,17 @@ uint64_t contention_random();
 // Monotonic nanoseconds.
 int64_t now_ns();
 
+// The calling thread's id (gettid), kept per thread: the owner glibc records in a mutex it locks,
+// for the shims that lock a plain mutex themselves. Reset in a forked child (start_contention).
+extern constinit thread_local int t_thread_id [[gnu::tls_model("initial-exec")]];
+int cache_thread_id();
+inline int thread_id() {
+    int id = t_thread_id;
+    if (id == 0) [[unlikely]]
+        id = cache_thread_id();
+    return id;
+}
+
 // Waiters per lock address, for charging releasers. A fixed table of slots; a lock whose slot is
 // taken by another lock is not tracked for the mutex profile (counted in collisions()).
 class WaitRegistry {

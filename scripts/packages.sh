@@ -9,8 +9,9 @@
 GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev libunwind-dev
     libprotobuf-dev protobuf-compiler zlib1g-dev catch2 libdw-dev libbenchmark-dev)
 # libdw1: source lines in profiles; llvm: llvm-symbolizer and llvm-cxxfilt, the oracle of the symbol
-# tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug).
-GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg)
+# tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug); valgrind: the
+# instruction counts of the lock shims' cost test.
+GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg valgrind)
 
 ensure_packages() {
     local missing=() p
