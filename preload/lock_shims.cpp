@@ -54,9 +54,10 @@ __attribute__((noinline)) void record_block(int64_t delay) {
     errno = saved;
 }
 
+// A release that found sampled waiters (mutex_sampled): already 1 in `fraction`.
 __attribute__((noinline)) void record_release(int64_t delay) {
     int64_t fraction = r::mutex_profile_fraction();
-    if (fraction <= 0 || r::contention_random() % static_cast<uint64_t>(fraction) != 0) return;
+    if (fraction <= 0) return;
     int saved = errno;
     {
         gprof::base::ReentryGuard guard;
@@ -72,7 +73,7 @@ template <typename Wait>
 __attribute__((noinline)) int contended(const void* lock, void* caller, Wait wait) {
     if (!programs_wait(caller)) return wait();
     int64_t start = r::now_ns();
-    uint32_t ticket = r::mutex_profile_fraction() > 0 ? r::wait_registry().arrive(lock, start) : 0;
+    uint32_t ticket = r::mutex_sampled() ? r::wait_registry().arrive(lock, start) : 0;
     int result = wait();
     int64_t end = r::now_ns();
     r::wait_registry().leave(ticket, lock);
