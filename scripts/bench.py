@@ -46,9 +46,9 @@ TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None  # GNU t
 GPROF = "@BUILD@/libgprof.so"
 JEMALLOC = "@LIBDIR@/libjemalloc.so.2"
 CONFIGS = [
-    ("glibc", "alloc,locks,short", "", "", ""),
+    ("glibc", "alloc,locks,short,cpu", "", "", ""),
     ("jemalloc", "alloc,short", JEMALLOC, "", ""),
-    ("gprof", "alloc,short", GPROF, "", "GPROF_MEM_PROFILE_RATE=0 GPROF_AT_EXIT=0"),
+    ("gprof", "alloc,short,cpu", GPROF, "", "GPROF_MEM_PROFILE_RATE=0 GPROF_AT_EXIT=0"),
     ("gprof-libc", "alloc", GPROF, "",
      "GPROF_MEM_PROFILE_RATE=0 GPROF_AT_EXIT=0 GPROF_ALLOCATOR=libc"),
     ("gprof-default", "alloc,locks,short", GPROF, "", "GPROF_OUTPUT=@TMP@/gprof"),
@@ -56,6 +56,8 @@ CONFIGS = [
      "GPROF_BLOCK_PROFILE_RATE=0 GPROF_MUTEX_PROFILE_FRACTION=0 GPROF_OUTPUT=@TMP@/gprof"),
     ("gprof-sampling", "", GPROF, "", "GPROF_AT_EXIT=0"),
     ("gprof-rate1", "", GPROF, "", "GPROF_MEM_PROFILE_RATE=1 GPROF_OUTPUT=@TMP@/gprof"),
+    ("gprof-cpu100", "cpu", GPROF, "",
+     "GPROF_MEM_PROFILE_RATE=0 GPROF_CPU_HZ=100 GPROF_OUTPUT=@TMP@/gprof"),
     ("jemalloc-thp", "", JEMALLOC, "", "MALLOC_CONF=thp:always"),
     ("jeprof", "alloc,short", JEMALLOC, "",
      "MALLOC_CONF=prof:true,lg_prof_sample:19,prof_final:true,prof_prefix:@TMP@/jeprof"),
@@ -63,6 +65,8 @@ CONFIGS = [
      "MALLOC_CONF=prof:true,lg_prof_sample:0,prof_final:true,prof_prefix:@TMP@/jeprof"),
     ("tcmalloc", "alloc", "@LIBDIR@/libtcmalloc.so.4", "", "TCMALLOC_SAMPLE_PARAMETER=524288"),
     ("heaptrack", "", "", "heaptrack -r -o @TMP@/heaptrack.%p", ""),
+    ("gperftools-cpu", "cpu", "@LIBDIR@/libprofiler.so.0", "",
+     "CPUPROFILE=@TMP@/gperftools.prof CPUPROFILE_FREQUENCY=100"),
 ]
 
 # Workloads: (name, run by default, set, command, environment, per run). "per run" is "COUNT UNIT"
@@ -86,10 +90,11 @@ WORKLOADS = [
     ("true", True, "short", B + "bench_spawn @SCALE@ /bin/true", "", "100 process"),
     ("python-start", True, "short", B + "bench_spawn @SCALE@ @PYTHON@ -c pass", "",
      "100 process"),
+    ("cpu", False, "cpu", B + "bench_cpu_work @SCALE@", "", ""),
 ]
 # A workload's result line starts with one of these words; it must be the same in every run of
 # the workload (the workloads are deterministic), whatever else a prefix command prints.
-RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn")
+RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "cpuwork")
 
 # Targets: (numerator, denominator, target, workloads (globs)). A target is a ratio ("1.05") or,
 # for a workload with a per-run count, a difference per unit ("+1ns", "+1.5ms"); "" none. For a
@@ -113,6 +118,9 @@ RATIOS = [
     ("gprof-sampling", "jemalloc", "1.05", "*"),
     ("gprof-rate1", "heaptrack", "0.50", "*"),
     ("gprof-rate1", "jeprof-all", "", "*"),
+    ("gprof-cpu100", "gprof", "1.01", "*"),
+    ("gprof-cpu100", "gperftools-cpu", "", "*"),
+    ("gperftools-cpu", "glibc", "", "*"),
 ]
 
 
