@@ -204,7 +204,6 @@ class Bench:
         """The --baseline twin of a gprof config: the same settings over the other library."""
         c = self.configs[name]
         t = Config("base" + name[len("gprof"):], "", self.baseline, c.prefix, c.env)
-        t.sets = c.sets
         t.env = c.env.replace("@TMP@/gprof", "@TMP@/base")
         return t
 
