@@ -1,9 +1,12 @@
 #include "preload/backing.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 
+#include "base/reentry_guard.h"
 #include "record/heap_sampler.h"
 
 namespace gprof::backing {
@@ -14,25 +17,97 @@ Kind choose() {
     // config() allocates nothing, so this is safe from the process's very first malloc. Two
     // threads racing here compute the same answer.
     const Config& c = config();
-    Kind k = c.allocator == Allocator::Libc ? Kind::Libc : Kind::Jemalloc;
+    Kind k = c.allocator == Allocator::Libc ? Kind::LibcStarting : Kind::Jemalloc;
     // The sampler's rate is handed down here, before any allocation can be sampled.
     record::set_mem_profile_rate(c.mem_profile_rate);
     // Before jemalloc starts: whether its profiler runs is one of its options (jemalloc_conf.cpp).
     if (k == Kind::Jemalloc && record::mem_profile_rate() >= kJemallocSamplingMinRate)
         record::hand_sampling_to_allocator();
-    __atomic_store_n(&g_kind, k, __ATOMIC_RELAXED);
-    return k;
+    // A second caller (a thread racing the first allocation) must not undo end_start_up().
+    Kind unset = Kind::Unset;
+    __atomic_compare_exchange_n(&g_kind, &unset, k, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return __atomic_load_n(&g_kind, __ATOMIC_RELAXED);
 }
 
 void* malloc_other(size_t size) noexcept {
-    return jemalloc() ? gprof_je_malloc(size) : __libc_malloc(size);
+    return jemalloc() ? gprof_je_malloc(size) : libc_malloc(size);
 }
 
 void free_other(void* p) noexcept {
     if (jemalloc())
         gprof_je_free(p);
     else
-        __libc_free(p);
+        libc_free(p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The start-up reserve (backing.h): a bump allocator over zeroed .bss. Each block is 16-byte
+// aligned (or more, as asked) with its size in the word before it.
+alignas(4096) constinit char g_start_reserve[kStartReserve] = {};
+
+namespace {
+
+constinit std::atomic<size_t> g_start_used{0};
+constexpr size_t kHeader = 16;
+
+void* reserve_take(size_t size, size_t align) {
+    if (align < kHeader) align = kHeader;
+    size_t used = g_start_used.load(std::memory_order_relaxed);
+    for (;;) {
+        size_t start = (used + kHeader + align - 1) & ~(align - 1);
+        if (size > kStartReserve || start > kStartReserve - size) return nullptr;
+        size_t end = (start + size + kHeader - 1) & ~(kHeader - 1);
+        if (g_start_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
+            char* p = g_start_reserve + start;
+            reinterpret_cast<size_t*>(p)[-1] = size;
+            return p;
+        }
+    }
+}
+
+size_t reserve_size(const void* p) { return static_cast<const size_t*>(p)[-1]; }
+
+// gprof's own work during its start-up, in glibc mode: the reserve's, while it lasts.
+bool from_reserve() { return starting() && base::inside_gprof(); }
+
+}  // namespace
+
+bool starting() { return __atomic_load_n(&g_kind, __ATOMIC_RELAXED) == Kind::LibcStarting; }
+
+void end_start_up() {
+    Kind from = Kind::LibcStarting;
+    __atomic_compare_exchange_n(&g_kind, &from, Kind::Libc, false, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+}
+
+void* libc_malloc(size_t size) noexcept {
+    if (from_reserve())
+        if (void* p = reserve_take(size, 0)) return p;
+    return __libc_malloc(size);
+}
+
+void* libc_calloc(size_t n, size_t size) noexcept {
+    size_t total;
+    if (!__builtin_mul_overflow(n, size, &total) && from_reserve())
+        if (void* p = reserve_take(total, 0)) return p;  // never used before: zero
+    return __libc_calloc(n, size);
+}
+
+void* libc_memalign(size_t align, size_t size) noexcept {
+    if (from_reserve())
+        if (void* p = reserve_take(size, align)) return p;
+    return __libc_memalign(align, size);
+}
+
+void* libc_realloc(void* p, size_t size) noexcept {
+    if (!in_start_reserve(p)) [[likely]] {
+        if (p == nullptr) return libc_malloc(size);
+        return __libc_realloc(p, size);
+    }
+    if (size == 0) return nullptr;  // glibc's realloc(p, 0): p is freed
+    void* q = libc_malloc(size);
+    if (q != nullptr) memcpy(q, p, std::min(size, reserve_size(p)));
+    return q;
 }
 
 namespace {
@@ -62,6 +137,10 @@ size_t glibc_request_usable(size_t size) {
 
 }  // namespace
 
+size_t libc_usable_size(const void* p) noexcept {
+    return in_start_reserve(p) ? reserve_size(p) : glibc_usable_size(p);
+}
+
 // jemalloc 5.3 zeroes a reused block of 16 KiB or more for calloc by madvise(MADV_DONTNEED) rather
 // than memset (unless opt.thp is "always"): every page of it then faults on first touch, and the
 // fault repeats each time the block is reused. Up to kCallocMemsetMax, malloc + memset costs a
@@ -70,7 +149,7 @@ size_t glibc_request_usable(size_t size) {
 constexpr size_t kCallocMemsetMax = size_t{4} << 20;
 
 void* calloc(size_t n, size_t size) {
-    if (!jemalloc()) return __libc_calloc(n, size);
+    if (!jemalloc()) return libc_calloc(n, size);
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
@@ -83,7 +162,7 @@ void* calloc(size_t n, size_t size) {
 }
 
 void* realloc_nonnull(void* p, size_t size) {
-    if (!jemalloc()) return __libc_realloc(p, size);
+    if (!jemalloc()) return libc_realloc(p, size);
     void* q = gprof_je_realloc(p, size);
     if (q == nullptr) errno = ENOMEM;  // jemalloc leaves errno alone for sizes it cannot serve
     return q;
@@ -91,7 +170,7 @@ void* realloc_nonnull(void* p, size_t size) {
 
 size_t usable_size(void* p) {
     if (p == nullptr) return 0;
-    return jemalloc() ? gprof_je_malloc_usable_size(p) : glibc_usable_size(p);
+    return jemalloc() ? gprof_je_malloc_usable_size(p) : libc_usable_size(p);
 }
 
 void* memalign(size_t align, size_t size) {
@@ -102,7 +181,7 @@ void* memalign(size_t align, size_t size) {
     if (!power_of_two(align)) align = size_t{1} << (64 - __builtin_clzl(align));
     void* p;
     if (!jemalloc()) {
-        p = align <= kMallocAlign ? __libc_malloc(size) : __libc_memalign(align, size);
+        p = align <= kMallocAlign ? libc_malloc(size) : libc_memalign(align, size);
     } else if (align <= kMallocAlign) {
         // jemalloc serves sizes up to 8 from an 8-byte class: only 8-byte aligned.
         p = gprof_je_malloc(size < align ? align : size);
@@ -122,7 +201,7 @@ int posix_memalign(void** out, size_t align, size_t size) {
     if (!posix_alignment(align)) return EINVAL;
     if (jemalloc()) return gprof_je_posix_memalign(out, align, size);
     int saved = errno;
-    void* p = align <= kMallocAlign ? __libc_malloc(size) : __libc_memalign(align, size);
+    void* p = align <= kMallocAlign ? libc_malloc(size) : libc_memalign(align, size);
     if (p == nullptr) {
         errno = saved;
         return ENOMEM;
@@ -137,7 +216,7 @@ void* mallocx(size_t size, int flags) {
     if (size == 0) size = 1;
     if (jemalloc()) return gprof_je_mallocx(size, flags);
     size_t align = mallocx_align(flags);
-    void* p = align > kMallocAlign ? __libc_memalign(align, size) : __libc_malloc(size);
+    void* p = align > kMallocAlign ? libc_memalign(align, size) : libc_malloc(size);
     if (p && (flags & kMallocxZero)) memset(p, 0, size);
     return p;
 }
@@ -146,16 +225,16 @@ void* rallocx(void* p, size_t size, int flags) {
     if (size == 0) size = 1;
     if (jemalloc()) return gprof_je_rallocx(p, size, flags);
     size_t align = mallocx_align(flags);
-    size_t old = glibc_usable_size(p);
+    size_t old = libc_usable_size(p);
     void* q;
     if (align <= kMallocAlign) {
-        q = __libc_realloc(p, size);
+        q = libc_realloc(p, size);
         if (q == nullptr) return nullptr;
     } else {
-        q = __libc_memalign(align, size);
+        q = libc_memalign(align, size);
         if (q == nullptr) return nullptr;
         memcpy(q, p, old < size ? old : size);
-        __libc_free(p);
+        libc_free(p);
     }
     if ((flags & kMallocxZero) && size > old) memset(static_cast<char*>(q) + old, 0, size - old);
     return q;
@@ -163,19 +242,19 @@ void* rallocx(void* p, size_t size, int flags) {
 
 size_t xallocx(void* p, size_t size, size_t extra, int flags) {
     if (jemalloc()) return gprof_je_xallocx(p, size, extra, flags);
-    return glibc_usable_size(p);  // glibc cannot resize in place on request
+    return libc_usable_size(p);  // glibc cannot resize in place on request
 }
 
 size_t sallocx(const void* p, int flags) {
     if (jemalloc()) return gprof_je_sallocx(p, flags);
-    return glibc_usable_size(p);
+    return libc_usable_size(p);
 }
 
 void dallocx(void* p, int flags) {
     if (jemalloc())
         gprof_je_dallocx(p, flags);
     else
-        __libc_free(p);
+        libc_free(p);
 }
 
 size_t nallocx(size_t size, int flags) {

@@ -11,6 +11,7 @@
 #include "preload/dumper.h"
 #include "preload/http.h"
 #include "preload/originals.h"
+#include "preload/routes.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
@@ -70,6 +71,7 @@ __attribute__((constructor)) void start() {
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on
     http::start(config());  // after dumper::start: its at-exit stop runs before the exit dump
+    routes::end_start_up();  // the last: everything above is gprof's start-up
 }
 
 }  // namespace

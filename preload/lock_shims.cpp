@@ -1,15 +1,22 @@
 // The lock surface: mutexes, rwlocks, condition variables and semaphores, for the block and mutex
 // profiles (record/contention.h has the rules and what gprof can see).
 //
-// An uncontended lock costs one load of a global switch and a try-lock in place of the lock; only
-// a failed try (a real wait) reads the clock, registers the waiter and, if sampled, unwinds
-// (robust mutexes: see try_first). An unlock costs one load of the lock's slot in the waiter table.
-// Every mutex kind's results are kept: a try that fails with anything but EBUSY (EOWNERDEAD,
-// EAGAIN, EINVAL, ...) is what the lock would have returned at once, and EBUSY leads to glibc's
-// own lock. errno is never touched. Waits inside gprof (its threads, its jemalloc's locks,
-// libunwind's) are not recorded: they are not the program's, and could recurse into the lock.
+// The uncontended paths cost what glibc's own do, and a load and a branch:
+//   * locking a plain mutex (PTHREAD_MUTEX_INITIALIZER, or default attributes: __kind 0) is glibc's
+//     own fast path done here (plain_lock), which saves the call into glibc; any other mutex is
+//     tried first (glibc's try-lock in place of the lock);
+//   * an unlock reads the mutex's lock word, which in glibc's protocol is 1 while the mutex is
+//     held and no thread sleeps on it (a waiter makes it 2 before it sleeps), and then calls
+//     glibc's unlock; only another value looks for registered waiters.
+// Only a failed try (a real wait) reads the clock, registers the waiter and, if sampled, unwinds
+// (robust mutexes: see try_first). Every mutex kind's results are kept: a try that fails with
+// anything but EBUSY (EOWNERDEAD, EAGAIN, EINVAL, ...) is what the lock would have returned at once,
+// and EBUSY leads to glibc's own lock. errno is never touched. Waits inside gprof (its threads, its
+// jemalloc's locks, libunwind's) are not recorded: they are not the program's, and could recurse
+// into the lock.
 #include <pthread.h>
 #include <semaphore.h>
+#include <sys/single_threaded.h>
 
 #include <cerrno>
 
@@ -47,9 +54,10 @@ __attribute__((noinline)) void record_block(int64_t delay) {
     errno = saved;
 }
 
+// A release that found sampled waiters (mutex_sampled): already 1 in `fraction`.
 __attribute__((noinline)) void record_release(int64_t delay) {
     int64_t fraction = r::mutex_profile_fraction();
-    if (fraction <= 0 || r::contention_random() % static_cast<uint64_t>(fraction) != 0) return;
+    if (fraction <= 0) return;
     int saved = errno;
     {
         gprof::base::ReentryGuard guard;
@@ -65,7 +73,7 @@ template <typename Wait>
 __attribute__((noinline)) int contended(const void* lock, void* caller, Wait wait) {
     if (!programs_wait(caller)) return wait();
     int64_t start = r::now_ns();
-    uint32_t ticket = r::mutex_profile_fraction() > 0 ? r::wait_registry().arrive(lock, start) : 0;
+    uint32_t ticket = r::mutex_sampled() ? r::wait_registry().arrive(lock, start) : 0;
     int result = wait();
     int64_t end = r::now_ns();
     r::wait_registry().leave(ticket, lock);
@@ -129,6 +137,42 @@ inline int unlock_call(const void* lock, void* caller, Unlock unlock) {
     return contended_unlock(lock, caller, unlock);
 }
 
+// glibc's fast path for a plain mutex (nptl/pthread_mutex_lock.c, PTHREAD_MUTEX_TIMED_NP): the
+// lock word from 0 to 1 (a plain store while the process has one thread, as glibc does), then the
+// owner's thread id and the user count, which glibc's unlock and condition variables undo.
+// False: the mutex is held (or not plain), and the caller waits the slow way.
+constexpr int kPlainKind = 0;  // PTHREAD_MUTEX_TIMED_NP, process-private, no elision
+inline bool plain_lock(pthread_mutex_t* m) {
+    if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) != kPlainKind) return false;
+    if (__libc_single_threaded && m->__data.__lock == 0) {
+        m->__data.__lock = 1;
+    } else {
+        int free_word = 0;
+        if (!__atomic_compare_exchange_n(&m->__data.__lock, &free_word, 1, false,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return false;
+    }
+    m->__data.__owner = r::thread_id();
+    ++m->__data.__nusers;
+    return true;
+}
+
+// A mutex whose lock word is 1 is held with no thread asleep on it: glibc's lock-word protocol
+// for every kind but robust and priority-inheriting ones, whose word holds the owner's thread id.
+// A waiter of gprof's registers before glibc makes the word 2, so a release that reads 1 in
+// between is not charged with that waiter's few nanoseconds of waiting.
+inline bool nobody_sleeps(const pthread_mutex_t* m) {
+    return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 1;
+}
+
+__attribute__((noinline)) int mutex_lock_slow(pthread_mutex_t* m, void* caller) {
+    auto wait = [=] { return o::real_mutex_lock(m); };
+    // A plain mutex whose fast path failed is held: no need to try again.
+    if (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) == kPlainKind)
+        return profiling() ? contended(m, caller, wait) : wait();
+    return lock_call(m, caller, [=] { return try_first(m); }, wait);
+}
+
 // A condition-variable wait: always a wait, timed when lock profiling is on.
 template <typename Wait>
 inline int wait_call(void* caller, Wait wait) {
@@ -153,8 +197,9 @@ inline int sem_call(sem_t* s, void* caller, Wait wait) {
 extern "C" {
 
 int pthread_mutex_lock(pthread_mutex_t* m) {
-    return lock_call(m, __builtin_return_address(0), [=] { return try_first(m); },
-                     [=] { return o::real_mutex_lock(m); });
+    if (plain_lock(m)) [[likely]]
+        return 0;
+    return mutex_lock_slow(m, __builtin_return_address(0));
 }
 
 int pthread_mutex_timedlock(pthread_mutex_t* m, const struct timespec* abstime) {
@@ -168,6 +213,8 @@ int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock, const struct ti
 }
 
 int pthread_mutex_unlock(pthread_mutex_t* m) {
+    if (nobody_sleeps(m)) [[likely]]
+        return o::real_mutex_unlock(m);
     return unlock_call(m, __builtin_return_address(0), [=] { return o::real_mutex_unlock(m); });
 }
 

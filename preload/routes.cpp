@@ -56,9 +56,12 @@ constexpr Table kRecorded = {recorded_malloc, recorded_free, recorded_calloc, re
                              recorded_new};
 constexpr Table kJemalloc = {gprof_je_malloc, gprof_je_free, je_calloc, je_realloc,
                              direct_new<gprof_je_malloc>};
-// glibc's allocator: its own entry points are the whole contract.
-constexpr Table kLibc = {__libc_malloc, __libc_free, __libc_calloc, __libc_realloc,
+// glibc's allocator: its own entry points are the whole contract, with the start-up reserve's
+// range tested where a pointer comes in (backing.h), and, while gprof starts, where one goes out.
+constexpr Table kLibc = {__libc_malloc, b::libc_free, __libc_calloc, b::libc_realloc,
                          direct_new<__libc_malloc>};
+constexpr Table kLibcStarting = {b::libc_malloc, b::libc_free, b::libc_calloc, b::libc_realloc,
+                                 direct_new<b::libc_malloc>};
 
 }  // namespace
 
@@ -72,7 +75,7 @@ void choose_routes() noexcept {
     // Where gprof's jemalloc samples itself, the direct route is the sampling one.
     bool sampling = record::mem_profile_rate() != 0 && !record::allocator_samples();
     if (sampling) __atomic_store_n(&sampled_before, true, __ATOMIC_RELAXED);
-    Table t = sampling ? kRecorded : jemalloc ? kJemalloc : kLibc;
+    Table t = sampling ? kRecorded : jemalloc ? kJemalloc : b::starting() ? kLibcStarting : kLibc;
     if (__atomic_load_n(&sampled_before, __ATOMIC_RELAXED)) {  // samples may live: see routes.h
         t.free = recorded_free;
         t.realloc = recorded_realloc;
@@ -82,6 +85,11 @@ void choose_routes() noexcept {
     __atomic_store_n(&g_table.calloc, t.calloc, __ATOMIC_RELAXED);
     __atomic_store_n(&g_table.realloc, t.realloc, __ATOMIC_RELAXED);
     __atomic_store_n(&g_table.new_, t.new_, __ATOMIC_RELAXED);
+}
+
+void end_start_up() noexcept {
+    b::end_start_up();
+    choose_routes();
 }
 
 }  // namespace gprof::routes

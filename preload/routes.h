@@ -31,6 +31,9 @@ inline const Table& table() {
 
 // Sets the table from the allocator (GPROF_ALLOCATOR) and the heap rate. Safe to call again.
 void choose_routes() noexcept;
+// The end of gprof's constructor: in glibc mode, its own allocations stop coming from the start-up
+// reserve (backing.h).
+void end_start_up() noexcept;
 
 // The recorded implementations (malloc_shims.cpp, new_shims.cpp).
 void* recorded_malloc(size_t size) noexcept;

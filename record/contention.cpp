@@ -1,6 +1,7 @@
 #include "record/contention.h"
 
 #include <cpuid.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
@@ -51,6 +52,12 @@ bool cpu_has_invariant_tsc() {
 
 std::atomic<bool> g_lock_profiling{false};
 constinit WaitRegistry g_wait_registry;
+constinit thread_local int t_thread_id [[gnu::tls_model("initial-exec")]] = 0;
+
+int cache_thread_id() {
+    t_thread_id = static_cast<int>(gettid());
+    return t_thread_id;
+}
 
 int64_t block_profile_rate() { return g_block_rate.load(std::memory_order_relaxed); }
 
@@ -79,6 +86,8 @@ StackCounters& mutex_counters() {
 void start_contention() {
     block_counters();
     mutex_counters();
+    // The forking thread's id is the parent's; the child's threads are new.
+    pthread_atfork(nullptr, nullptr, [] { t_thread_id = 0; });
     g_tsc.usable.store(cpu_has_invariant_tsc(), std::memory_order_relaxed);
 }
 

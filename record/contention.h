@@ -6,8 +6,13 @@
 // mutex (Go's SetMutexProfileFraction): a contended release is kept with probability 1/fraction and
 // counted as `fraction` events of fraction x delay (Go 1.20), the delay being the waiting during
 // the releaser's critical section as Go 1.22 computes it (golang/go#61015). The stack is the
-// releaser's. Only calls through the interposed functions are seen; waiters register here
-// (WaitRegistry) when their try-lock fails, so a release finds them by the lock's address.
+// releaser's. Only calls through the interposed functions are seen; a waiter registers here
+// (WaitRegistry) when its try-lock fails, so a release finds it by the lock's address. Go owns its
+// wait queues and samples at the release; gprof samples at the waiter instead (mutex_sampled),
+// so that 99 in 100 contended waits (at the default fraction) touch no shared table: a release
+// that finds sampled waiters is kept. With one waiter per release (two threads, or a lock's
+// usual hand-off) that is the same 1 in `fraction`; the delay stays unbiased with more waiters,
+// whose releases are then kept more often than 1 in `fraction` (each waiter's release counts).
 #pragma once
 
 #include <atomic>
@@ -40,8 +45,26 @@ int64_t mutex_release_delay(int64_t dt0, int64_t dtail, uint32_t waiters);
 // A thread-local random number (xorshift64*) for the sampling decisions.
 uint64_t contention_random();
 
+// Whether a waiter is tracked for the mutex profile: 1 in mutex_profile_fraction(), never at 0.
+inline bool mutex_sampled() {
+    int64_t fraction = mutex_profile_fraction();
+    if (fraction <= 1) return fraction == 1;
+    return contention_random() % static_cast<uint64_t>(fraction) == 0;
+}
+
 // Monotonic nanoseconds.
 int64_t now_ns();
+
+// The calling thread's id (gettid), kept per thread: the owner glibc records in a mutex it locks,
+// for the shims that lock a plain mutex themselves. Reset in a forked child (start_contention).
+extern constinit thread_local int t_thread_id [[gnu::tls_model("initial-exec")]];
+int cache_thread_id();
+inline int thread_id() {
+    int id = t_thread_id;
+    if (id == 0) [[unlikely]]
+        id = cache_thread_id();
+    return id;
+}
 
 // Waiters per lock address, for charging releasers. A fixed table of slots; a lock whose slot is
 // taken by another lock is not tracked for the mutex profile (counted in collisions()).

@@ -11,12 +11,13 @@ GPROF_BUILD_PACKAGES=(g++ meson ninja-build pkg-config binutils libjemalloc-dev 
     libprotobuf-dev protobuf-compiler zlib1g-dev catch2 libdw-dev libbenchmark-dev
     libmicrohttpd-dev)
 # libdw1: source lines in profiles; llvm: llvm-symbolizer and llvm-cxxfilt, the oracle of the symbol
-# tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug).
+# tests; libc6-dbg: libc's separate DWARF (found by build ID under /usr/lib/debug); valgrind: the
+# instruction counts of the lock shims' cost test.
 # libtcmalloc-minimal4, libgoogle-perftools4, libjemalloc2: the allocators preloaded before gprof in
 # the hostile suite; libc6-dev's libc.a links its static child. clang and its runtime: the libFuzzer
 # target of the HTTP server (scripts/fuzz).
-GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg libmicrohttpd12 clang
-    libclang-rt-14-dev libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libc6-dev)
+GPROF_TEST_PACKAGES=(python3 git sqlite3 golang-go libdw1 llvm libc6-dbg valgrind libmicrohttpd12
+    clang libclang-rt-14-dev libtcmalloc-minimal4 libgoogle-perftools4 libjemalloc2 libc6-dev)
 
 ensure_packages() {
     local missing=() p

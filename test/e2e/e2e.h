@@ -22,6 +22,7 @@ inline const std::string kPython = PYTHON3_PATH;
 inline const std::string kGxx = GXX_PATH;
 inline const std::string kGit = GIT_PATH;
 inline const std::string kSqlite = SQLITE3_PATH;
+inline const std::string kValgrind = VALGRIND_PATH;
 
 inline std::string program(const std::string& name) {
     return kProgramsDir + "/" + name;

@@ -95,6 +95,32 @@ int main() {
         show("normal.unlock", pthread_mutex_unlock(&m));
         pthread_join(t, nullptr);
     }
+    {  // a plain mutex's bookkeeping, which gprof's fast path keeps as glibc's lock does
+        pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&m);
+        printf("plain.owner_is_caller %d nusers %u\n", m.__data.__owner == gettid(),
+               m.__data.__nusers);
+        pthread_mutex_unlock(&m);
+        printf("plain.unlocked owner %d nusers %u lock %d\n", m.__data.__owner, m.__data.__nusers,
+               m.__data.__lock);
+        pid_t child = fork();
+        if (child == 0) {
+            pthread_mutex_lock(&m);
+            bool own = m.__data.__owner == gettid();
+            pthread_mutex_unlock(&m);
+            _exit(own ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        printf("plain.owner_is_forked_child %d\n", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+        pthread_mutex_lock(&m);
+        struct timespec ts = in_ms(5);
+        show("plain.cond_timedwait", pthread_cond_timedwait(&c, &m, &ts));
+        printf("plain.after_wait owner_is_caller %d nusers %u\n", m.__data.__owner == gettid(),
+               m.__data.__nusers);
+        pthread_mutex_unlock(&m);
+    }
     {  // error-checking
         pthread_mutex_t m = make(PTHREAD_MUTEX_ERRORCHECK);
         show("errorcheck.lock", pthread_mutex_lock(&m));

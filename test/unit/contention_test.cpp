@@ -85,6 +85,23 @@ TEST_CASE("a release is charged Go 1.22's estimate of the waiting it caused") {
     CHECK(mutex_release_delay(-5, -5, 2) == 0);  // clocks that disagree never charge negatively
 }
 
+TEST_CASE("the mutex profile tracks 1 waiter in `fraction`: none at 0, every one at 1") {
+    int64_t saved = mutex_profile_fraction();
+    auto tracked = [](int64_t fraction, int n) {
+        set_mutex_profile_fraction(fraction);
+        int k = 0;
+        for (int i = 0; i < n; ++i) k += mutex_sampled();
+        return k;
+    };
+    CHECK(tracked(0, 1000) == 0);
+    CHECK(tracked(1, 1000) == 1000);
+    // 200 000 draws at 1 in 100: mean 2 000, standard deviation 44.5; 5 of them either way.
+    int k = tracked(100, 200000);
+    CHECK(k > 2000 - 223);
+    CHECK(k < 2000 + 223);
+    set_mutex_profile_fraction(saved);
+}
+
 TEST_CASE("the wait registry finds a lock's waiters and restarts their clocks at each release") {
     static WaitRegistry registry;  // 200 KiB: not on the stack
     int lock_a = 0, lock_b = 0;
