@@ -7,7 +7,7 @@
 //     what the glibc contract needs around it, when the shims need not sample
 //     (GPROF_MEM_PROFILE_RATE=0, or gprof's jemalloc sampling itself).
 // Invariant: once a sample can exist, free and realloc stay recorded for good, so no sampled
-// object's end goes unseen. A later change of the heap rate (a C API to come) must call
+// object's end goes unseen. A later change of the heap rate (gprof_set_mem_profile_rate) calls
 // choose_routes() again after setting it.
 #pragma once
 

@@ -45,6 +45,8 @@ TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None  # GNU t
 # ("base...") with LIB and the same settings.
 GPROF = "@BUILD@/libgprof.so"
 JEMALLOC = "@LIBDIR@/libjemalloc.so.2"
+# The HTTP server's configs preload gprof through this prefix, which scrapes the program.
+SCRAPE = "@PYTHON@ test/bench/scrape_every.py --preload " + GPROF + " --every "
 CONFIGS = [
     ("glibc", "alloc,locks,short,cpu,api", "", "", ""),
     ("jemalloc", "alloc,short", JEMALLOC, "", ""),
@@ -67,12 +69,15 @@ CONFIGS = [
     ("heaptrack", "", "", "heaptrack -r -o @TMP@/heaptrack.%p", ""),
     ("gperftools-cpu", "cpu", "@LIBDIR@/libprofiler.so.0", "",
      "CPUPROFILE=@TMP@/gperftools.prof CPUPROFILE_FREQUENCY=100"),
+    ("gprof-http", "http", "", SCRAPE + "0 --", "GPROF_AT_EXIT=0"),
+    ("gprof-scraped", "http", "", SCRAPE + "1 --", "GPROF_AT_EXIT=0"),
 ]
 
 # Workloads: (name, run by default, set, command, environment, per run). "per run" is "COUNT UNIT"
 # at scale 1 (a pair's difference is then also printed per UNIT), or "". @SCALE@ is 1 (0.25 with
-# --quick, or --scale); @PYTHON@ is Debian's /usr/bin/python3 (not a pyenv/venv shim, which would
-# put a shell script under LD_PRELOAD and heaptrack).
+# --quick, or --scale), @LONG@ four times that (a run of several seconds, for per-second events);
+# @PYTHON@ is Debian's /usr/bin/python3 (not a pyenv/venv shim, which would put a shell script
+# under LD_PRELOAD and heaptrack).
 B = "@BUILD@/test/bench/"
 WORKLOADS = [
     ("churn2", True, "alloc", B + "bench_churn 2 @SCALE@", "", ""),
@@ -92,6 +97,7 @@ WORKLOADS = [
      "100 process"),
     ("cpu", False, "cpu", B + "bench_cpu_work @SCALE@", "", ""),
     ("api", False, "api", B + "bench_api_calls @SCALE@", "", ""),
+    ("churn2-long", False, "http", B + "bench_churn 2 @LONG@", "", ""),
 ]
 # A workload's result line starts with one of these words; it must be the same in every run of
 # the workload (the workloads are deterministic), whatever else a prefix command prints.
@@ -120,6 +126,7 @@ RATIOS = [
     ("gprof-rate1", "heaptrack", "0.50", "*"),
     ("gprof-rate1", "jeprof-all", "", "*"),
     ("gprof-cpu100", "gprof", "1.01", "*"),
+    ("gprof-scraped", "gprof-http", "1.01", "*"),
     ("gprof-cpu100", "gperftools-cpu", "", "*"),
     ("gperftools-cpu", "glibc", "", "*"),
 ]
@@ -197,7 +204,8 @@ class Bench:
 
     def subst(self, s):
         for k, v in (("@BUILD@", "build"), ("@LIBDIR@", self.libdir), ("@TMP@", self.tmp),
-                     ("@SCALE@", f"{self.args.scale:g}"), ("@PYTHON@", self.python)):
+                     ("@SCALE@", f"{self.args.scale:g}"),
+                     ("@LONG@", f"{4 * self.args.scale:g}"), ("@PYTHON@", self.python)):
             s = s.replace(k, v)
         return s
 
