@@ -4,9 +4,11 @@
     scrape_every.py --preload LIB --every N -- COMMAND...
 
 COMMAND runs with LD_PRELOAD=LIB and GPROF_HTTP on a free loopback port (this script itself is
-not preloaded). While it runs, every N seconds one of heap, allocs, goroutine, block and mutex is
-fetched in turn (N=0: the server stays idle). Exits with COMMAND's status, so that scripts/bench
-compares a scraped program with an idle one; the number of scrapes goes to stderr.
+not preloaded). Once the server answers, the heap profile is fetched once, whatever N: the first
+answer of a process loads its symbol tables, a cost paid once per process, so both an idle and a
+scraped run pay it and their ratio is the steady cost of scraping. Then, every N seconds, one of
+heap, allocs, goroutine, block and mutex is fetched in turn (N=0: the server stays idle). Exits
+with COMMAND's status; the number of scrapes goes to stderr.
 """
 import argparse
 import os
@@ -25,6 +27,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def fetch(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/debug/pprof/{path}", timeout=30) as r:
+            r.read()
+        return True
+    except OSError:
+        return False
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--preload", required=True)
@@ -38,6 +49,10 @@ def main():
     env = dict(os.environ, LD_PRELOAD=os.path.realpath(a.preload), GPROF_HTTP=f"127.0.0.1:{port}")
     child = subprocess.Popen(command, env=env)
     scrapes, failed = 0, 0
+    for _ in range(500):  # the first answer, within 5 s
+        if child.poll() is not None or fetch(port, "heap"):
+            break
+        time.sleep(0.01)
     if a.every > 0:
         next_at = time.monotonic() + a.every
         while child.poll() is None:
@@ -45,13 +60,10 @@ def main():
             next_at += a.every
             if child.poll() is not None:
                 break
-            url = f"http://127.0.0.1:{port}/debug/pprof/{PATHS[scrapes % len(PATHS)]}"
-            try:
-                with urllib.request.urlopen(url, timeout=30) as r:
-                    r.read()
+            if fetch(port, PATHS[scrapes % len(PATHS)]):
                 scrapes += 1
-            except OSError:
-                failed += 1  # the server not up yet, or the program exiting
+            else:
+                failed += 1  # the program exiting
     status = child.wait()
     print(f"scrape_every: {scrapes} scrapes, {failed} failed", file=sys.stderr)
     return status if status >= 0 else 128 - status
