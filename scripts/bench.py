@@ -112,6 +112,7 @@ RATIOS = [
     ("gprof", "glibc", "+1.5ms", "true,python-start"),
     ("gprof", "glibc", "", "*"),
     ("jemalloc", "glibc", "", "true,python-start"),
+    ("gprof-default", "glibc", "", "api"),  # without gprof the calls are skipped: ns in stderr
     ("gprof-default", "glibc", "+1ns", "uncontended*"),
     ("gprof-default", "glibc", "1.05", "locks*"),
     ("gprof-default", "glibc", "+1.5ms", "true,python-start"),
@@ -221,8 +222,9 @@ class Bench:
         if pre and not os.path.isfile(pre):
             print(f"bench: skipping {c.name}: {pre} not found", file=sys.stderr)
             return False
-        if c.prefix and shutil.which(c.prefix.split()[0]) is None:
-            print(f"bench: skipping {c.name}: {c.prefix.split()[0]} not found", file=sys.stderr)
+        command = self.subst(c.prefix).split()[:1]
+        if command and shutil.which(command[0]) is None:
+            print(f"bench: skipping {c.name}: {command[0]} not found", file=sys.stderr)
             return False
         return True
 
