@@ -594,7 +594,8 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
 1 otherwise, 2 on bad usage.""")
     p.add_argument("program", choices=["python"], help="whose test suite to run")
     p.add_argument("--modules", default=DEFAULT_MODULES,
-                   help="space-separated test modules (default: see below)")
+                   help="space-separated test modules (default: see below), or `wide`: the "
+                        "modules listed in scripts/soak_python_modules.txt")
     p.add_argument("--configs", default=",".join(CONFIGS),
                    help="comma-separated configurations (default: all): " + ",".join(CONFIGS))
     p.add_argument("--keep", metavar="DIR",
@@ -617,6 +618,10 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
     if args.ignore is None:
         args.ignore = list(DEFAULT_IGNORE)
     modules = args.modules.replace(",", " ").split()
+    if modules == ["wide"]:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "soak_python_modules.txt")) as f:
+            modules = " ".join(x for x in f if not x.startswith("#")).split()
     configs = [c for c in re.split(r"[,\s]+", args.configs) if c]
     bad = [c for c in configs if c not in CONFIGS]
     if bad or not configs or not modules:
