@@ -108,7 +108,7 @@ __attribute__((noinline)) WalkMemory* fast_capture(const Registers& start) {
 bool ready() { return libunwind_ready(); }
 
 void warm_up() {
-    learn_thread_stack();  // the main thread's
+    learn_main_thread_stack();
     if (pthread_key_create(&g_walks_key, free_thread_walks) == 0)
         g_walks_key_made.store(true, std::memory_order_release);
     load_libunwind();
