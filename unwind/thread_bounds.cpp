@@ -42,9 +42,13 @@ bool main_stack_from_layout(StackBounds* out) {
     if (execfn == nullptr || page == 0 || (page & (page - 1)) != 0 ||
         getrlimit(RLIMIT_STACK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
         return false;
-    uintptr_t end = reinterpret_cast<uintptr_t>(execfn) + strlen(execfn) + 1 + sizeof(void*);
+    // Linux leaves 8 bytes above the string; valgrind's loader, which lays out its guest's stack
+    // itself, 11.
+    constexpr uintptr_t kMostAbove = 64;
+    uintptr_t string_end = reinterpret_cast<uintptr_t>(execfn) + strlen(execfn) + 1;
+    uintptr_t end = (string_end + page - 1) & -page;
     uintptr_t top = (reinterpret_cast<uintptr_t>(__libc_stack_end) & -page) + page;
-    if (end % page != 0 || top > end || end - top >= limit.rlim_cur)
+    if (end - string_end > kMostAbove || top > end || end - top >= limit.rlim_cur)
         return false;  // not the layout described above
     uintptr_t size = (limit.rlim_cur - (end - top)) & -page;
     if (size > top) return false;
