@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/reentry_guard.h"
+#include "preload/backing.h"
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/http.h"
@@ -27,8 +28,9 @@ namespace gprof {
 namespace {
 
 // fork(): gprof's locks are taken before the allocator's (pthread_atfork runs prepare handlers
-// in reverse order of registration, and jemalloc registered its own at the first malloc, before
-// this constructor), and released in both parent and child. glibc's stream-list lock comes before
+// in reverse order of registration, and jemalloc registers its own when it starts, which start()
+// makes sure happens before it registers these), and released in both parent and child, where
+// jemalloc's handlers have run first and gprof's may allocate. glibc's stream-list lock comes before
 // them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while it
 // waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free a
 // buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
@@ -67,6 +69,9 @@ __attribute__((constructor)) void start() {
     unwind::warm_up();       // from here on, allocations are sampled
     record::start_contention();
     writer::start(config());  // each profile kind's records, with their settings
+    // Nothing above allocates (a program that never does never starts gprof's jemalloc for it);
+    // the fork handlers below need jemalloc's registered first.
+    backing::start_allocator();
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on
