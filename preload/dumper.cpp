@@ -83,7 +83,8 @@ void* dumper_main(void*) {
             // Signals that arrived during the wait ask for the same dump.
         }
         if (g_quit.load(std::memory_order_acquire)) break;
-        if (g_libunwind_wanted.exchange(false, std::memory_order_acq_rel)) unwind::ensure_libunwind();
+        if (g_libunwind_wanted.exchange(false, std::memory_order_acq_rel))
+            unwind::ensure_libunwind();
         if (g_dump_wanted.exchange(false, std::memory_order_acq_rel))
             dump_exclusive(60 * 1000, writer::DumpReason::Signal);
     }

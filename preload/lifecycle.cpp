@@ -30,10 +30,10 @@ namespace {
 // fork(): gprof's locks are taken before the allocator's (pthread_atfork runs prepare handlers
 // in reverse order of registration, and jemalloc registers its own when it starts, which start()
 // makes sure happens before it registers these), and released in both parent and child, where
-// jemalloc's handlers have run first and gprof's may allocate. glibc's stream-list lock comes before
-// them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while it
-// waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free a
-// buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
+// jemalloc's handlers have run first and gprof's may allocate. glibc's stream-list lock comes
+// before them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while
+// it waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free
+// a buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
 void prepare_fork() {
     dumper::prepare_fork();  // first: a dump in progress takes the locks below
     _IO_list_lock();

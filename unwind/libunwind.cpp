@@ -165,7 +165,8 @@ int without_gprof(uintptr_t* pcs, int n, int max) {
 bool load_libunwind() {
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
-        log::problem("libunwind.so.8 not found (Debian package libunwind8); no heap samples");
+        log::problem("libunwind.so.8 not found (Debian package libunwind8); stacks that gprof "
+                     "cannot walk itself are left out");
         return false;
     }
     struct ClosePipe {
@@ -180,7 +181,8 @@ bool load_libunwind() {
     auto set_policy = reinterpret_cast<CachingPolicyFn>(dlsym(lib, "_ULx86_64_set_caching_policy"));
     void* local_space = dlsym(lib, "_ULx86_64_local_addr_space");
     if (backtrace == nullptr || set_policy == nullptr || local_space == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_backtrace; no heap samples");
+        log::problem("libunwind.so.8 lacks unw_backtrace; stacks that gprof cannot walk itself "
+                     "are left out");
         return false;
     }
     // Per-thread caches would keep libunwind from blocking signals (two sigprocmask calls) around
@@ -194,7 +196,8 @@ bool load_libunwind() {
     unw_accessors_t* accessors =
         get_accessors ? get_accessors(*static_cast<unw_addr_space_t*>(local_space)) : nullptr;
     if (accessors == nullptr || accessors->access_mem == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_get_accessors; no heap samples");
+        log::problem("libunwind.so.8 lacks unw_get_accessors; stacks that gprof cannot walk "
+                     "itself are left out");
         return false;
     }
     g_libunwind_access_mem = accessors->access_mem;
@@ -248,7 +251,9 @@ bool ensure_libunwind(int wait_ms) {
     return wait_for_load(wait_ms);
 }
 
-void set_libunwind_loader(bool (*ask)()) { g_load_elsewhere.store(ask, std::memory_order_release); }
+void set_libunwind_loader(bool (*ask)()) {
+    g_load_elsewhere.store(ask, std::memory_order_release);
+}
 
 bool libunwind_for_sample() {
     if (libunwind_ready()) [[likely]]

@@ -9,9 +9,9 @@
 // never need it (a short one takes no sample; gprof's own walk reads nearly every stack). Never
 // from the allocation path, which may run inside the dynamic loader: a sample that needs it asks
 // the dumper thread to open it and waits (ensure_libunwind, set_libunwind_loader); dumps open it
-// themselves (the threads profile walks with it). Its memory reads are gprof's (no descriptor: the calling
-// thread's stack read directly, other pages checked with process_vm_readv), and the validation
-// pipe its initialisation opens is closed again at once.
+// themselves (the threads profile walks with it). Its memory reads are gprof's (no descriptor: the
+// calling thread's stack read directly, other pages checked with process_vm_readv), and the
+// validation pipe its initialisation opens is closed again at once.
 #pragma once
 
 #include <cstdint>

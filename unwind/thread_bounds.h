@@ -27,8 +27,8 @@ void learn_thread_stack();
 // the end of __libc_stack_end's page, the bottom RLIMIT_STACK below the end of the mapping that
 // holds it, cut at the mapping below), without its reading /proc/self/maps through stdio
 // (its first malloc, and a thousand lines parsed: about 150 000 instructions in every process).
-// The mapping's end comes from exec's layout instead: the program's file name (AT_EXECFN) is the first
-// string exec copies, a few bytes under the very end of the stack's mapping. The cut never
+// The mapping's end comes from exec's layout instead: the program's file name (AT_EXECFN) is the
+// first string exec copies, a few bytes under the very end of the stack's mapping. The cut never
 // applies with a finite limit, which Linux keeps free of mappings below the stack (mmap_base),
 // so an unlimited stack, or a layout not as described, takes pthread_getattr_np's answer.
 void learn_main_thread_stack();

@@ -44,7 +44,8 @@ TEST_CASE("the main thread's stack bounds from the layout are pthread_getattr_np
 TEST_CASE("under other stack limits too, and an unlimited stack is left to glibc",
           "[thread-bounds]") {
     // RLIMIT_STACK changes the lower bound; each limit in a child, which changes it for itself.
-    for (rlim_t limit : {rlim_t{1} << 20, rlim_t{64} << 20, rlim_t{3} << 30, rlim_t{RLIM_INFINITY}}) {
+    for (rlim_t limit :
+         {rlim_t{1} << 20, rlim_t{64} << 20, rlim_t{3} << 30, rlim_t{RLIM_INFINITY}}) {
         INFO("RLIMIT_STACK " << limit);
         pid_t pid = fork();
         REQUIRE(pid >= 0);
