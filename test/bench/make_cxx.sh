@@ -35,7 +35,7 @@ done
     i=1; while [ "$i" -le "$n" ]; do echo "std::string f$i(int);"; i=$((i + 1)); done
     echo 'int main() { std::string s;'
     i=1; while [ "$i" -le "$n" ]; do echo "s += f$i(10);"; i=$((i + 1)); done
-    echo 'std::printf("%zu\n", s.size()); }'
+    printf '%s\n' 'std::printf("%zu\n", s.size()); }'
 } > "$dir/main.cpp"
 printf '%s\n' 'OBJS := $(patsubst %.cpp,%.o,$(wildcard *.cpp))' 'app: $(OBJS)' \
     '	g++ -o $@ $^' '%.o: %.cpp' '	g++ -O1 -c $< -o $@' > "$dir/Makefile"
