@@ -16,6 +16,7 @@
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
+#include "unwind/libunwind.h"
 #include "unwind/stack.h"
 #include "writer/dump.h"
 
@@ -52,6 +53,7 @@ void parent_after_fork() {
 
 void child_after_fork() {
     unwind::after_fork();
+    unwind::libunwind_child_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
     base::ReentryGuard guard;

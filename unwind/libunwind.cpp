@@ -251,6 +251,11 @@ bool ensure_libunwind(int wait_ms) {
     return wait_for_load(wait_ms);
 }
 
+void libunwind_child_after_fork() {
+    int loading = 1;
+    g_load_state.compare_exchange_strong(loading, 2, std::memory_order_acq_rel);
+}
+
 void set_libunwind_loader(bool (*ask)()) {
     g_load_elsewhere.store(ask, std::memory_order_release);
 }

@@ -37,6 +37,9 @@ void set_libunwind_loader(bool (*ask)());
 // finds no libunwind keeps no stack.
 bool libunwind_for_sample();
 constexpr int kSampleLoadWaitMs = 500;
+// In a fork's child: a load under way in another thread of the parent will never end here, so
+// libunwind is not used in this process (nothing waits for it).
+void libunwind_child_after_fork();
 
 // A thread's first kStepwiseWalks libunwind walks step by step (capture_once); later ones use
 // unw_backtrace, whose first call in a thread maps and fills a 256 KiB frame cache, which pays
