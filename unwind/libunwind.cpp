@@ -266,7 +266,10 @@ bool libunwind_for_sample() {
     if (g_load_state.load(std::memory_order_acquire) == 2) return false;
     bool (*ask)() = g_load_elsewhere.load(std::memory_order_acquire);
     if (ask == nullptr || !ask()) return false;
-    return wait_for_load(kSampleLoadWaitMs);
+    int saved = errno;  // the allocation path leaves errno alone
+    bool ready = wait_for_load(kSampleLoadWaitMs);
+    errno = saved;
+    return ready;
 }
 
 namespace {
