@@ -72,6 +72,10 @@ bool from_reserve() { return starting() && base::inside_gprof(); }
 
 }  // namespace
 
+void start_allocator() {
+    if (jemalloc()) gprof_je_free(gprof_je_malloc(1));
+}
+
 bool starting() { return __atomic_load_n(&g_kind, __ATOMIC_RELAXED) == Kind::LibcStarting; }
 
 void end_start_up() {

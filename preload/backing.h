@@ -80,6 +80,9 @@ inline bool in_start_reserve(const void* p) {
 }
 // The end of gprof's constructor: glibc mode stops serving anything from the reserve.
 void end_start_up();
+// Starts gprof's jemalloc if it is the backing allocator and has not started yet (an allocation
+// and its free): jemalloc registers its fork handlers then.
+void start_allocator();
 bool starting();  // glibc mode, and gprof's constructor has not ended
 
 // glibc's functions with the reserve in front (the contracts are glibc's).

@@ -17,6 +17,7 @@
 #include "preload/cpu_sampler.h"
 #include "preload/http.h"
 #include "preload/originals.h"
+#include "unwind/libunwind.h"
 #include "writer/dump.h"
 
 namespace gprof::dumper {
@@ -30,6 +31,9 @@ std::atomic<bool> g_running{false};  // the dumper thread serves requests
 std::atomic<bool> g_quit{false};     // asks the dumper thread to end
 std::atomic<bool> g_dumping{false};
 std::atomic<unsigned> g_seq{0};
+// Why the dumper was woken: a dump (the signal), libunwind wanted by a sample, or both.
+std::atomic<bool> g_dump_wanted{false};
+std::atomic<bool> g_libunwind_wanted{false};
 
 void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -79,7 +83,10 @@ void* dumper_main(void*) {
             // Signals that arrived during the wait ask for the same dump.
         }
         if (g_quit.load(std::memory_order_acquire)) break;
-        dump_exclusive(60 * 1000, writer::DumpReason::Signal);
+        if (g_libunwind_wanted.exchange(false, std::memory_order_acq_rel))
+            unwind::ensure_libunwind();
+        if (g_dump_wanted.exchange(false, std::memory_order_acq_rel))
+            dump_exclusive(60 * 1000, writer::DumpReason::Signal);
     }
     g_running.store(false, std::memory_order_release);
     return nullptr;
@@ -87,6 +94,8 @@ void* dumper_main(void*) {
 
 bool start_thread() {
     sem_init(&g_wake, 0, 0);
+    g_dump_wanted.store(false, std::memory_order_relaxed);
+    g_libunwind_wanted.store(false, std::memory_order_relaxed);
     g_quit.store(false, std::memory_order_relaxed);
     g_running.store(true, std::memory_order_release);
     if (int err = base::start_own_thread(dumper_main, "gprof-dumper"); err != 0) {
@@ -222,9 +231,22 @@ bool run_exclusive(int wait_ms, void (*fn)(void*), void* arg) {
 
 void request() {
     int saved = errno;
-    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire))
+    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire)) {
+        g_dump_wanted.store(true, std::memory_order_release);
         sem_post(&g_wake);
+    }
     errno = saved;
+}
+
+bool request_libunwind() {
+    int saved = errno;
+    bool asked = false;
+    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire)) {
+        g_libunwind_wanted.store(true, std::memory_order_release);
+        asked = sem_post(&g_wake) == 0;
+    }
+    errno = saved;
+    return asked;
 }
 
 bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
@@ -261,6 +283,11 @@ void start() {
         originals::real_sigaction(c.dump_signal, &g_program_action, nullptr);
         g_signal_held = false;
     }
+    // A sample that needs libunwind asks this thread to open it; with no thread, it is opened now.
+    if (g_running.load(std::memory_order_acquire))
+        unwind::set_libunwind_loader(request_libunwind);
+    else
+        unwind::ensure_libunwind();
     if (c.at_exit) atexit(at_exit);
 }
 

@@ -18,6 +18,10 @@ void start();
 // Async-signal-safe: asks the dumper thread for a dump.
 void request();
 
+// Asks the dumper thread to open libunwind (unwind::set_libunwind_loader): false when there is
+// no dumper thread.
+bool request_libunwind();
+
 // A dump now, in the calling thread (the C API's gprof_dump), waiting at most wait_ms for a dump
 // or fork in progress: its sequence number, or 0 when it could not run (the wait ran out, or the
 // thread is writing a dump already: a signal handler that interrupted it).

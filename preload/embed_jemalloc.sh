@@ -56,6 +56,8 @@ redirect arena \
     gprof_je_je_prof_free_sampled_object=gprof_jemalloc_sample_freed
 redirect prof \
     gprof_je_je_prof_tctx_try_destroy=gprof_jemalloc_tctx_try_destroy \
-    gprof_je_je_prof_tdata_detach=gprof_jemalloc_tdata_detach
+    gprof_je_je_prof_tdata_detach=gprof_jemalloc_tdata_detach \
+    gprof_je_je_malloc_mutex_init=gprof_jemalloc_prof_mutex_init \
+    gprof_je_je_prof_unwind_init=gprof_jemalloc_unwind_init
 rm -f "$out"
 ar rcs "$out" ./*.o

@@ -166,4 +166,20 @@ void gprof_jemalloc_tdata_detach(void* tsd, void* tdata) noexcept {
     gprof_je_je_prof_tdata_detach(tsd, tdata);
 }
 
+// malloc_mutex_init, as prof_boot2 (prof.o's only caller) calls it: for the profiler's 1 289
+// mutexes, 1 280 of them in two arrays (one lock per hash shard) of which gprof's single record per
+// thread uses a few. All are in memory that is zero at that point (static storage, and base_alloc,
+// whose memory jemalloc guarantees demand-zeroed), and a zeroed malloc_mutex_t is a valid unlocked
+// mutex (glibc's PTHREAD_MUTEX_INITIALIZER, no statistics, no witness in a release build), so they
+// are left untouched: initialising them wrote 160 KiB, about 40 page faults in every process.
+bool gprof_jemalloc_prof_mutex_init(void*, const char*, int, int) noexcept {
+    return false;  // jemalloc's "no error"
+}
+
+// prof_unwind_init (prof.o, from prof_boot2): walks once with libgcc's _Unwind_Backtrace so that
+// its first real walk allocates nothing. jemalloc never walks for gprof (the backtrace hook is set
+// before its first sample: gprof_jemalloc_tctx_create), so the warm-up is skipped: about 38 000
+// instructions and the page faults of reading two libraries' unwind tables, in every process.
+void gprof_jemalloc_unwind_init() noexcept {}
+
 }  // extern "C"

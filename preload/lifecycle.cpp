@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/reentry_guard.h"
+#include "preload/backing.h"
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/http.h"
@@ -15,6 +16,7 @@
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
+#include "unwind/libunwind.h"
 #include "unwind/stack.h"
 #include "writer/dump.h"
 
@@ -27,11 +29,12 @@ namespace gprof {
 namespace {
 
 // fork(): gprof's locks are taken before the allocator's (pthread_atfork runs prepare handlers
-// in reverse order of registration, and jemalloc registered its own at the first malloc, before
-// this constructor), and released in both parent and child. glibc's stream-list lock comes before
-// them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while it
-// waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free a
-// buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
+// in reverse order of registration, and jemalloc registers its own when it starts, which start()
+// makes sure happens before it registers these), and released in both parent and child, where
+// jemalloc's handlers have run first and gprof's may allocate. glibc's stream-list lock comes
+// before them: fork takes it after the prepare handlers, and meanwhile fflush(NULL) holds it while
+// it waits for a stream's lock, whose holder (in fclose) waits for the heap profile's lock to free
+// a buffer: a cycle if the profile's locks were taken first (glibc's tst-malloc-fork-deadlock).
 void prepare_fork() {
     dumper::prepare_fork();  // first: a dump in progress takes the locks below
     _IO_list_lock();
@@ -50,6 +53,7 @@ void parent_after_fork() {
 
 void child_after_fork() {
     unwind::after_fork();
+    unwind::libunwind_child_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
     base::ReentryGuard guard;
@@ -67,6 +71,9 @@ __attribute__((constructor)) void start() {
     unwind::warm_up();       // from here on, allocations are sampled
     record::start_contention();
     writer::start(config());  // each profile kind's records, with their settings
+    // Nothing above allocates (a program that never does never starts gprof's jemalloc for it);
+    // the fork handlers below need jemalloc's registered first.
+    backing::start_allocator();
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on

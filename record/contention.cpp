@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <new>
+
 namespace gprof::record {
 namespace {
 
@@ -73,13 +75,17 @@ void set_mutex_profile_fraction(int64_t fraction) {
     update_switch();
 }
 
+// In static storage rather than on the heap, never destroyed: gprof's start-up takes nothing
+// from the allocator.
 StackCounters& block_counters() {
-    static StackCounters* counters = new StackCounters(1u << 16);
+    alignas(StackCounters) static unsigned char storage[sizeof(StackCounters)];
+    static StackCounters* counters = new (storage) StackCounters(1u << 16);
     return *counters;
 }
 
 StackCounters& mutex_counters() {
-    static StackCounters* counters = new StackCounters(1u << 16);
+    alignas(StackCounters) static unsigned char storage[sizeof(StackCounters)];
+    static StackCounters* counters = new (storage) StackCounters(1u << 16);
     return *counters;
 }
 

@@ -1,5 +1,7 @@
 #include "record/threads.h"
 
+#include <new>
+
 namespace gprof::record {
 namespace {
 
@@ -12,8 +14,11 @@ uint32_t home(pid_t tid, uint32_t slots) {
 
 }  // namespace
 
+// In static storage rather than on the heap, never destroyed: gprof's start-up takes nothing
+// from the allocator.
 StackCounters& thread_creations() {
-    static StackCounters* counters = new StackCounters(1u << 14);
+    alignas(StackCounters) static unsigned char storage[sizeof(StackCounters)];
+    static StackCounters* counters = new (storage) StackCounters(1u << 14);
     return *counters;
 }
 

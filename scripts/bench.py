@@ -95,13 +95,17 @@ WORKLOADS = [
     ("true", True, "short", B + "bench_spawn @SCALE@ /bin/true", "", "100 process"),
     ("python-start", True, "short", B + "bench_spawn @SCALE@ @PYTHON@ -c pass", "",
      "100 process"),
+    ("git-version", False, "short", B + "bench_spawn @SCALE@ /usr/bin/git --version", "",
+     "100 process"),
+    ("make-cxx", False, "short", "test/bench/make_cxx.sh @SCALE@ @TMP@", "", ""),
     ("cpu", False, "cpu", B + "bench_cpu_work @SCALE@", "", ""),
     ("api", False, "api", B + "bench_api_calls @SCALE@", "", ""),
     ("churn2-long", False, "http", B + "bench_churn 2 @LONG@", "", ""),
 ]
 # A workload's result line starts with one of these words; it must be the same in every run of
 # the workload (the workloads are deterministic), whatever else a prefix command prints.
-RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "cpuwork", "api")
+RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "cpuwork", "api",
+                "build")
 
 # Targets: (numerator, denominator, target, workloads (globs)). A target is a ratio ("1.05") or,
 # for a workload with a per-run count, a difference per unit ("+1ns", "+1.5ms"); "" none. For a
@@ -109,13 +113,14 @@ RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "cpu
 RATIOS = [
     ("gprof", "jemalloc", "1.03", "*"),
     ("gprof-libc", "glibc", "1.03", "*"),
-    ("gprof", "glibc", "+1.5ms", "true,python-start"),
+    ("gprof", "glibc", "+1.5ms", "true,python-start,git-version"),
     ("gprof", "glibc", "", "*"),
-    ("jemalloc", "glibc", "", "true,python-start"),
+    ("jemalloc", "glibc", "", "true,python-start,git-version"),
     ("gprof-default", "glibc", "", "api"),  # without gprof the calls are skipped: ns in stderr
     ("gprof-default", "glibc", "+1ns", "uncontended*"),
     ("gprof-default", "glibc", "1.05", "locks*"),
-    ("gprof-default", "glibc", "+1.5ms", "true,python-start"),
+    ("gprof-default", "glibc", "+1.5ms", "true,python-start,git-version"),
+    ("gprof-default", "glibc", "1.03", "make-cxx"),
     ("gprof-default", "glibc", "1.10", "*"),
     ("gprof-nolocks", "glibc", "", "*"),
     ("gprof-default", "gprof-nolocks", "1.05", "*"),

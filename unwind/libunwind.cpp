@@ -2,9 +2,11 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UNW_LOCAL_ONLY
@@ -86,28 +88,68 @@ int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write,
     return 0;
 }
 
-// The lowest two descriptor numbers free now: where a pipe made next will be.
-void lowest_free_pair(int out[2]) {
-    int found = 0;
-    for (int fd = 0; found < 2 && fd < 1 << 16; ++fd)
-        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) out[found++] = fd;
-}
-
 // libunwind's initialisation opens a pipe, kept for ever, to check addresses before its own
 // memory reads; gprof replaces those reads (access_mem), so the pipe is never used, and a program
 // must not find two descriptors of gprof's open (its first open() returning 5, or 0 if it started
-// with stdin closed). Closed here when `fds`, the two numbers free before, are now that pipe.
-void close_validation_pipe(const int fds[2]) {
+// with stdin closed). libunwind keeps the pipe's numbers in a static int[2] that starts as
+// {-1, -1}: before its initialisation every such pair in its writable data is noted, and after it
+// the one that then holds a pipe's two ends (non-blocking and close-on-exec, as libunwind opens
+// it) is closed. Nothing is guessed from descriptor numbers, so a pipe that one of the program's
+// threads opens meanwhile is never taken for it.
+struct PipeSlots {
+    static constexpr int kMax = 16;
+    int* slots[kMax];
+    int count = 0;
+    uintptr_t base = 0;
+};
+
+int find_pipe_slots(struct dl_phdr_info* info, size_t, void* arg) {
+    auto* found = static_cast<PipeSlots*>(arg);
+    if (info->dlpi_addr != found->base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_W)) continue;
+        // The initialised part only: {-1, -1} is not zero.
+        auto* words = reinterpret_cast<int*>(info->dlpi_addr + ph.p_vaddr);
+        size_t n = ph.p_filesz / sizeof(int);
+        for (size_t k = 0; k + 1 < n && found->count < PipeSlots::kMax; ++k)
+            if (words[k] == -1 && words[k + 1] == -1) found->slots[found->count++] = words + k;
+    }
+    return 1;
+}
+
+PipeSlots pipe_slots(void* lib) {
+    PipeSlots found;
+    struct link_map* map = nullptr;
+    if (dlinfo(lib, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) return found;
+    found.base = map->l_addr;
+    dl_iterate_phdr(find_pipe_slots, &found);
+    return found;
+}
+
+bool is_unused_pipe(int read_fd, int write_fd) {
     struct stat read_end, write_end;
-    if (fstat(fds[0], &read_end) != 0 || fstat(fds[1], &write_end) != 0) return;
+    if (read_fd < 0 || write_fd < 0 || read_fd == write_fd) return false;
+    if (fstat(read_fd, &read_end) != 0 || fstat(write_fd, &write_end) != 0) return false;
     if (!S_ISFIFO(read_end.st_mode) || read_end.st_ino != write_end.st_ino ||
         read_end.st_dev != write_end.st_dev)
-        return;
-    if ((fcntl(fds[0], F_GETFL) & O_ACCMODE) != O_RDONLY ||
-        (fcntl(fds[1], F_GETFL) & O_ACCMODE) != O_WRONLY)
-        return;
-    close(fds[0]);
-    close(fds[1]);
+        return false;
+    int read_flags = fcntl(read_fd, F_GETFL), write_flags = fcntl(write_fd, F_GETFL);
+    return read_flags != -1 && write_flags != -1 && (read_flags & O_ACCMODE) == O_RDONLY &&
+           (write_flags & O_ACCMODE) == O_WRONLY && (read_flags & O_NONBLOCK) &&
+           (write_flags & O_NONBLOCK) && (fcntl(read_fd, F_GETFD) & FD_CLOEXEC) &&
+           (fcntl(write_fd, F_GETFD) & FD_CLOEXEC);
+}
+
+void close_validation_pipe(const PipeSlots& before) {
+    for (int i = 0; i < before.count; ++i) {
+        int* slot = before.slots[i];
+        if (is_unused_pipe(slot[0], slot[1])) {
+            close(slot[0]);
+            close(slot[1]);
+            return;
+        }
+    }
 }
 
 // The first n entries of pcs without gprof's own frames, at most max of them, in place.
@@ -123,26 +165,24 @@ int without_gprof(uintptr_t* pcs, int n, int max) {
 bool load_libunwind() {
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
-        log::problem("libunwind.so.8 not found (Debian package libunwind8); no heap samples");
+        log::problem("libunwind.so.8 not found (Debian package libunwind8); stacks that gprof "
+                     "cannot walk itself are left out");
         return false;
     }
-    int pipe_fds[2] = {-1, -1};
-    int saved = errno;
-    lowest_free_pair(pipe_fds);
-    errno = saved;
     struct ClosePipe {
-        const int* fds;
+        PipeSlots before;
         ~ClosePipe() {
             int saved = errno;
-            close_validation_pipe(fds);
+            close_validation_pipe(before);
             errno = saved;
         }
-    } close_pipe{pipe_fds};
+    } close_pipe{pipe_slots(lib)};
     auto backtrace = reinterpret_cast<BacktraceFn>(dlsym(lib, "unw_backtrace"));
     auto set_policy = reinterpret_cast<CachingPolicyFn>(dlsym(lib, "_ULx86_64_set_caching_policy"));
     void* local_space = dlsym(lib, "_ULx86_64_local_addr_space");
     if (backtrace == nullptr || set_policy == nullptr || local_space == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_backtrace; no heap samples");
+        log::problem("libunwind.so.8 lacks unw_backtrace; stacks that gprof cannot walk itself "
+                     "are left out");
         return false;
     }
     // Per-thread caches would keep libunwind from blocking signals (two sigprocmask calls) around
@@ -156,7 +196,8 @@ bool load_libunwind() {
     unw_accessors_t* accessors =
         get_accessors ? get_accessors(*static_cast<unw_addr_space_t*>(local_space)) : nullptr;
     if (accessors == nullptr || accessors->access_mem == nullptr) {
-        log::problem("libunwind.so.8 lacks unw_get_accessors; no heap samples");
+        log::problem("libunwind.so.8 lacks unw_get_accessors; stacks that gprof cannot walk "
+                     "itself are left out");
         return false;
     }
     g_libunwind_access_mem = accessors->access_mem;
@@ -176,6 +217,60 @@ bool load_libunwind() {
 }
 
 bool libunwind_ready() { return g_ready.load(std::memory_order_acquire); }
+
+namespace {
+
+// 0: not loaded yet; 1: being loaded; 2: tried (g_ready says whether it worked).
+std::atomic<int> g_load_state{0};
+std::atomic<bool (*)()> g_load_elsewhere{nullptr};
+
+void sleep_1ms() {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, nullptr);
+}
+
+// Waits up to wait_ms for a load in progress elsewhere.
+bool wait_for_load(int wait_ms) {
+    for (int waited = 0; g_load_state.load(std::memory_order_acquire) != 2; ++waited) {
+        if (waited >= wait_ms) return false;
+        sleep_1ms();
+    }
+    return libunwind_ready();
+}
+
+}  // namespace
+
+bool ensure_libunwind(int wait_ms) {
+    if (g_load_state.load(std::memory_order_acquire) == 2) return libunwind_ready();
+    int expected = 0;
+    if (g_load_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        load_libunwind();
+        g_load_state.store(2, std::memory_order_release);
+        return libunwind_ready();
+    }
+    return wait_for_load(wait_ms);
+}
+
+void libunwind_child_after_fork() {
+    int loading = 1;
+    g_load_state.compare_exchange_strong(loading, 2, std::memory_order_acq_rel);
+}
+
+void set_libunwind_loader(bool (*ask)()) {
+    g_load_elsewhere.store(ask, std::memory_order_release);
+}
+
+bool libunwind_for_sample() {
+    if (libunwind_ready()) [[likely]]
+        return true;
+    if (g_load_state.load(std::memory_order_acquire) == 2) return false;
+    bool (*ask)() = g_load_elsewhere.load(std::memory_order_acquire);
+    if (ask == nullptr || !ask()) return false;
+    int saved = errno;  // the allocation path leaves errno alone
+    bool ready = wait_for_load(kSampleLoadWaitMs);
+    errno = saved;
+    return ready;
+}
 
 namespace {
 

@@ -2,11 +2,16 @@
 // frames, alternate signal stacks, coroutines, code without call frame information), and for other
 // threads' stacks in the threads profile (unwind/thread_stacks.h).
 //
-// libunwind.so.8 is opened at start-up with RTLD_LOCAL, never linked: it also defines the C++
-// exception ABI (_Unwind_RaiseException...), and as a dependency of a preloaded library it would
-// take over a program's exceptions. Its memory reads are gprof's (no descriptor: the calling
-// thread's stack read directly, other pages checked with process_vm_readv), and the validation
-// pipe its initialisation opens is closed again at once.
+// libunwind.so.8 is opened with RTLD_LOCAL, never linked: it also defines the C++ exception ABI
+// (_Unwind_RaiseException...), and as a dependency of a preloaded library it would take over a
+// program's exceptions. It is opened when first needed, not at start-up: with it comes liblzma,
+// two libraries to map and relocate (about a quarter of gprof's start-up), and most processes
+// never need it (a short one takes no sample; gprof's own walk reads nearly every stack). Never
+// from the allocation path, which may run inside the dynamic loader: a sample that needs it asks
+// the dumper thread to open it and waits (ensure_libunwind, set_libunwind_loader); dumps open it
+// themselves (the threads profile walks with it). Its memory reads are gprof's (no descriptor: the
+// calling thread's stack read directly, other pages checked with process_vm_readv), and the
+// validation pipe its initialisation opens is closed again at once.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +25,21 @@ namespace gprof::unwind {
 // line) where libunwind cannot be used: stacks are then not walked by it.
 bool load_libunwind();
 bool libunwind_ready();
+
+// load_libunwind() once in the process, from whichever thread asks first; a thread that asks
+// while another loads waits up to wait_ms for it. Not from the allocation path.
+bool ensure_libunwind(int wait_ms = 5000);
+// Who opens libunwind for a sample: `ask` makes another thread call ensure_libunwind() soon and
+// returns true, or returns false if it cannot. Without one, samples do without libunwind.
+void set_libunwind_loader(bool (*ask)());
+// For a sample whose stack gprof's own walk could not read: whether libunwind can walk it,
+// asking for it to be opened and waiting up to kSampleLoadWaitMs the first time. A sample that
+// finds no libunwind keeps no stack.
+bool libunwind_for_sample();
+constexpr int kSampleLoadWaitMs = 500;
+// In a fork's child: a load under way in another thread of the parent will never end here, so
+// libunwind is not used in this process (nothing waits for it).
+void libunwind_child_after_fork();
 
 // A thread's first kStepwiseWalks libunwind walks step by step (capture_once); later ones use
 // unw_backtrace, whose first call in a thread maps and fills a 256 KiB frame cache, which pays

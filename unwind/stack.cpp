@@ -105,13 +105,17 @@ __attribute__((noinline)) WalkMemory* fast_capture(const Registers& start) {
 
 }  // namespace
 
-bool ready() { return libunwind_ready(); }
+namespace {
+std::atomic<bool> g_warm{false};
+}  // namespace
+
+bool ready() { return g_warm.load(std::memory_order_acquire); }
 
 void warm_up() {
-    learn_thread_stack();  // the main thread's
+    learn_main_thread_stack();
     if (pthread_key_create(&g_walks_key, free_thread_walks) == 0)
         g_walks_key_made.store(true, std::memory_order_release);
-    load_libunwind();
+    g_warm.store(true, std::memory_order_release);
 }
 
 void prepare_fork() {
@@ -152,7 +156,7 @@ RootFirstStack capture_root_first(const Registers& start, uintptr_t* scratch) {
         // Cut at the root end: the tags are for stacks that begin at the root.
         return {m->pcs + (m->depth - kMaxFrames), kMaxFrames, nullptr, nullptr, true};
     }
-    if (room < kLibunwindRoom) return stack;
+    if (room < kLibunwindRoom || !libunwind_for_sample()) return stack;
     stack.depth = libunwind_capture(scratch, kMaxFrames + 1);
     if (stack.depth > kMaxFrames) {
         stack.truncated = true;

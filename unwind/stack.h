@@ -24,12 +24,12 @@ constexpr int kMaxFrames = 128;
 // 8 KiB alternate signal stack.
 constexpr int kCaptureRoom = kMaxFrames + 8;
 
-// From gprof's constructor: the main thread's stack bounds, the threads' walk memories, and
-// libunwind (unwind/libunwind.h). Until it has run, captures return 0 frames (a sample taken
-// during the process's very first allocations, maybe under glibc's exit lock, must not start
-// libunwind).
+// From gprof's constructor: the main thread's stack bounds and the threads' walk memories
+// (libunwind is opened when first needed: unwind/libunwind.h). Until it has run, captures return
+// 0 frames (a sample taken during the process's very first allocations, maybe under glibc's exit
+// lock, must not start anything).
 void warm_up();
-// Whether captures work (warm_up() has run and libunwind could be used).
+// Whether captures work (warm_up() has run).
 bool ready();
 
 // Fills `pcs` (kCaptureRoom entries) with return addresses, leaf first; returns how many (at most

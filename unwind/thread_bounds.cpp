@@ -2,8 +2,13 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
+#include <sys/resource.h>
 
 #include <cstdint>
+#include <cstring>
+
+extern "C" void* __libc_stack_end;  // ld.so's: the main thread's stack pointer at its start
 
 namespace gprof::unwind {
 
@@ -28,6 +33,32 @@ size_t stack_room() {
         if (sp >= base && sp - base < alternate.ss_size) return sp - base;
     }
     return SIZE_MAX;
+}
+
+bool main_stack_from_layout(StackBounds* out) {
+    auto execfn = reinterpret_cast<const char*>(getauxval(AT_EXECFN));
+    uintptr_t page = getauxval(AT_PAGESZ);
+    struct rlimit limit;
+    if (execfn == nullptr || page == 0 || (page & (page - 1)) != 0 ||
+        getrlimit(RLIMIT_STACK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return false;
+    // Linux leaves 8 bytes above the string; valgrind's loader, which lays out its guest's stack
+    // itself, 11.
+    constexpr uintptr_t kMostAbove = 64;
+    uintptr_t string_end = reinterpret_cast<uintptr_t>(execfn) + strlen(execfn) + 1;
+    uintptr_t end = (string_end + page - 1) & -page;
+    uintptr_t top = (reinterpret_cast<uintptr_t>(__libc_stack_end) & -page) + page;
+    if (end - string_end > kMostAbove || top > end || end - top >= limit.rlim_cur)
+        return false;  // not the layout described above
+    uintptr_t size = (limit.rlim_cur - (end - top)) & -page;
+    if (size > top) return false;
+    out->lo = top - size;
+    out->hi = top;
+    return true;
+}
+
+void learn_main_thread_stack() {
+    if (!main_stack_from_layout(&t_stack_bounds)) learn_thread_stack();
 }
 
 void learn_thread_stack() {

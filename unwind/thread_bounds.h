@@ -21,8 +21,19 @@ extern constinit thread_local StackBounds t_stack_bounds [[gnu::tls_model("initi
 
 inline const StackBounds& thread_bounds() { return t_stack_bounds; }
 
-// The calling thread's bounds from pthread_getattr_np (the main thread's, at start-up).
+// The calling thread's bounds from pthread_getattr_np.
 void learn_thread_stack();
+// The main thread's bounds, called from it: those pthread_getattr_np gives (glibc 2.36: the top is
+// the end of __libc_stack_end's page, the bottom RLIMIT_STACK below the end of the mapping that
+// holds it, cut at the mapping below), without its reading /proc/self/maps through stdio
+// (its first malloc, and a thousand lines parsed: about 150 000 instructions in every process).
+// The mapping's end comes from exec's layout instead: the program's file name (AT_EXECFN) is the
+// first string exec copies, a few bytes under the very end of the stack's mapping. The cut never
+// applies with a finite limit, which Linux keeps free of mappings below the stack (mmap_base),
+// so an unlimited stack, or a layout not as described, takes pthread_getattr_np's answer.
+void learn_main_thread_stack();
+// The same from the process's layout alone; false where it is not as described above.
+bool main_stack_from_layout(StackBounds* out);
 // For a thread glibc created with a stack of `stack_size` bytes: its thread descriptor sits at the
 // top of that stack (x86-64 glibc, its own stacks and ones given with pthread_attr_setstack
 // alike), so everything between a frame and the descriptor is the stack. The lower bound is

@@ -336,6 +336,7 @@ std::vector<ThreadSnapshot> capture_all_threads(bool (*skip)(pid_t tid), int res
                                                 ThreadCensus* census) {
     std::vector<ThreadSnapshot> threads;
     *census = ThreadCensus{};
+    ensure_libunwind();  // the walks below are libunwind's
     DIR* dir = opendir("/proc/self/task");
     if (dir == nullptr) return threads;
     std::vector<pid_t> tids;

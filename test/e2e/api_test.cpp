@@ -294,17 +294,21 @@ TEST_CASE("api: MemStats at rate 1 against known allocations", "[api]") {
                 in >> v[key];
             }
             // 1000 + 600 + 300 small objects and 20 large ones; pthread_create allocates each
-            // thread's TLS block (304 bytes here): 4 more.
-            const int64_t dtv = 4, dtv_bytes = 4 * 304;
+            // thread's dynamic thread vector, 16 bytes for each module with TLS (libc, libgprof)
+            // and 16 more (288 bytes here; 304 while gprof opened libunwind at start): 4 more.
+            const int64_t dtv = 4, dtv_bytes = 4 * 288;
             CHECK(v["mallocs"] == 1920 + dtv);
             CHECK(v["frees"] == 800);
             CHECK(v["heap_objects"] == 1120 + dtv);
             CHECK(v["total_alloc"] ==
                   1000 * 24 + 600 * 1000 + 300 * 5000 + 20 * 100000 + dtv_bytes);
             // The allocator's own count: the large objects exactly (jemalloc counts objects above
-            // its thread cache as they are made), the live small ones within their size classes.
+            // its thread cache as they are made), the live small ones within their size classes,
+            // and what the threads' caches hold, which moves with where each cache's periodic
+            // flush falls: 81 KiB over the rest with a start-up that allocates nothing of its own,
+            // none while gprof's start-up opened libunwind in the main thread.
             CHECK(v["alloc"] >= v["large_usable"]);
-            CHECK(v["alloc"] <= v["large_usable"] + 600 * 48 + 500 * 1040 + 64 * 1024);
+            CHECK(v["alloc"] <= v["large_usable"] + 600 * 48 + 500 * 1040 + 128 * 1024);
             CHECK(v["stack_sys"] == 4 << 20);  // four threads made with 1 MiB stacks
             CHECK(by_size == std::vector<std::string>{"by_size 32 1000 400", "by_size 1024 600 100",
                                                       "by_size 5120 300 300", "invariants 1 1 1 1",
