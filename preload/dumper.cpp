@@ -17,6 +17,7 @@
 #include "preload/cpu_sampler.h"
 #include "preload/http.h"
 #include "preload/originals.h"
+#include "unwind/libunwind.h"
 #include "writer/dump.h"
 
 namespace gprof::dumper {
@@ -199,6 +200,14 @@ bool take_signal(int sig) {
 }
 
 void at_exit() {
+    // exit() from a signal handler that interrupted an allocation (gprof's jemalloc or recorder,
+    // glibc's malloc through gprof's): the interrupted code may hold a lock that the dump's first
+    // allocation would wait for, for ever.
+    if (unwind::handler_interrupted_gprof()) {
+        log::problem("exit() was called by a signal handler that interrupted an allocation; no "
+                     "profile is written at exit (it could wait for ever for the allocator's lock)");
+        return;
+    }
     // Other threads may still allocate while this runs; they are not waited for. A dump already
     // in progress gets a few seconds to finish.
     dump_exclusive(5000, writer::DumpReason::Exit);
