@@ -87,10 +87,8 @@ void write_dump(unsigned seq, DumpReason reason) {
         if (wanted == 0 && !custom) return;  // nothing to say: no module list read, no symbol
                                              // looked up
         symbolize::ModuleSnapshot modules;
-        std::string error;
-        if (!modules.capture(&error))
-            log::problem("cannot read the module list (%s); profiles have no mappings",
-                         error.c_str());
+        std::string error, modules_error;
+        if (!modules.capture(&error)) modules_error = error;
         const BuildContext context{&modules, &symbol_cache(), c.dump_signal};
         bool reported = false;
         if (custom) write_custom_profiles(context, seq, &reported);
@@ -102,6 +100,11 @@ void write_dump(unsigned seq, DumpReason reason) {
             else
                 log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
         }
+        // Where the files could not be written either (no descriptor left, say), that line is
+        // the dump's one.
+        if (!modules_error.empty() && !reported)
+            log::problem("cannot read the module list (%s); profiles have no mappings",
+                         modules_error.c_str());
         symbol_cache().end_dump();
     } catch (const std::bad_alloc&) {
         log::problem("out of memory while writing profiles; dump %u skipped", seq);

@@ -10,11 +10,10 @@
 using namespace hostile;
 
 TEST_CASE("#33 RLIMIT_NOFILE reached: the program opens as many descriptors as without gprof",
-          "[hostile][limits][!mayfail]") {
-    // Fails today on the number of lines: the dump with no descriptor left says two things
-    // ("cannot read the module list (cannot open /proc/self/maps: Too many open files)" and
-    // "cannot write ...: Too many open files") where one line is the rule. The program itself
-    // opens as many descriptors as without gprof.
+          "[hostile][limits]") {
+    // The dump with no descriptor left can neither read the module list nor write its files:
+    // one line says the latter (two before the fix). The program itself opens as many
+    // descriptors as without gprof.
     RunResult bare = check_case("rlimit-nofile", {program("rlimit_nofile")}, configs(false),
                                 Outcome::kOneLine, {{"GPROF_MEM_PROFILE_RATE", "1"}}, 60,
                                 [](const Config&, const RunResult& r, const std::string& dir) {
