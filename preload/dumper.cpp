@@ -66,7 +66,7 @@ unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
     base::ReentryGuard guard;
     t_dumping = true;
     unsigned seq = g_seq.fetch_add(1, std::memory_order_relaxed) + 1;
-    writer::write_dump(seq, reason);
+    seq = writer::write_dump(seq, reason);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);
     return seq;
