@@ -72,6 +72,25 @@ bool from_reserve() { return starting() && base::inside_gprof(); }
 
 }  // namespace
 
+void make_arenas() {
+    // jemalloc 5.3 makes a thread's arena at the thread's first allocation, and faults when it
+    // cannot (arena_choose gives tcache_arena_associate a null arena): with the address space
+    // used up (RLIMIT_AS), a new thread's first malloc would crash where glibc's returns NULL.
+    // So the arenas threads are given first are made at start, while memory is there, by
+    // pointing this thread at each in turn (jemalloc still hands them out least-used first).
+    // Each costs about 150 KiB: at most kMadeArenas, all of them on a machine of 2 CPUs.
+    constexpr unsigned kMadeArenas = 8;
+    if (!jemalloc()) return;
+    unsigned count = 0, mine = 0;
+    size_t size = sizeof count;
+    if (gprof_je_mallctl("opt.narenas", &count, &size, nullptr, 0) != 0) return;
+    size = sizeof mine;
+    if (gprof_je_mallctl("thread.arena", &mine, &size, nullptr, 0) != 0) return;
+    for (unsigned i = 0; i < count && i < kMadeArenas; ++i)
+        gprof_je_mallctl("thread.arena", nullptr, nullptr, &i, sizeof i);
+    gprof_je_mallctl("thread.arena", nullptr, nullptr, &mine, sizeof mine);
+}
+
 bool starting() { return __atomic_load_n(&g_kind, __ATOMIC_RELAXED) == Kind::LibcStarting; }
 
 void end_start_up() {

@@ -80,6 +80,8 @@ inline bool in_start_reserve(const void* p) {
 }
 // The end of gprof's constructor: glibc mode stops serving anything from the reserve.
 void end_start_up();
+// jemalloc mode: the first arenas made now (see backing.cpp), from gprof's constructor.
+void make_arenas();
 bool starting();  // glibc mode, and gprof's constructor has not ended
 
 // glibc's functions with the reserve in front (the contracts are glibc's).

@@ -7,6 +7,7 @@
 
 #include "base/config.h"
 #include "base/reentry_guard.h"
+#include "preload/backing.h"
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/http.h"
@@ -61,6 +62,7 @@ void child_after_fork() {
 __attribute__((constructor)) void start() {
     base::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
+    backing::make_arenas();  // before the program can have a second thread
     record::heap_profile().start();
     record::start_stack_table();
     originals::functions();  // before the program can have a second thread

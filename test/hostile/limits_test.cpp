@@ -26,9 +26,10 @@ TEST_CASE("#33 RLIMIT_NOFILE reached: the program opens as many descriptors as w
 }
 
 TEST_CASE("#34 RLIMIT_AS: 8 threads allocate until malloc returns NULL",
-          "[hostile][limits][!mayfail]") {
-    // Fails today with GPROF_ALLOCATOR=jemalloc: the program dies of SIGSEGV (status 139) when
-    // the address space runs out, where glibc's malloc returns NULL. libc mode passes.
+          "[hostile][limits]") {
+    // With GPROF_ALLOCATOR=jemalloc the program died of SIGSEGV (status 139) when the address
+    // space ran out, where glibc's malloc returns NULL: a thread's first malloc made its arena,
+    // and jemalloc faults when it cannot. gprof now makes the first arenas at start.
     RunResult bare = check_case("rlimit-as", {program("rlimit_as")}, configs(false),
                                 Outcome::kSame, {}, 120);
     CHECK(bare.out == "threads that saw NULL: some; malloc after freeing: works\n");
