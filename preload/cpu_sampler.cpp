@@ -20,6 +20,7 @@
 
 #include "base/free_signal.h"
 #include "base/log.h"
+#include "base/notes.h"
 #include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
@@ -257,6 +258,7 @@ bool choose_kind_and_signal(const Config& c) {
     int sig = base::install_on_free_signal(on_cpu_signal, c.dump_signal);
     if (sig == 0) {
         log::problem("no free signal for the CPU profile; it is off");
+        base::note("gprof: no free signal for the CPU profile's timers: no CPU profile");
         g_refused.store(true, std::memory_order_release);
         return false;
     }
@@ -450,6 +452,8 @@ bool program_takes_signal(int sig) {
         log::problem("the program installed a handler on signal %d, which gprof's CPU profile "
                      "used; CPU profiling is off from here",
                      sig);
+        base::note("gprof: the program took the CPU profile's signal for itself: CPU profiling "
+                   "stopped there");
     }
     return true;
 }

@@ -11,6 +11,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/notes.h"
 #include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
@@ -143,6 +144,9 @@ namespace {
 
 // ---- The dump signal, and the program's view of it. ----
 
+constexpr const char kSignalNote[] =
+    "gprof: the program handles the dump signal (GPROF_SIGNAL) itself: no dumps on it";
+
 void on_dump_signal(int) { request(); }
 
 // Whether gprof's handler is on the dump signal, and what the program would see there without
@@ -184,6 +188,7 @@ bool take_signal(int sig) {
         log::problem("signal %d already has a handler of the program's; dumps on it are off "
                      "(GPROF_SIGNAL chooses another signal)",
                      sig);
+        base::note(kSignalNote);
         return false;
     }
     ours.sa_handler = on_dump_signal;
@@ -255,6 +260,7 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
     }
     if (stepped_aside) {
         stop_thread();
+        base::note(kSignalNote);
         log::problem("the program installed its own handler for signal %d (GPROF_SIGNAL); dumps "
                      "on it are off: set GPROF_SIGNAL to a signal the program leaves alone",
                      sig);
