@@ -1,6 +1,6 @@
 // Catalogue cases 1-6 (the API contract) and 38, most of them checked by programs of
 // test/programs that the e2e suite runs too; run here as rows of the catalogue. Cases 39-43 (the
-// HTTP endpoint) wait for the server: see README.md.
+// HTTP endpoint): http_test.cpp and README.md.
 #include <signal.h>
 #include <unistd.h>
 
