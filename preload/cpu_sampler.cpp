@@ -320,8 +320,11 @@ void stop_all_locked() {
 
 // ---- The drain thread. ----
 
+std::atomic<int> g_drain_tid{0};
+
 void* drain_main(void*) {
     base::ReentryGuard guard;
+    g_drain_tid.store(static_cast<int>(gettid()), std::memory_order_release);
     struct timespec last_sweep;
     clock_gettime(CLOCK_MONOTONIC, &last_sweep);
     while (!g_thread_quit.load(std::memory_order_acquire)) {
@@ -474,4 +477,19 @@ void child_after_fork() {
     if (was_running && (config().profiles & kProfileCpu)) begin(record::CpuSession::Dump);
 }
 
+bool pause_thread() {
+    if (!g_thread_running.load(std::memory_order_acquire) ||
+        g_thread_quit.load(std::memory_order_acquire))
+        return false;
+    stop_thread();
+    base::wait_gone(g_drain_tid.load(std::memory_order_acquire), 2000);
+    return true;
+}
+
+void resume_thread() {
+    base::ReentryGuard guard;  // the thread is gprof's own
+    start_thread();
+}
+
 }  // namespace gprof::cpu_sampler
+

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <semaphore.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -73,8 +74,11 @@ unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
     return seq;
 }
 
+std::atomic<int> g_dumper_tid{0};
+
 void* dumper_main(void*) {
     base::ReentryGuard guard;  // everything this thread does is gprof's own work
+    g_dumper_tid.store(static_cast<int>(gettid()), std::memory_order_release);
     for (;;) {
         if (sem_wait(&g_wake) != 0) continue;  // EINTR
         while (sem_trywait(&g_wake) == 0) {
@@ -204,6 +208,14 @@ bool take_signal(int sig) {
     return true;
 }
 
+// No thread to serve the dump signal: the program's disposition comes back.
+void give_signal_back() {
+    SignalStateGuard guard;
+    if (!g_signal_held) return;
+    originals::real_sigaction(config().dump_signal, &g_program_action, nullptr);
+    g_signal_held = false;
+}
+
 void at_exit() {
     // exit() from a signal handler that interrupted an allocation (gprof's jemalloc or recorder,
     // glibc's malloc through gprof's): the interrupted code may hold a lock that the dump's first
@@ -271,12 +283,28 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
 void start() {
     const Config& c = config();
     program_thread_started();  // the main thread
-    if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) {
-        SignalStateGuard guard;  // no thread to serve it: the program's disposition comes back
-        originals::real_sigaction(c.dump_signal, &g_program_action, nullptr);
-        g_signal_held = false;
-    }
+    if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) give_signal_back();
     if (c.at_exit) atexit(at_exit);
+}
+
+OwnThreads pause_own_threads() {
+    OwnThreads was;
+    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire)) {
+        // A dump in progress finishes first (the thread ends between dumps).
+        stop_thread();
+        base::wait_gone(g_dumper_tid.load(std::memory_order_acquire), 60 * 1000);
+        was.dumper = true;
+    }
+    was.cpu = cpu_sampler::pause_thread();
+    return was;
+}
+
+void resume_own_threads(OwnThreads was) {
+    if (was.dumper) {
+        base::ReentryGuard guard;  // the thread is gprof's own
+        if (!start_thread()) give_signal_back();
+    }
+    if (was.cpu) cpu_sampler::resume_thread();
 }
 
 void prepare_fork() {
