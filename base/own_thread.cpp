@@ -3,8 +3,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 
 namespace gprof::base {
 namespace {
@@ -60,6 +64,16 @@ int start_own_thread(void* (*routine)(void*), const char* name) {
     }
     pthread_attr_destroy(&attr);
     return err;
+}
+
+bool wait_gone(int tid, int wait_ms) {
+    if (tid <= 0) return true;
+    for (int waited = 0; waited <= wait_ms; ++waited) {
+        if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH) return true;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
+    return false;
 }
 
 }  // namespace gprof::base

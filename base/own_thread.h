@@ -9,4 +9,8 @@ namespace gprof::base {
 // 0 or pthread_create's error.
 int start_own_thread(void* (*routine)(void*), const char* name);
 
+// Waits up to wait_ms for the thread `tid` of this process to be gone from the kernel (so it no
+// longer counts against RLIMIT_NPROC). True when it is.
+bool wait_gone(int tid, int wait_ms);
+
 }  // namespace gprof::base

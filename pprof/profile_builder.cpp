@@ -4,6 +4,8 @@
 
 #include <new>
 
+#include "base/notes.h"
+
 namespace gprof::pprof {
 
 size_t ProfileBuilder::FunctionKeyHash::operator()(const FunctionKey& key) const {
@@ -258,6 +260,9 @@ void ProfileBuilder::emit_mappings() {
 }
 
 bool ProfileBuilder::build(std::string* out) noexcept {
+    // What gprof could not see in this process, in every profile it writes.
+    const char* notes[base::kMaxNotes];
+    for (int i = 0, n = base::notes(notes); i < n; ++i) add_comment(notes[i]);
     if (failed_) return false;
     const size_t original_size = out->size();
     try {

@@ -1,5 +1,7 @@
 #include "preload/backing.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -8,6 +10,7 @@
 
 #include "base/reentry_guard.h"
 #include "record/heap_sampler.h"
+#include "unwind/stack.h"
 
 namespace gprof::backing {
 
@@ -36,9 +39,79 @@ void* malloc_other(size_t size) noexcept {
 void free_other(void* p) noexcept {
     if (jemalloc())
         gprof_je_free(p);
+    else if (foreign())
+        foreign_free(p);
     else
         libc_free(p);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Another allocator first (adopt_foreign).
+namespace {
+
+struct ForeignFunctions {
+    void* (*malloc)(size_t) = nullptr;
+    void (*free)(void*) = nullptr;
+    void* (*calloc)(size_t, size_t) = nullptr;
+    void* (*realloc)(void*, size_t) = nullptr;
+    void* (*memalign)(size_t, size_t) = nullptr;
+    int (*posix_memalign)(void**, size_t, size_t) = nullptr;
+    void* (*aligned_alloc)(size_t, size_t) = nullptr;
+    size_t (*usable_size)(void*) = nullptr;
+};
+constinit ForeignFunctions g_foreign;
+
+// The program's definition of `name`, unless it is gprof's own.
+template <typename F>
+void find(F* out, const char* name) {
+    void* f = dlsym(RTLD_DEFAULT, name);
+    if (f != nullptr && !unwind::in_gprof(reinterpret_cast<uintptr_t>(f)))
+        *out = reinterpret_cast<F>(f);
+}
+
+void* foreign_memalign(size_t align, size_t size) {
+    if (g_foreign.memalign != nullptr) return g_foreign.memalign(align, size);
+    void* p = nullptr;
+    if (g_foreign.posix_memalign != nullptr) {
+        int err = g_foreign.posix_memalign(&p, align < sizeof(void*) ? sizeof(void*) : align, size);
+        if (err != 0) errno = err;
+        return err == 0 ? p : nullptr;
+    }
+    if (g_foreign.aligned_alloc != nullptr)
+        return g_foreign.aligned_alloc(align, (size + align - 1) & ~(align - 1));
+    errno = ENOMEM;
+    return nullptr;
+}
+
+}  // namespace
+
+const char* adopt_foreign() {
+    void* program_malloc = dlsym(RTLD_DEFAULT, "malloc");
+    if (program_malloc == nullptr || unwind::in_gprof(reinterpret_cast<uintptr_t>(program_malloc)))
+        return nullptr;
+    ForeignFunctions f;
+    find(&f.malloc, "malloc");
+    find(&f.free, "free");
+    find(&f.calloc, "calloc");
+    find(&f.realloc, "realloc");
+    if (f.malloc == nullptr || f.free == nullptr || f.calloc == nullptr || f.realloc == nullptr)
+        return nullptr;  // a malloc alone is not an allocator: gprof's stays
+    find(&f.memalign, "memalign");
+    find(&f.posix_memalign, "posix_memalign");
+    find(&f.aligned_alloc, "aligned_alloc");
+    find(&f.usable_size, "malloc_usable_size");
+    g_foreign = f;
+    record::set_mem_profile_rate(0);
+    __atomic_store_n(&g_kind, Kind::Foreign, __ATOMIC_RELEASE);
+    Dl_info info;
+    if (dladdr(program_malloc, &info) != 0 && info.dli_fname != nullptr) return info.dli_fname;
+    return "the program";
+}
+
+void* foreign_malloc(size_t size) noexcept { return g_foreign.malloc(size); }
+void foreign_free(void* p) noexcept { g_foreign.free(p); }
+void* foreign_calloc(size_t n, size_t size) noexcept { return g_foreign.calloc(n, size); }
+void* foreign_realloc(void* p, size_t size) noexcept { return g_foreign.realloc(p, size); }
 
 // ---------------------------------------------------------------------------------------------
 // The start-up reserve (backing.h): a bump allocator over zeroed .bss. Each block is 16-byte
@@ -76,6 +149,25 @@ void start_allocator() {
     if (jemalloc()) gprof_je_free(gprof_je_malloc(1));
 }
 
+void make_arenas() {
+    // jemalloc 5.3 makes a thread's arena at the thread's first allocation, and faults when it
+    // cannot (arena_choose gives tcache_arena_associate a null arena): with the address space
+    // used up (RLIMIT_AS), a new thread's first malloc would crash where glibc's returns NULL.
+    // So the arenas threads are given first are made at start, while memory is there, by
+    // pointing this thread at each in turn (jemalloc still hands them out least-used first).
+    // Each costs about 150 KiB: at most kMadeArenas, all of them on a machine of 2 CPUs.
+    constexpr unsigned kMadeArenas = 8;
+    if (!jemalloc()) return;
+    unsigned count = 0, mine = 0;
+    size_t size = sizeof count;
+    if (gprof_je_mallctl("opt.narenas", &count, &size, nullptr, 0) != 0) return;
+    size = sizeof mine;
+    if (gprof_je_mallctl("thread.arena", &mine, &size, nullptr, 0) != 0) return;
+    for (unsigned i = 0; i < count && i < kMadeArenas; ++i)
+        gprof_je_mallctl("thread.arena", nullptr, nullptr, &i, sizeof i);
+    gprof_je_mallctl("thread.arena", nullptr, nullptr, &mine, sizeof mine);
+}
+
 bool starting() { return __atomic_load_n(&g_kind, __ATOMIC_RELAXED) == Kind::LibcStarting; }
 
 void end_start_up() {
@@ -85,12 +177,16 @@ void end_start_up() {
 }
 
 void* libc_malloc(size_t size) noexcept {
+    if (foreign()) [[unlikely]]
+        return foreign_malloc(size);
     if (from_reserve())
         if (void* p = reserve_take(size, 0)) return p;
     return __libc_malloc(size);
 }
 
 void* libc_calloc(size_t n, size_t size) noexcept {
+    if (foreign()) [[unlikely]]
+        return foreign_calloc(n, size);
     size_t total;
     if (!__builtin_mul_overflow(n, size, &total) && from_reserve())
         if (void* p = reserve_take(total, 0)) return p;  // never used before: zero
@@ -98,12 +194,16 @@ void* libc_calloc(size_t n, size_t size) noexcept {
 }
 
 void* libc_memalign(size_t align, size_t size) noexcept {
+    if (foreign()) [[unlikely]]
+        return foreign_memalign(align, size);
     if (from_reserve())
         if (void* p = reserve_take(size, align)) return p;
     return __libc_memalign(align, size);
 }
 
 void* libc_realloc(void* p, size_t size) noexcept {
+    if (foreign()) [[unlikely]]
+        return foreign_realloc(p, size);
     if (!in_start_reserve(p)) [[likely]] {
         if (p == nullptr) return libc_malloc(size);
         return __libc_realloc(p, size);
@@ -142,6 +242,8 @@ size_t glibc_request_usable(size_t size) {
 }  // namespace
 
 size_t libc_usable_size(const void* p) noexcept {
+    if (foreign()) [[unlikely]]
+        return g_foreign.usable_size != nullptr ? g_foreign.usable_size(const_cast<void*>(p)) : 0;
     return in_start_reserve(p) ? reserve_size(p) : glibc_usable_size(p);
 }
 
@@ -185,7 +287,7 @@ void* memalign(size_t align, size_t size) {
     if (!power_of_two(align)) align = size_t{1} << (64 - __builtin_clzl(align));
     void* p;
     if (!jemalloc()) {
-        p = align <= kMallocAlign ? libc_malloc(size) : libc_memalign(align, size);
+        p = align <= kMallocAlign && !foreign() ? libc_malloc(size) : libc_memalign(align, size);
     } else if (align <= kMallocAlign) {
         // jemalloc serves sizes up to 8 from an 8-byte class: only 8-byte aligned.
         p = gprof_je_malloc(size < align ? align : size);
@@ -205,7 +307,7 @@ int posix_memalign(void** out, size_t align, size_t size) {
     if (!posix_alignment(align)) return EINVAL;
     if (jemalloc()) return gprof_je_posix_memalign(out, align, size);
     int saved = errno;
-    void* p = align <= kMallocAlign ? libc_malloc(size) : libc_memalign(align, size);
+    void* p = align <= kMallocAlign && !foreign() ? libc_malloc(size) : libc_memalign(align, size);
     if (p == nullptr) {
         errno = saved;
         return ENOMEM;
@@ -220,7 +322,9 @@ void* mallocx(size_t size, int flags) {
     if (size == 0) size = 1;
     if (jemalloc()) return gprof_je_mallocx(size, flags);
     size_t align = mallocx_align(flags);
-    void* p = align > kMallocAlign ? libc_memalign(align, size) : libc_malloc(size);
+    // (Another allocator's malloc may align less than glibc's: tcmalloc's 1-byte blocks.)
+    void* p = align > kMallocAlign || (align != 0 && foreign()) ? libc_memalign(align, size)
+                                                                : libc_malloc(size);
     if (p && (flags & kMallocxZero)) memset(p, 0, size);
     return p;
 }
@@ -231,7 +335,7 @@ void* rallocx(void* p, size_t size, int flags) {
     size_t align = mallocx_align(flags);
     size_t old = libc_usable_size(p);
     void* q;
-    if (align <= kMallocAlign) {
+    if (align <= kMallocAlign && !(align != 0 && foreign())) {
         q = libc_realloc(p, size);
         if (q == nullptr) return nullptr;
     } else {

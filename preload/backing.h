@@ -41,8 +41,22 @@ void* __libc_memalign(size_t align, size_t size) noexcept;
 namespace gprof::backing {
 
 // LibcStarting: glibc's allocator while gprof's constructor runs (see "glibc mode" below).
-enum class Kind : unsigned char { Unset, Jemalloc, Libc, LibcStarting };
+// Foreign: another allocator's malloc comes first in the program's scope (see adopt_foreign).
+enum class Kind : unsigned char { Unset, Jemalloc, Libc, LibcStarting, Foreign };
 extern Kind g_kind;
+inline bool foreign() { return __atomic_load_n(&g_kind, __ATOMIC_RELAXED) == Kind::Foreign; }
+
+// From gprof's constructor, before it allocates: when the program's malloc is not gprof's (an
+// allocator earlier in LD_PRELOAD, one linked into the executable), every allocation function of
+// gprof's that is still reached (those the other lacks, gprof's own needs) is served by the
+// other's, so no pointer crosses between two heaps; heap sampling is off. Returns the file that
+// defines the program's malloc then, else null.
+const char* adopt_foreign();
+// The other allocator's functions (Foreign).
+void* foreign_malloc(size_t size) noexcept;
+void foreign_free(void* p) noexcept;
+void* foreign_calloc(size_t n, size_t size) noexcept;
+void* foreign_realloc(void* p, size_t size) noexcept;
 
 Kind choose();  // slow path of the first allocation: reads GPROF_ALLOCATOR
 
@@ -83,6 +97,8 @@ void end_start_up();
 // Starts gprof's jemalloc if it is the backing allocator and has not started yet (an allocation
 // and its free): jemalloc registers its fork handlers then.
 void start_allocator();
+// jemalloc mode: the first arenas made now (see backing.cpp), from gprof's constructor.
+void make_arenas();
 bool starting();  // glibc mode, and gprof's constructor has not ended
 
 // glibc's functions with the reserve in front (the contracts are glibc's).

@@ -20,6 +20,7 @@
 
 #include "base/free_signal.h"
 #include "base/log.h"
+#include "base/notes.h"
 #include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
@@ -257,6 +258,7 @@ bool choose_kind_and_signal(const Config& c) {
     int sig = base::install_on_free_signal(on_cpu_signal, c.dump_signal);
     if (sig == 0) {
         log::problem("no free signal for the CPU profile; it is off");
+        base::note("gprof: no free signal for the CPU profile's timers: no CPU profile");
         g_refused.store(true, std::memory_order_release);
         return false;
     }
@@ -318,8 +320,11 @@ void stop_all_locked() {
 
 // ---- The drain thread. ----
 
+std::atomic<int> g_drain_tid{0};
+
 void* drain_main(void*) {
     base::ReentryGuard guard;
+    g_drain_tid.store(static_cast<int>(gettid()), std::memory_order_release);
     struct timespec last_sweep;
     clock_gettime(CLOCK_MONOTONIC, &last_sweep);
     while (!g_thread_quit.load(std::memory_order_acquire)) {
@@ -450,6 +455,8 @@ bool program_takes_signal(int sig) {
         log::problem("the program installed a handler on signal %d, which gprof's CPU profile "
                      "used; CPU profiling is off from here",
                      sig);
+        base::note("gprof: the program took the CPU profile's signal for itself: CPU profiling "
+                   "stopped there");
     }
     return true;
 }
@@ -470,4 +477,19 @@ void child_after_fork() {
     if (was_running && (config().profiles & kProfileCpu)) begin(record::CpuSession::Dump);
 }
 
+bool pause_thread() {
+    if (!g_thread_running.load(std::memory_order_acquire) ||
+        g_thread_quit.load(std::memory_order_acquire))
+        return false;
+    stop_thread();
+    base::wait_gone(g_drain_tid.load(std::memory_order_acquire), 2000);
+    return true;
+}
+
+void resume_thread() {
+    base::ReentryGuard guard;  // the thread is gprof's own
+    start_thread();
+}
+
 }  // namespace gprof::cpu_sampler
+

@@ -47,6 +47,10 @@ bool program_takes_signal(int sig);
 
 // The drain thread ends with the program's last thread (preload/dumper.h).
 void stop_thread();
+// Around a change of user (preload/dumper.h): ends the drain thread and waits until it is gone
+// (true if it ran), and starts it again (a line if it cannot).
+bool pause_thread();
+void resume_thread();
 
 // fork(): the child has no source, no sample and no thread of the parent's, and starts its own
 // dump session.

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <semaphore.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/notes.h"
 #include "base/own_thread.h"
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
@@ -69,14 +71,17 @@ unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
     base::ReentryGuard guard;
     t_dumping = true;
     unsigned seq = g_seq.fetch_add(1, std::memory_order_relaxed) + 1;
-    writer::write_dump(seq, reason);
+    seq = writer::write_dump(seq, reason);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);
     return seq;
 }
 
+std::atomic<int> g_dumper_tid{0};
+
 void* dumper_main(void*) {
     base::ReentryGuard guard;  // everything this thread does is gprof's own work
+    g_dumper_tid.store(static_cast<int>(gettid()), std::memory_order_release);
     for (;;) {
         if (sem_wait(&g_wake) != 0) continue;  // EINTR
         while (sem_trywait(&g_wake) == 0) {
@@ -151,6 +156,9 @@ namespace {
 
 // ---- The dump signal, and the program's view of it. ----
 
+constexpr const char kSignalNote[] =
+    "gprof: the program handles the dump signal (GPROF_SIGNAL) itself: no dumps on it";
+
 void on_dump_signal(int) { request(); }
 
 // Whether gprof's handler is on the dump signal, and what the program would see there without
@@ -192,6 +200,7 @@ bool take_signal(int sig) {
         log::problem("signal %d already has a handler of the program's; dumps on it are off "
                      "(GPROF_SIGNAL chooses another signal)",
                      sig);
+        base::note(kSignalNote);
         return false;
     }
     ours.sa_handler = on_dump_signal;
@@ -207,7 +216,23 @@ bool take_signal(int sig) {
     return true;
 }
 
+// No thread to serve the dump signal: the program's disposition comes back.
+void give_signal_back() {
+    SignalStateGuard guard;
+    if (!g_signal_held) return;
+    originals::real_sigaction(config().dump_signal, &g_program_action, nullptr);
+    g_signal_held = false;
+}
+
 void at_exit() {
+    // exit() from a signal handler that interrupted an allocation (gprof's jemalloc or recorder,
+    // glibc's malloc through gprof's): the interrupted code may hold a lock that the dump's first
+    // allocation would wait for, for ever.
+    if (unwind::handler_interrupted_gprof()) {
+        log::problem("exit() was called by a signal handler that interrupted an allocation; no "
+                     "profile is written at exit (it could wait for ever for the allocator's lock)");
+        return;
+    }
     // Other threads may still allocate while this runs; they are not waited for. A dump already
     // in progress gets a few seconds to finish.
     dump_exclusive(5000, writer::DumpReason::Exit);
@@ -268,6 +293,7 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
     }
     if (stepped_aside) {
         stop_thread();
+        base::note(kSignalNote);
         log::problem("the program installed its own handler for signal %d (GPROF_SIGNAL); dumps "
                      "on it are off: set GPROF_SIGNAL to a signal the program leaves alone",
                      sig);
@@ -278,17 +304,33 @@ bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* o
 void start() {
     const Config& c = config();
     program_thread_started();  // the main thread
-    if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) {
-        SignalStateGuard guard;  // no thread to serve it: the program's disposition comes back
-        originals::real_sigaction(c.dump_signal, &g_program_action, nullptr);
-        g_signal_held = false;
-    }
+    if (c.dump_signal != 0 && take_signal(c.dump_signal) && !start_thread()) give_signal_back();
     // A sample that needs libunwind asks this thread to open it; with no thread, it is opened now.
     if (g_running.load(std::memory_order_acquire))
         unwind::set_libunwind_loader(request_libunwind);
     else
         unwind::ensure_libunwind();
     if (c.at_exit) atexit(at_exit);
+}
+
+OwnThreads pause_own_threads() {
+    OwnThreads was;
+    if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire)) {
+        // A dump in progress finishes first (the thread ends between dumps).
+        stop_thread();
+        base::wait_gone(g_dumper_tid.load(std::memory_order_acquire), 60 * 1000);
+        was.dumper = true;
+    }
+    was.cpu = cpu_sampler::pause_thread();
+    return was;
+}
+
+void resume_own_threads(OwnThreads was) {
+    if (was.dumper) {
+        base::ReentryGuard guard;  // the thread is gprof's own
+        if (!start_thread()) give_signal_back();
+    }
+    if (was.cpu) cpu_sampler::resume_thread();
 }
 
 void prepare_fork() {

@@ -43,6 +43,16 @@ void program_thread_started();
 // stepping aside with one line. False: the caller passes the call on to glibc.
 bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 
+// setuid, setreuid, setresuid (preload/uid_shims.cpp): gprof's own threads (the dumper, the
+// CPU profile's drain) end before the program changes its user and start again after it, so
+// that they never count against the new user's RLIMIT_NPROC when the kernel checks it there.
+struct OwnThreads {
+    bool dumper = false;
+    bool cpu = false;
+};
+OwnThreads pause_own_threads();
+void resume_own_threads(OwnThreads was);
+
 // fork(). A dump half done in another thread at the moment of fork would leave its locks (the
 // symbol cache's, libdw's) held in the child, where no thread is left to release them: the child's
 // own dump (at its exit) would wait forever. So prepare_fork waits for a dump in progress to end

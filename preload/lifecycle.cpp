@@ -6,6 +6,8 @@
 #include <pthread.h>
 
 #include "base/config.h"
+#include "base/log.h"
+#include "base/notes.h"
 #include "base/reentry_guard.h"
 #include "preload/backing.h"
 #include "preload/cpu_sampler.h"
@@ -65,6 +67,15 @@ void child_after_fork() {
 __attribute__((constructor)) void start() {
     base::ReentryGuard guard;
     config();  // report bad GPROF_* values now, even in a program that never allocates
+    if (const char* other = backing::adopt_foreign()) {
+        routes::choose_routes();
+        log::problem("the program's malloc is %s's, not gprof's (LD_PRELOAD order, or an "
+                     "allocator of the program's own): no heap profile",
+                     other);
+        base::note("gprof: the program's allocator is not gprof's (another malloc comes first): "
+                   "this process's allocations are not sampled");
+    }
+    backing::make_arenas();  // before the program can have a second thread
     record::heap_profile().start();
     record::start_stack_table();
     originals::functions();  // before the program can have a second thread

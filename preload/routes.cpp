@@ -60,6 +60,10 @@ constexpr Table kJemalloc = {gprof_je_malloc, gprof_je_free, je_calloc, je_reall
 // range tested where a pointer comes in (backing.h), and, while gprof starts, where one goes out.
 constexpr Table kLibc = {__libc_malloc, b::libc_free, __libc_calloc, b::libc_realloc,
                          direct_new<__libc_malloc>};
+// Another allocator's malloc comes first (backing::adopt_foreign): gprof's functions are reached
+// only for what the other lacks and for gprof's own needs, and serve them from the other's heap.
+constexpr Table kForeign = {b::foreign_malloc, b::foreign_free, b::foreign_calloc,
+                            b::foreign_realloc, direct_new<b::foreign_malloc>};
 constexpr Table kLibcStarting = {b::libc_malloc, b::libc_free, b::libc_calloc, b::libc_realloc,
                                  direct_new<b::libc_malloc>};
 
@@ -76,7 +80,9 @@ void choose_routes() noexcept {
     bool sampling = record::mem_profile_rate() != 0 && !record::allocator_samples();
     if (sampling) __atomic_store_n(&sampled_before, true, __ATOMIC_RELAXED);
     Table t = sampling ? kRecorded : jemalloc ? kJemalloc : b::starting() ? kLibcStarting : kLibc;
-    if (__atomic_load_n(&sampled_before, __ATOMIC_RELAXED)) {  // samples may live: see routes.h
+    if (b::foreign()) {
+        t = kForeign;
+    } else if (__atomic_load_n(&sampled_before, __ATOMIC_RELAXED)) {  // samples may live: routes.h
         t.free = recorded_free;
         t.realloc = recorded_realloc;
     }

@@ -1,6 +1,8 @@
 #include "unwind/libunwind.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "base/log.h"
 #include "unwind/stack.h"
@@ -33,6 +36,7 @@ using InitLocal2Fn = int (*)(unw_cursor_t*, unw_context_t*, int);
 using StepFn = int (*)(unw_cursor_t*);
 using GetRegFn = int (*)(unw_cursor_t*, int, unw_word_t*);
 using GetContextFn = int (*)(unw_context_t*);
+using IsSignalFrameFn = int (*)(unw_cursor_t*);
 constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
 
 BacktraceFn g_backtrace = nullptr;
@@ -40,6 +44,9 @@ InitLocal2Fn g_init_local2 = nullptr;
 StepFn g_step = nullptr;
 GetRegFn g_get_reg = nullptr;
 GetContextFn g_getcontext = nullptr;  // libunwind's: no system call (glibc's saves the signal mask)
+IsSignalFrameFn g_is_signal_frame = nullptr;
+// glibc's executable segment (handler_interrupted_gprof looks through its frames).
+uintptr_t g_libc_lo = 0, g_libc_hi = 0;
 std::atomic<bool> g_ready{false};
 
 // Memory reads during unwinding. libunwind's own reader validates doubtful addresses by writing
@@ -152,6 +159,62 @@ void close_validation_pipe(const PipeSlots& before) {
     }
 }
 
+// Finds glibc's executable segment from the link map of the object defining getpid.
+void find_libc_text() {
+    Dl_info info;
+    struct link_map* map = nullptr;
+    if (dladdr1(reinterpret_cast<void*>(&getpid), &info, reinterpret_cast<void**>(&map),
+                RTLD_DL_LINKMAP) == 0 ||
+        map == nullptr || info.dli_fbase == nullptr)
+        return;
+    const auto* ehdr = static_cast<const ElfW(Ehdr)*>(info.dli_fbase);
+    const auto* phdr = reinterpret_cast<const ElfW(Phdr)*>(
+        static_cast<const char*>(info.dli_fbase) + ehdr->e_phoff);
+    for (int i = 0; i < ehdr->e_phnum; ++i) {
+        if (phdr[i].p_type != PT_LOAD || (phdr[i].p_flags & PF_X) == 0) continue;
+        g_libc_lo = map->l_addr + phdr[i].p_vaddr;
+        g_libc_hi = g_libc_lo + phdr[i].p_memsz;
+        return;
+    }
+}
+
+bool in_libc(uintptr_t pc) { return pc >= g_libc_lo && pc < g_libc_hi; }
+
+bool read_checked(uintptr_t addr, void* out, size_t n) {
+    if (!readable(addr) || !readable(addr + n - 1)) return false;
+    memcpy(out, reinterpret_cast<const void*>(addr), n);
+    return true;
+}
+
+// Whether the call that returns to `ra` went to libgprof.so through the caller's GOT: `call
+// rel32` to a PLT stub (`endbr64`, then `jmp *GOT(%rip)`, `bnd` or not), or `call *GOT(%rip)`.
+// (With glibc's allocator, gprof's malloc jumps to glibc's and leaves no frame of its own.)
+bool calls_gprof(uintptr_t ra) {
+    unsigned char call[6];
+    int32_t disp;
+    uintptr_t slot;
+    if (!read_checked(ra - 6, call, 6)) return false;
+    if (call[0] == 0xff && call[1] == 0x15) {
+        memcpy(&disp, call + 2, 4);
+        slot = ra + disp;
+    } else if (call[1] == 0xe8) {
+        memcpy(&disp, call + 2, 4);
+        uintptr_t stub = ra + disp;
+        unsigned char code[11];
+        if (!read_checked(stub, code, sizeof code)) return false;
+        size_t at = 0;
+        if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa) at = 4;
+        if (code[at] == 0xf2) ++at;
+        if (code[at] != 0xff || code[at + 1] != 0x25) return false;
+        memcpy(&disp, code + at + 2, 4);
+        slot = stub + at + 6 + disp;
+    } else {
+        return false;
+    }
+    uintptr_t target;
+    return read_checked(slot, &target, sizeof target) && in_gprof(target);
+}
+
 // The first n entries of pcs without gprof's own frames, at most max of them, in place.
 int without_gprof(uintptr_t* pcs, int n, int max) {
     int depth = 0;
@@ -206,6 +269,8 @@ bool load_libunwind() {
     g_step = reinterpret_cast<StepFn>(dlsym(lib, "_ULx86_64_step"));
     g_get_reg = reinterpret_cast<GetRegFn>(dlsym(lib, "_ULx86_64_get_reg"));
     g_getcontext = reinterpret_cast<GetContextFn>(dlsym(lib, "_Ux86_64_getcontext"));
+    g_is_signal_frame = reinterpret_cast<IsSignalFrameFn>(dlsym(lib, "_ULx86_64_is_signal_frame"));
+    find_libc_text();
     g_backtrace = backtrace;
     g_ready.store(true, std::memory_order_release);
     // libunwind's one-time initialisation, and its caches for the start-up path, happen here
@@ -327,6 +392,40 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
         }
     }
     return depth;
+}
+
+bool handler_interrupted_gprof() {
+    if (!libunwind_ready() || g_init_local2 == nullptr || g_step == nullptr ||
+        g_get_reg == nullptr || g_is_signal_frame == nullptr || g_getcontext == nullptr)
+        return false;
+    ucontext_t context;
+    if (g_getcontext(&context) != 0) return false;
+    forget_pages();
+    struct HandlerMark {  // the thread may be inside the allocator: nothing may allocate
+        bool saved = t_in_handler;
+        HandlerMark() { t_in_handler = true; }
+        ~HandlerMark() { t_in_handler = saved; }
+    } mark;
+    unw_cursor_t cursor;
+    if (g_init_local2(&cursor, &context, 0) != 0) return false;
+    // libunwind marks as a signal frame the first frame past the kernel's (the interrupted one).
+    bool interrupted = false;  // this frame is the interrupted code's, or glibc's called by it
+    bool libc_below = false;   // the frame below this one is glibc's, and interrupted
+    for (int frame = 0; frame < kMaxFrames + 16; ++frame) {
+        unw_word_t ip = 0;
+        if (g_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+        if (g_is_signal_frame(&cursor) > 0) interrupted = true, libc_below = false;
+        if (interrupted) {
+            if (in_gprof(ip)) return true;
+            if (!in_libc(ip)) {  // the interrupted code's caller, past glibc's frames
+                if (libc_below && calls_gprof(ip)) return true;
+                interrupted = false;
+            }
+            libc_below = interrupted;
+        }
+        if (g_step(&cursor) <= 0) break;
+    }
+    return false;
 }
 
 }  // namespace gprof::unwind

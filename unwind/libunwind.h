@@ -70,4 +70,10 @@ struct WalkEnd {
 int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int max,
                     WalkEnd* end = nullptr);
 
+// Whether the calling thread runs a signal handler that interrupted libgprof.so's code (its
+// allocator, its recorder), directly or through glibc's (a lock's wait, a memcpy): that code may
+// hold a lock which anything gprof does next on this thread would wait for, for ever. False when
+// libunwind cannot tell. Allocates nothing.
+bool handler_interrupted_gprof();
+
 }  // namespace gprof::unwind

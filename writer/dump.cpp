@@ -1,5 +1,6 @@
 #include "writer/dump.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <new>
@@ -43,6 +44,36 @@ void write_profile(const char* name, const std::string& raw, unsigned seq, bool*
     log::info("wrote %s", path.c_str());
 }
 
+// Numbers that a process of the same pid used before this one (an earlier image of an exec
+// chain; pid 1 of another pid namespace writing into the same directory) are skipped: a dump
+// takes the first number, from the one it was given on, at which none of its files exists, and
+// later dumps of the process follow on from it. So no dump renames over a file written earlier.
+constinit unsigned g_skip = 0;
+constinit pid_t g_skip_pid = 0;  // a forked child numbers its files afresh
+
+bool taken(unsigned seq, const char* name) {
+    struct stat status;
+    std::string path = profile_file_path(g_settings->output, getpid(), seq, name);
+    return lstat(path.c_str(), &status) == 0 && S_ISREG(status.st_mode);
+}
+
+unsigned free_sequence(unsigned seq, uint32_t wanted, bool custom) {
+    if (getpid() != g_skip_pid) {
+        g_skip = 0;
+        g_skip_pid = getpid();
+    }
+    for (int tries = 0; tries < 100000; ++tries, ++g_skip) {
+        bool any = false;
+        if (custom)
+            for (const record::CustomProfile* profile : record::custom_profiles())
+                any = any || taken(seq + g_skip, profile->name());
+        for (const ProfileKind& kind : profile_kinds())
+            any = any || ((wanted & kind.bit) && taken(seq + g_skip, kind.name));
+        if (!any) break;
+    }
+    return seq + g_skip;
+}
+
 // Custom profiles (Go's NewProfile) are written with every dump, before the built-in kinds (the
 // threads profile stays last), whether or not they hold keys now: the program made them.
 void write_custom_profiles(const BuildContext& context, unsigned seq, bool* reported) {
@@ -73,8 +104,8 @@ void start(const Config& c) {
         if (kind.start != nullptr) kind.start(c, (c.profiles & kind.bit) != 0);
 }
 
-void write_dump(unsigned seq, DumpReason reason) {
-    if (g_settings == nullptr) return;  // before start-up
+unsigned write_dump(unsigned seq, DumpReason reason) {
+    if (g_settings == nullptr) return seq;  // before start-up
     try {
         const Config& c = *g_settings;
         uint32_t wanted = 0;
@@ -84,13 +115,12 @@ void write_dump(unsigned seq, DumpReason reason) {
                 wanted |= kind.bit;
         }
         const bool custom = !record::custom_profiles().empty();
-        if (wanted == 0 && !custom) return;  // nothing to say: no module list read, no symbol
-                                             // looked up
+        if (wanted == 0 && !custom) return seq;  // nothing to say: no module list read, no
+                                                 // symbol looked up
+        seq = free_sequence(seq, wanted, custom);
         symbolize::ModuleSnapshot modules;
-        std::string error;
-        if (!modules.capture(&error))
-            log::problem("cannot read the module list (%s); profiles have no mappings",
-                         error.c_str());
+        std::string error, modules_error;
+        if (!modules.capture(&error)) modules_error = error;
         const BuildContext context{&modules, &symbol_cache(), c.dump_signal};
         bool reported = false;
         if (custom) write_custom_profiles(context, seq, &reported);
@@ -102,10 +132,16 @@ void write_dump(unsigned seq, DumpReason reason) {
             else
                 log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
         }
+        // Where the files could not be written either (no descriptor left, say), that line is
+        // the dump's one.
+        if (!modules_error.empty() && !reported)
+            log::problem("cannot read the module list (%s); profiles have no mappings",
+                         modules_error.c_str());
         symbol_cache().end_dump();
     } catch (const std::bad_alloc&) {
         log::problem("out of memory while writing profiles; dump %u skipped", seq);
     }
+    return seq;
 }
 
 }  // namespace gprof::writer

@@ -14,7 +14,9 @@ void start(const Config& c);
 // Why a dump is written: the at-exit dump leaves out what describes only the exit itself.
 enum class DumpReason { Signal, Exit };
 
-void write_dump(unsigned seq, DumpReason reason);
+// Returns the sequence number the files have: `seq`, or a later one where a process of the same
+// pid (an earlier image of an exec chain) left files under it.
+unsigned write_dump(unsigned seq, DumpReason reason);
 
 // The settings start() was given (null before start-up).
 const Config* settings();

@@ -7,13 +7,14 @@
 
 #include "hostile.h"
 
-/* Not tail calls: each site's own frame is the stack's first. */
-__attribute__((noinline, noclone)) static void* site_level_fn(size_t n) {
+/* Not tail calls, and not folded into one (identical code): each site's own frame is the
+   stack's first. */
+__attribute__((noipa)) static void* site_level_fn(size_t n) {
     void* p = malloc(n);
     __asm__ volatile("" ::: "memory");
     return p;
 }
-__attribute__((noinline, noclone)) static void* site_child_fn(size_t n) {
+__attribute__((noipa)) static void* site_child_fn(size_t n) {
     void* p = malloc(n);
     __asm__ volatile("" ::: "memory");
     return p;

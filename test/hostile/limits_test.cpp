@@ -10,11 +10,10 @@
 using namespace hostile;
 
 TEST_CASE("#33 RLIMIT_NOFILE reached: the program opens as many descriptors as without gprof",
-          "[hostile][limits][!mayfail]") {
-    // Fails today on the number of lines: the dump with no descriptor left says two things
-    // ("cannot read the module list (cannot open /proc/self/maps: Too many open files)" and
-    // "cannot write ...: Too many open files") where one line is the rule. The program itself
-    // opens as many descriptors as without gprof.
+          "[hostile][limits]") {
+    // The dump with no descriptor left can neither read the module list nor write its files:
+    // one line says the latter (two before the fix). The program itself opens as many
+    // descriptors as without gprof.
     RunResult bare = check_case("rlimit-nofile", {program("rlimit_nofile")}, configs(false),
                                 Outcome::kOneLine, {{"GPROF_MEM_PROFILE_RATE", "1"}}, 60,
                                 [](const Config&, const RunResult& r, const std::string& dir) {
@@ -27,9 +26,10 @@ TEST_CASE("#33 RLIMIT_NOFILE reached: the program opens as many descriptors as w
 }
 
 TEST_CASE("#34 RLIMIT_AS: 8 threads allocate until malloc returns NULL",
-          "[hostile][limits][!mayfail]") {
-    // Fails today with GPROF_ALLOCATOR=jemalloc: the program dies of SIGSEGV (status 139) when
-    // the address space runs out, where glibc's malloc returns NULL. libc mode passes.
+          "[hostile][limits]") {
+    // With GPROF_ALLOCATOR=jemalloc the program died of SIGSEGV (status 139) when the address
+    // space ran out, where glibc's malloc returns NULL: a thread's first malloc made its arena,
+    // and jemalloc faults when it cannot. gprof now makes the first arenas at start.
     RunResult bare = check_case("rlimit-as", {program("rlimit_as")}, configs(false),
                                 Outcome::kSame, {}, 120);
     CHECK(bare.out == "threads that saw NULL: some; malloc after freeing: works\n");
@@ -52,10 +52,11 @@ TEST_CASE("#35 RLIMIT_FSIZE of 1 KiB and a larger profile: no SIGXFSZ death, one
 }
 
 TEST_CASE("#35 RLIMIT_NPROC reached: gprof's thread cannot start, the program runs on",
-          "[hostile][limits][!mayfail]") {
-    // Fails today with GPROF_CPU_HZ=1000: gprof's threads in as_nobody count against nobody's
-    // RLIMIT_NPROC when it calls setuid, so its execve fails with EAGAIN (exit status 2), where
-    // the single-threaded bare process execs.
+          "[hostile][limits]") {
+    // gprof's threads in as_nobody counted against nobody's RLIMIT_NPROC when it called setuid,
+    // so its execve failed with EAGAIN (exit status 2, with GPROF_CPU_HZ=1000), where the
+    // single-threaded bare process execs. gprof's threads now end around setuid and start again
+    // after it: here they cannot (one line each), and the exec works.
     // as_nobody sets RLIMIT_NPROC to 1 and becomes nobody (root is exempt from the limit), then
     // execs one_thread, whose own pthread_create fails as well. The output directory is open to
     // nobody.
@@ -75,7 +76,18 @@ TEST_CASE("#35 RLIMIT_NPROC reached: gprof's thread cannot start, the program ru
         // One line per feature gprof has to leave off: the dumper thread (and the CPU profile's
         // timer thread, when on).
         check_outcome(bare, r, Outcome::kGprofLines);
-        CHECK(e2e::contains(r.err, "cannot start the dumper thread"));
+        // as_nobody after setuid, then one_thread: each process says it once.
+        const std::string dumper = "gprof: cannot start the dumper thread: error 11; signal "
+                                   "dumps are off";
+        const std::string cpu = "gprof: cannot start the CPU profile's thread: error 11; samples "
+                                "are drained at dumps only";
+        size_t dumper_lines = 0, cpu_lines = 0;
+        for (const std::string& l : e2e::split_lines(r.err)) {
+            dumper_lines += l == dumper;
+            cpu_lines += l == cpu;
+        }
+        CHECK(dumper_lines == 2);
+        CHECK(cpu_lines == (config.cpu_hz != 0 ? 2u : 0u));
         check_written(dir);
         std::filesystem::remove_all(dir);
     }

@@ -25,8 +25,17 @@ TEST_CASE("#20 #21 the program's own SIGUSR2 handler; a read restarted after the
     // The program's handler wins and gprof says so once (also e2e "the program's own signal use
     // is unchanged"); a blocking read() is restarted (SA_RESTART) while dumps happen.
     const std::string heap = HEAP_PROGRAMS_BUILD_DIR;
-    RunResult own = check_case("own-handler", {heap + "/signal_host", "own"}, configs(false),
-                               Outcome::kOneLine);
+    // Every profile written says it too (the at-exit ones here).
+    RunResult own = check_case(
+        "own-handler", {heap + "/signal_host", "own"}, configs(false), Outcome::kOneLine,
+        {{"GPROF_MEM_PROFILE_RATE", "1"}}, 120,
+        [](const Config&, const RunResult&, const std::string& dir) {
+            std::vector<std::string> profiles = e2e::list_files(dir, ".pb.gz");
+            CHECK(!profiles.empty());
+            for (const std::string& f : profiles)
+                CHECK(e2e::contains(comments(f), "gprof: the program handles the dump signal "
+                                                 "(GPROF_SIGNAL) itself: no dumps on it"));
+        });
     CHECK(own.out == "own handler ran: yes\n");
     // signal_host read sends itself the dump signal, which would end it without gprof: checked
     // under gprof alone.

@@ -59,6 +59,7 @@ void check_outcome(const RunResult& bare, const RunResult& r, Outcome outcome, s
         case Outcome::kOneLine: CHECK(one_line); break;
         case Outcome::kSameOrOneLine: CHECK((same || one_line)); break;
         case Outcome::kGprofLines: CHECK(gprof_lines); break;
+        case Outcome::kSameOrGprofLines: CHECK((same || gprof_lines)); break;
     }
 }
 

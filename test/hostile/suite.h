@@ -46,8 +46,8 @@ RunOptions options(std::map<std::string, std::string> env, int timeout_seconds =
 // as the bare run. kOneLine: the same status and stdout, and stderr is the bare run's plus
 // exactly one line starting "gprof: " (returned through *line when given). kGprofLines: the same
 // status and stdout, and stderr the bare run's plus one or more lines, each starting "gprof: ",
-// one for each feature gprof had to leave off.
-enum class Outcome { kSame, kOneLine, kSameOrOneLine, kGprofLines };
+// one for each feature gprof had to leave off (kSameOrGprofLines: or none).
+enum class Outcome { kSame, kOneLine, kSameOrOneLine, kGprofLines, kSameOrGprofLines };
 void check_outcome(const RunResult& bare, const RunResult& r, Outcome outcome,
                    std::string* line = nullptr);
 

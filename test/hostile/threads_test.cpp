@@ -80,13 +80,20 @@ TEST_CASE("#30 8 detached threads allocate while main returns, many times",
     }
 }
 
-TEST_CASE("#31 a SIGTERM handler calls exit() during tight malloc", "[hostile][exit][!mayfail]") {
-    // Fails today with GPROF_ALLOCATOR=jemalloc: about 1 child in 4 is still alive 5 s after
-    // its handler called exit() (the at-exit dump, or exit's own frees, on a thread interrupted
-    // inside malloc). Not yet analysed further; libc mode passes.
+TEST_CASE("#31 a SIGTERM handler calls exit() during tight malloc", "[hostile][exit]") {
+    // The handler interrupts the allocator, which may hold an arena's lock (1 child in 4 hung in
+    // the exit dump's first malloc before the fix, in both allocator modes): a child whose handler
+    // interrupted an allocation writes no profile at exit and says so in one line.
     const std::string n = std::to_string(sized(12, 500));
+    const std::string skipped =
+        "gprof: exit() was called by a signal handler that interrupted an allocation; no profile "
+        "is written at exit (it could wait for ever for the allocator's lock)";
+    auto lines_said = [&](const Config&, const RunResult& r, const std::string&) {
+        for (const std::string& l : e2e::split_lines(r.err)) CHECK(l == skipped);
+    };
     RunResult bare = check_case("sigterm-exit", {program("sigterm_exit"), n}, configs(false),
-                                Outcome::kSame, {}, long_run() ? 900 : 180, nullptr, 3);
+                                Outcome::kSameOrGprofLines, {}, long_run() ? 900 : 180,
+                                lines_said, 3);
     CHECK(bare.out == "children " + n + ", exited 0: " + n + ", hung: 0\n");
 }
 
