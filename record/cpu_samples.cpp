@@ -17,6 +17,7 @@
 #include "unwind/context_walk.h"
 #include "unwind/frame_rules.h"
 #include "unwind/stack.h"
+#include "unwind/thread_bounds.h"
 
 namespace gprof::record {
 
@@ -279,8 +280,17 @@ CpuThreadSlot* cpu_slot_for_sample(uint32_t periods) {
     return slot;
 }
 
-void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t periods,
-                       uint64_t extra_nanos, CpuSource source, unwind::PcRange skip) {
+namespace {
+
+// The room the walk below needs under the handler's frame: the walk's own frames (about 2 KiB,
+// as for an allocation sample) and the captured addresses, with a margin.
+constexpr size_t kCpuSampleRoom = size_t{4} << 10;
+
+// The sample's work, in a frame of its own that is only made where there is room for it.
+__attribute__((noinline)) void record_walked_sample(CpuThreadSlot* slot,
+                                                    const ucontext_t& context, uint32_t periods,
+                                                    uint64_t extra_nanos, CpuSource source,
+                                                    unwind::PcRange skip) {
     uintptr_t pcs[unwind::kCaptureRoom];
     unwind::ContextWalk walk = unwind::walk_interrupted(context, skip, pcs, unwind::kMaxFrames);
     if (walk.unknown_module) g_modules_stale.store(true, std::memory_order_relaxed);
@@ -299,6 +309,20 @@ void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t 
         slot->dropped.fetch_add(periods, std::memory_order_relaxed);
         slot->dropped_extra_nanos.fetch_add(extra_nanos, std::memory_order_relaxed);
     }
+}
+
+}  // namespace
+
+void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t periods,
+                       uint64_t extra_nanos, CpuSource source, unwind::PcRange skip) {
+    // A signal that found the thread at the end of its stack (deep recursion, a small stack)
+    // must not overflow it: the sample is counted as lost instead.
+    if (unwind::stack_room() < kCpuSampleRoom) {
+        slot->dropped.fetch_add(periods, std::memory_order_relaxed);
+        slot->dropped_extra_nanos.fetch_add(extra_nanos, std::memory_order_relaxed);
+        return;
+    }
+    record_walked_sample(slot, context, periods, extra_nanos, source, skip);
 }
 
 bool take_modules_stale() { return g_modules_stale.exchange(false, std::memory_order_relaxed); }

@@ -88,7 +88,8 @@ struct CpuProfileData {
     int64_t period_nanos = 0;
     const char* source = nullptr;  // what delivered the samples (set_cpu_source)
     uint64_t by_source[kCpuSources] = {};  // samples by what delivered them
-    uint64_t dropped = 0;     // samples lost to full rings or to no free slot (kLostStack)
+    uint64_t dropped = 0;     // samples lost to full rings, no free slot or no stack room
+                              // (kLostStack)
     uint64_t short_walks = 0;  // the walk stopped before the outermost frame
     uint64_t cut = 0;         // deeper than the frames kept
 };
@@ -109,7 +110,8 @@ CpuThreadSlot* cpu_slot_for_sample(uint32_t periods);
 // Records one sample of the calling thread, interrupted at `context`, standing for `periods`
 // periods (1 + the timer's overruns) and `extra_nanos` of CPU time the source did not sample
 // (time in the kernel), into `slot` (cpu_slot_for_sample's). Frames in `skip` (gprof's own
-// image) are left out of its stack.
+// image) are left out of its stack. Counted as dropped where the ring is full, or where the
+// stack has too little room left for the walk.
 void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t periods,
                        uint64_t extra_nanos, CpuSource source, unwind::PcRange skip);
 // Bumped when the handler met code outside the published module list (a library loaded since):

@@ -7,6 +7,7 @@
 #include <link.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -394,10 +395,60 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
     return depth;
 }
 
+namespace {
+
+// glibc's __restore_rt, which every handler installed through its sigaction returns to: the
+// restorer of any signal with such a handler (the kernel's sigaction reports it). 0 if none.
+uintptr_t glibc_restorer() {
+    struct {
+        uintptr_t handler;
+        unsigned long flags;
+        uintptr_t restorer;
+        uint64_t mask;
+    } action;
+    constexpr unsigned long kRestorer = 0x04000000;  // SA_RESTORER
+    for (int sig = 1; sig <= 64; ++sig) {
+        if (syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) != 0) continue;
+        if (action.handler > 1 && (action.flags & kRestorer) != 0 && action.restorer != 0)
+            return action.restorer;
+    }
+    return 0;
+}
+
+// Without libunwind: the innermost signal frame on this thread's stack is found by its return
+// address, glibc's restorer, with the interrupted context right above it (x86-64's rt_sigframe);
+// the interrupted code is gprof's, or glibc's with a return into gprof (or a call through its
+// GOT) in the first kilobyte of the interrupted stack.
+bool handler_interrupted_gprof_by_scan() {
+    const StackBounds& bounds = thread_bounds();
+    uintptr_t restorer = glibc_restorer();
+    if (bounds.hi <= 1 || restorer == 0) return false;
+    if (g_libc_hi == 0) find_libc_text();
+    uintptr_t here = reinterpret_cast<uintptr_t>(&restorer) & ~uintptr_t{7};
+    for (uintptr_t at = here; at + sizeof(uintptr_t) + sizeof(ucontext_t) <= bounds.hi;
+         at += sizeof(uintptr_t)) {
+        if (*reinterpret_cast<const uintptr_t*>(at) != restorer) continue;
+        const auto* context = reinterpret_cast<const ucontext_t*>(at + sizeof(uintptr_t));
+        auto pc = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RIP]);
+        auto sp = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RSP]);
+        if (sp <= at || sp >= bounds.hi) continue;  // not a signal frame after all
+        if (in_gprof(pc)) return true;
+        if (!in_libc(pc)) return false;
+        for (uintptr_t word = sp; word < sp + 1024 && word + 8 <= bounds.hi; word += 8) {
+            uintptr_t value = *reinterpret_cast<const uintptr_t*>(word);
+            if (in_gprof(value) || (value > 6 && calls_gprof(value))) return true;
+        }
+        return false;
+    }
+    return false;
+}
+
+}  // namespace
+
 bool handler_interrupted_gprof() {
     if (!libunwind_ready() || g_init_local2 == nullptr || g_step == nullptr ||
         g_get_reg == nullptr || g_is_signal_frame == nullptr || g_getcontext == nullptr)
-        return false;
+        return handler_interrupted_gprof_by_scan();
     ucontext_t context;
     if (g_getcontext(&context) != 0) return false;
     forget_pages();

@@ -72,8 +72,9 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
 
 // Whether the calling thread runs a signal handler that interrupted libgprof.so's code (its
 // allocator, its recorder), directly or through glibc's (a lock's wait, a memcpy): that code may
-// hold a lock which anything gprof does next on this thread would wait for, for ever. False when
-// libunwind cannot tell. Allocates nothing.
+// hold a lock which anything gprof does next on this thread would wait for, for ever. Where
+// libunwind is not loaded, the signal frame is found on the stack by glibc's restorer instead.
+// False when neither can tell. Allocates nothing.
 bool handler_interrupted_gprof();
 
 }  // namespace gprof::unwind
