@@ -102,7 +102,7 @@ class Run:
         self.procs = []
         self.checks = []     # (what, ok, detail)
         self.result = {}     # what the target measured
-        self.scrapes = [0, 0]  # HTTP answers ok, failed
+        self.scrapes = []    # each HTTP request in turn: answered?
         self.scrape_files = []
 
     def check(self, what, ok, detail=""):
@@ -188,9 +188,9 @@ class Scraper(threading.Thread):
                     with open(f, "wb") as fh:
                         fh.write(body)
                     r.scrape_files.append(f)
-                    r.scrapes[0] += 1
+                    r.scrapes.append(True)
                 except Exception as e:  # noqa: BLE001 -- any failure is counted and logged
-                    r.scrapes[1] += 1
+                    r.scrapes.append(False)
                     with open(r.log("scrapes"), "a") as fh:
                         fh.write(f"{url}: {e}\n")
 
@@ -441,7 +441,7 @@ http {{
             while time.monotonic() < end and not os.path.isdir(r.profiles):
                 time.sleep(0.1)
             r.check("the master's dump made the output directory", os.path.isdir(r.profiles))
-        n = max(2000, int(1500 * r.args.seconds))
+        n = max(2000, int(5000 * r.args.seconds))
         reloads = []
 
         def reloader():
@@ -569,7 +569,8 @@ class Postgres(Target):
                    str(port), "postgres"]
         rc, out = r.call(pgbench[:-1] + ["-i", "-s", "4", "-q", "postgres"], "pgbench-init")
         r.check("pgbench -i", rc == 0, out.strip()[-200:])
-        rc, out = r.call(pgbench[:-1] + ["-c", "4", "-j", "2", "-T", str(int(r.args.seconds)),
+        seconds = r.args.pgbench_seconds or r.args.seconds
+        rc, out = r.call(pgbench[:-1] + ["-c", "4", "-j", "2", "-T", str(int(seconds)),
                                          "postgres"], "pgbench", timeout=1800)
         r.check("pgbench exit 0", rc == 0, str(rc))
         tps = re.search(r"^tps = ([\d.]+) \(without initial", out, re.M)
@@ -800,8 +801,14 @@ def run_config(target, name, args):
                 "; ".join(f"{os.path.basename(p)}: {w}" for p, w in problems[:3]))
         r.check("profiles written", files, "none")
         if r.http_port:
-            r.check("every HTTP scrape answered", r.scrapes[0] > 0 and r.scrapes[1] == 0,
-                    f"{r.scrapes[0]} ok, {r.scrapes[1]} failed")
+            # Requests after the last answer may have met a program that had ended (a short run
+            # ends during a 1 s profile): only a failure followed by an answer counts.
+            last = max((i for i, ok in enumerate(r.scrapes) if ok), default=-1)
+            failed = r.scrapes[:last + 1].count(False)
+            r.check("every HTTP request answered while the program ran",
+                    last >= 0 and failed == 0,
+                    f"{r.scrapes.count(True)} answered, {failed} failed before the last answer, "
+                    f"{len(r.scrapes) - last - 1} after it")
     lines = r.gprof_lines()
     r.result["gprof_lines"] = [l for l in lines if not l.startswith("gprof: wrote ")]
     r.result["checks"] = r.checks
@@ -884,6 +891,53 @@ def table(target, configs, results, args):
     return 1 if failures else 0
 
 
+def summary(targets, configs, all_results, args):
+    """One row per target: per configuration "failed / same / ratio / profiles"."""
+    out = ["# soak: every target, without and with gprof", "",
+           "Each cell: failed; same result as bare; throughput (or 1 / time) ratio to bare; "
+           "profiles written (all opened by `go tool pprof -raw` without warning unless said).",
+           "", "| target | bare | " + " | ".join(c for c in configs if c != "bare") + " |",
+           "|---|" + "---|" * len(configs)]
+    for t in targets:
+        res = all_results.get(t.name)
+        if not res:
+            continue
+        base = res["bare"]
+
+        def ratio(x):
+            try:
+                if t.unit == "s":
+                    return base["seconds_taken"] / x["seconds_taken"]
+                return x["throughput"] / base["throughput"]
+            except (KeyError, ZeroDivisionError):
+                return float("nan")
+        if t.unit == "s":
+            bare_cell = f"{base.get('failed', '?')} failed, {base.get('seconds_taken', 0):.1f} s"
+        else:
+            bare_cell = (f"{base.get('failed', '?')} failed, "
+                         f"{base.get('throughput', 0):.0f} {t.unit}")
+        cells = [bare_cell]
+        for c in configs:
+            if c == "bare":
+                continue
+            x = res[c]
+            bad = sum(1 for k in x.get("checks", []) if not k[1])
+            cell = (f"{x.get('failed', '?')}; "
+                    f"{'same' if x.get('signature') == base.get('signature') else '**differs**'}"
+                    f"; {ratio(x):.2f}; {x.get('files', '?')}")
+            if x.get("opened") != x.get("files"):
+                cell += f" ({x.get('opened')} opened)"
+            if bad:
+                cell += f"; **{bad} checks failed**"
+            cells.append(cell)
+        out.append(f"| {t.name} | " + " | ".join(cells) + " |")
+    text = "\n".join(out) + "\n"
+    with open(os.path.join(args.keep, "summary.md"), "w") as f:
+        f.write(text)
+    print()
+    print(text, end="", flush=True)
+
+
 def main():
     targets_help = "\n".join(f"  {t.name:9s} {t.describe}" for t in TARGETS.values())
     p = argparse.ArgumentParser(
@@ -903,11 +957,13 @@ targets:
 {targets_help}
 
 Exit status 0 when every run matches bare and passes its checks, 1 otherwise, 2 on bad usage.""")
-    p.add_argument("target", choices=list(TARGETS))
+    p.add_argument("target", choices=[*TARGETS, "all"])
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--keep", metavar="DIR")
     p.add_argument("--seconds", type=float, default=10,
                    help="length of the load (default 10; pgbench's -T, the others scale)")
+    p.add_argument("--pgbench-seconds", type=float, metavar="S",
+                   help="pgbench's -T for the postgres target (default: --seconds)")
     p.add_argument("--dump-every", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--keep-profiles", action="store_true")
     p.add_argument("--no-build", action="store_true")
@@ -925,9 +981,7 @@ Exit status 0 when every run matches bare and passes its checks, 1 otherwise, 2 
     args.keep = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(
         prefix=f"soak-{args.target}-")
     os.makedirs(args.keep, exist_ok=True)
-    target = TARGETS[args.target]
-    say(f"soak {target.name}: configs {', '.join(configs)}; output in {args.keep}")
-    target.prepare(args.keep, args)
+    targets = list(TARGETS.values()) if args.target == "all" else [TARGETS[args.target]]
 
     # Daemons that leave their parent (pg_ctl's postmaster) stay this process's descendants,
     # which the dump signal's sender finds (PR_SET_CHILD_SUBREAPER).
@@ -937,13 +991,22 @@ Exit status 0 when every run matches bare and passes its checks, 1 otherwise, 2 
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
-    results = {}
-    try:
-        for c in configs:
-            results[c] = run_config(target, c, args)
-    except KeyboardInterrupt:
-        return 130
-    return table(target, configs, results, args)
+    status = 0
+    all_results = {}
+    for target in targets:
+        say(f"soak {target.name}: configs {', '.join(configs)}; output in {args.keep}")
+        target.prepare(args.keep, args)
+        results = {}
+        try:
+            for c in configs:
+                results[c] = run_config(target, c, args)
+        except KeyboardInterrupt:
+            return 130
+        all_results[target.name] = results
+        status |= table(target, configs, results, args)
+    if len(targets) > 1:
+        summary(targets, configs, all_results, args)
+    return status
 
 
 if __name__ == "__main__":
