@@ -224,7 +224,8 @@ class Redis(Target):
                 "deterministic data set (FLUSHALL, 20000 SET, 2000 RPUSH, 2000 HSET through "
                 "redis-cli --pipe), DBSIZE and DEBUG DIGEST, a last BGSAVE, and the digest of "
                 "that dump loaded by a redis-server without gprof. Compared: the digest and "
-                "DBSIZE; failed: error replies (INFO errorstats) and failed BGSAVEs.")
+                "DBSIZE; failed: error replies (INFO errorstats); checked: the last BGSAVE ok, "
+                "the reloaded digest.")
 
     def prepare(self, keep, args):
         self.pipe = os.path.join(keep, "redis-data.resp")
