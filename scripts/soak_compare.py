@@ -148,35 +148,60 @@ class Dumper(threading.Thread):
                     pass
 
 
-def go_binary():
-    return shutil.which("go") or "/usr/lib/go/bin/go"
+def pprof_command():
+    """pprof itself (what `go tool pprof` runs), without the go command's start-up each time."""
+    go = shutil.which("go") or "/usr/lib/go/bin/go"
+    try:
+        tooldir = subprocess.run([go, "env", "GOTOOLDIR"], capture_output=True, text=True,
+                                 timeout=60).stdout.strip()
+        if tooldir and os.access(os.path.join(tooldir, "pprof"), os.X_OK):
+            return [os.path.join(tooldir, "pprof")]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return [go, "tool", "pprof"]
 
 
-def check_profiles(paths, jobs=2):
-    """Opens every file with `go tool pprof -raw` (which must print nothing on stderr): returns
-    (opened without warning, [(path, first line of what pprof said)])."""
-    go = go_binary()
+def pprof_says(cmd, paths):
+    """What `pprof -raw paths...` prints on stderr (empty: no warning)."""
+    try:
+        r = subprocess.run([*cmd, "-raw", *paths], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=600)
+        said = r.stderr.decode(errors="replace").strip()
+        if r.returncode != 0 and not said:
+            said = f"exit code {r.returncode}"
+        return said
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+
+
+def check_profiles(paths, jobs=2, group=40):
+    """Opens every file with `go tool pprof -raw`, which must print nothing on stderr: returns
+    (opened without warning, [(path, first line of what pprof said)]). Files of one kind are
+    opened together, up to `group` at a time (pprof merges them, and says which file it could
+    not read); a group with anything said is opened again file by file, so each warning is
+    charged to its own file."""
+    cmd = pprof_command()
     problems = []
     lock = threading.Lock()
-    todo = list(paths)
+    by_kind = collections.defaultdict(list)
+    for p in paths:
+        by_kind[re.sub(r"^.*\.(\w+)\.pb\.gz$", r"\1", os.path.basename(p))].append(p)
+    todo = [files[i:i + group] for files in by_kind.values()
+            for i in range(0, len(files), group)]
 
     def worker():
         while True:
             with lock:
                 if not todo:
                     return
-                path = todo.pop()
-            try:
-                r = subprocess.run([go, "tool", "pprof", "-raw", path], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=300)
-                said = r.stderr.decode(errors="replace").strip()
-                if r.returncode != 0 and not said:
-                    said = f"exit code {r.returncode}"
-            except (OSError, subprocess.TimeoutExpired) as e:
-                said = str(e)
-            if said:
-                with lock:
-                    problems.append((path, said.splitlines()[0]))
+                chunk = todo.pop()
+            if not pprof_says(cmd, chunk):
+                continue
+            for path in chunk:
+                said = pprof_says(cmd, [path])
+                if said:
+                    with lock:
+                        problems.append((path, said.splitlines()[0]))
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
     for t in threads:
