@@ -158,6 +158,17 @@ class Run:
             if p.poll() is None:
                 sc.kill_tree(p.pid)
                 p.wait()
+        # Daemons adopted as this process's (pg_ctl's postmaster) are reaped here: no Popen
+        # waits for them.
+        mine = {p.pid for p in self.procs}
+        for e in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{e}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if fields[0] == "Z" and int(fields[1]) == os.getpid() and int(e) not in mine:
+                    os.waitpid(int(e), os.WNOHANG)
+            except (OSError, ValueError, IndexError):
+                pass
 
 
 class Scraper(threading.Thread):
