@@ -174,7 +174,7 @@ def pprof_says(cmd, paths):
         return str(e)
 
 
-def check_profiles(paths, jobs=2, group=40):
+def check_profiles(paths, jobs=2, group=40, group_bytes=1 << 20):
     """Opens every file with `go tool pprof -raw`, which must print nothing on stderr: returns
     (opened without warning, [(path, first line of what pprof said)]). Files of one kind are
     opened together, up to `group` at a time (pprof merges them, and says which file it could
@@ -186,8 +186,23 @@ def check_profiles(paths, jobs=2, group=40):
     by_kind = collections.defaultdict(list)
     for p in paths:
         by_kind[re.sub(r"^.*\.(\w+)\.pb\.gz$", r"\1", os.path.basename(p))].append(p)
-    todo = [files[i:i + group] for files in by_kind.values()
-            for i in range(0, len(files), group)]
+    # Groups of at most `group` files and `group_bytes` compressed bytes: pprof merges large
+    # profiles (rate 1, a compiler's every allocation) slowly, a group of them slower than apart.
+    todo = []
+    for files in by_kind.values():
+        chunk, size = [], 0
+        for f in files:
+            try:
+                n = os.path.getsize(f)
+            except OSError:
+                n = 0
+            if chunk and (len(chunk) >= group or size + n > group_bytes):
+                todo.append(chunk)
+                chunk, size = [], 0
+            chunk.append(f)
+            size += n
+        if chunk:
+            todo.append(chunk)
 
     def worker():
         while True:
