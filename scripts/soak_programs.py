@@ -817,14 +817,16 @@ def run_config(target, name, args):
                 "; ".join(f"{os.path.basename(p)}: {w}" for p, w in problems[:3]))
         r.check("profiles written", files, "none")
         if r.http_port:
-            # Requests after the last answer may have met a program that had ended (a short run
-            # ends during a 1 s profile): only a failure followed by an answer counts.
-            last = max((i for i, ok in enumerate(r.scrapes) if ok), default=-1)
-            failed = r.scrapes[:last + 1].count(False)
+            # Requests before the first answer may have come before the program started (make's
+            # cmake step runs first), those after the last one after it ended (a short run ends
+            # during a 1 s profile): only a failure between two answers counts.
+            answered = [i for i, ok in enumerate(r.scrapes) if ok]
+            first, last = (answered[0], answered[-1]) if answered else (0, -1)
+            failed = r.scrapes[first:last + 1].count(False)
             r.check("every HTTP request answered while the program ran",
-                    last >= 0 and failed == 0,
-                    f"{r.scrapes.count(True)} answered, {failed} failed before the last answer, "
-                    f"{len(r.scrapes) - last - 1} after it")
+                    answered and failed == 0,
+                    f"{len(answered)} answered, {failed} failed between the first and last "
+                    f"answer, {first} before, {len(r.scrapes) - last - 1} after")
     lines = r.gprof_lines()
     r.result["gprof_lines"] = [l for l in lines if not l.startswith("gprof: wrote ")]
     r.result["checks"] = r.checks
