@@ -81,7 +81,7 @@ bool within_file_size_limit(off_t offset, size_t count, std::string* error) {
     return false;
 }
 
-bool create_parent_directories(const std::string& path, std::string* error) noexcept {
+bool create_parent_directories(const std::string& path, mode_t mode, std::string* error) noexcept {
     return without_exceptions(error, "creating directories", [&] {
         std::string directory = directory_of(path);
         struct stat status;
@@ -92,7 +92,12 @@ bool create_parent_directories(const std::string& path, std::string* error) noex
             if (end != directory.size() && directory[end] != '/') continue;
             if (directory[end - 1] == '/') continue;  // "//" or a trailing slash
             std::string component = directory.substr(0, end);
-            if (mkdir(component.c_str(), 0777) == 0) continue;
+            if (mkdir(component.c_str(), mode & 0777) == 0) {
+                // Our own new directory: chmod fails only where modes are not kept (some network
+                // file systems), and then the directory still serves its creator.
+                (void)chmod(component.c_str(), mode);
+                continue;
+            }
             int mkdir_errno = errno;
             // An existing directory is fine whatever mkdir said about it (EEXIST, or EACCES or
             // EROFS on some file systems).

@@ -21,9 +21,10 @@ std::string errno_text(int error_number);
 // not).
 bool within_file_size_limit(off_t offset, size_t count, std::string* error);
 
-// Creates the missing directories above path (like mkdir -p of its directory part), with mode
-// 0777 less the umask, as mkdir(1) does.
-bool create_parent_directories(const std::string& path, std::string* error) noexcept;
+// Creates the missing directories above path (like mkdir -p of its directory part), each with
+// exactly `mode` (a chmod follows the mkdir, so the umask does not narrow it). Existing
+// directories are left as they are.
+bool create_parent_directories(const std::string& path, mode_t mode, std::string* error) noexcept;
 
 // Writes a file so that no reader ever sees a part of it: fill(fd, error) writes at most
 // max_size bytes (checked against the file size limit first) into a new temporary file beside path

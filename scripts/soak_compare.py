@@ -73,27 +73,52 @@ def base_environment():
     return env
 
 
-def catches_usr2(pid):
+def catches(pid, sig=signal.SIGUSR2):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signal.SIGUSR2 - 1) & 1)
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
     return False
 
 
 class Dumper(threading.Thread):
-    """Every `period` seconds sends SIGUSR2 to every process whose environment holds `needle`
-    (that run's unique GPROF_OUTPUT=...) and that catches SIGUSR2 (SigCgt in /proc/PID/status):
-    a process between exec and gprof's constructor would be killed by it (default action), which
-    is the soak's doing, not gprof's."""
+    """Every `period` seconds sends `sig` (gprof's dump signal, SIGUSR2 by default) to every
+    process whose environment holds `needle` (that run's unique GPROF_OUTPUT=...) and that catches
+    it (SigCgt in /proc/PID/status): a process between exec and gprof's constructor would be
+    killed by it (default action), which is the soak's doing, not gprof's."""
 
-    def __init__(self, needle, period):
+    def __init__(self, needle, period, sig=signal.SIGUSR2, lib=None):
         super().__init__(daemon=True)
         self.needle = b"\0" + needle.encode() + b"\0"
         self.period = period
+        self.sig = sig
+        self.lib = lib
         self.stop = threading.Event()
         self.signals = 0
         self.pids = set()
+
+    def descendants(self, entries, me):
+        """This process's descendants (soak_programs.py makes it their subreaper, so daemons
+        that left their parent are among them)."""
+        kids = collections.defaultdict(list)
+        for e in entries:
+            if e.isdigit():
+                try:
+                    with open(f"/proc/{e}/stat") as f:
+                        kids[int(f.read().rsplit(")", 1)[1].split()[1])].append(int(e))
+                except (OSError, ValueError, IndexError):
+                    pass
+        out, todo = set(), [me]
+        while todo:
+            for k in kids.get(todo.pop(), []):
+                if k not in out:
+                    out.add(k)
+                    todo.append(k)
+        return out
+
+    def maps_lib(self, pid):
+        with open(f"/proc/{pid}/maps") as f:
+            return any(line.rstrip().endswith(self.lib) for line in f)
 
     def run(self):
         me = os.getpid()
@@ -102,6 +127,10 @@ class Dumper(threading.Thread):
                 entries = os.listdir("/proc")
             except OSError:
                 continue
+            # With lib: also this process's descendants that map it, whose environment may not
+            # show the needle any more (nginx, redis and PostgreSQL move it to rewrite their
+            # process titles).
+            mine = self.descendants(entries, me) if self.lib else set()
             for e in entries:
                 if not e.isdigit() or int(e) == me:
                     continue
@@ -110,12 +139,99 @@ class Dumper(threading.Thread):
                         data = b"\0" + f.read()
                     if not data.endswith(b"\0"):
                         data += b"\0"
-                    if self.needle in data and catches_usr2(e):
-                        os.kill(int(e), signal.SIGUSR2)
+                    ours = self.needle in data or (int(e) in mine and self.maps_lib(e))
+                    if ours and catches(e, self.sig):
+                        os.kill(int(e), self.sig)
                         self.signals += 1
                         self.pids.add(int(e))
                 except (OSError, ValueError):
                     pass
+
+
+def pprof_command():
+    """pprof itself (what `go tool pprof` runs), without the go command's start-up each time."""
+    go = shutil.which("go") or "/usr/lib/go/bin/go"
+    try:
+        tooldir = subprocess.run([go, "env", "GOTOOLDIR"], capture_output=True, text=True,
+                                 timeout=60).stdout.strip()
+        if tooldir and os.access(os.path.join(tooldir, "pprof"), os.X_OK):
+            return [os.path.join(tooldir, "pprof")]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return [go, "tool", "pprof"]
+
+
+def pprof_says(cmd, paths):
+    """What `pprof -raw paths...` prints on stderr (empty: no warning)."""
+    try:
+        r = subprocess.run([*cmd, "-raw", *paths], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=600)
+        said = r.stderr.decode(errors="replace").strip()
+        if r.returncode != 0 and not said:
+            said = f"exit code {r.returncode}"
+        return said
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+
+
+def check_profiles(paths, jobs=2, group=40, group_bytes=1 << 20):
+    """Opens every file with `go tool pprof -raw`, which must print nothing on stderr: returns
+    (opened without warning, [(path, first line of what pprof said)]). Files of one kind are
+    opened together, up to `group` at a time (pprof merges them, and says which file it could
+    not read); a group with anything said is opened again file by file, so each warning is
+    charged to its own file."""
+    cmd = pprof_command()
+    problems = []
+    lock = threading.Lock()
+    by_kind = collections.defaultdict(list)
+    for p in paths:
+        by_kind[re.sub(r"^.*\.(\w+)\.pb\.gz$", r"\1", os.path.basename(p))].append(p)
+    # Groups of at most `group` files and `group_bytes` compressed bytes: pprof merges large
+    # profiles (rate 1, a compiler's every allocation) slowly, a group of them slower than apart.
+    todo = []
+    for files in by_kind.values():
+        chunk, size = [], 0
+        for f in files:
+            try:
+                n = os.path.getsize(f)
+            except OSError:
+                n = 0
+            if chunk and (len(chunk) >= group or size + n > group_bytes):
+                todo.append(chunk)
+                chunk, size = [], 0
+            chunk.append(f)
+            size += n
+        if chunk:
+            todo.append(chunk)
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                chunk = todo.pop()
+            if not pprof_says(cmd, chunk):
+                continue
+            for path in chunk:
+                said = pprof_says(cmd, [path])
+                if said:
+                    with lock:
+                        problems.append((path, said.splitlines()[0]))
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(paths) - len(problems), problems
+
+
+def profile_files(directory):
+    """The profiles under directory (gprof's finished files, not its temporary ones)."""
+    out = []
+    for d, _, files in os.walk(directory):
+        out += [os.path.join(d, f) for f in files if f.endswith(".pb.gz")]
+    return sorted(out)
 
 
 def kill_tree(root):
@@ -227,6 +343,10 @@ def run_config(name, args, modules):
                 except OSError:
                     pass
         info["files"], info["bytes"] = n, size
+        opened, problems = check_profiles(profile_files(info["profiles"]))
+        info["opened"] = opened
+        info["pprof_problems"] = "; ".join(f"{os.path.basename(p)}: {w}"
+                                           for p, w in problems[:5]) or None
     say(f"{name}: done, exit code {rc}, {info['seconds']:.0f}s")
     if args.keep_profiles:
         say(f"{name}: kept {work}")
@@ -523,16 +643,22 @@ def compare(args, modules, configs, infos):
     gconfigs = [n for n in configs if CONFIGS[n][0]]
     if gconfigs:
         w("## gprof's traces per run\n")
-        w("| config | files under profiles/ | bytes | `gprof:` lines | of which not `gprof: wrote` "
-          "| SIGUSR2 sent |")
-        w("|---|---|---|---|---|---|")
+        w("| config | files under profiles/ | bytes | opened by `go tool pprof -raw` without "
+          "warning | `gprof:` lines | of which not `gprof: wrote` | SIGUSR2 sent |")
+        w("|---|---|---|---|---|---|---|")
         for n in gconfigs:
             info = infos[n]
             g = results[n]["gprof"]
             other = [l for l in g if not l.startswith("gprof: wrote ")]
-            w(f"| {n} | {info.get('files', '?')} | {info.get('bytes', '?')} | {len(g)} | "
-              f"{len(other)} | {info.get('signals') or '-'} |")
+            w(f"| {n} | {info.get('files', '?')} | {info.get('bytes', '?')} | "
+              f"{info.get('opened', '?')} | {len(g)} | {len(other)} | "
+              f"{info.get('signals') or '-'} |")
         w("")
+        for n in gconfigs:
+            if infos[n].get("pprof_problems"):
+                w(f"{n}: `go tool pprof` said: {infos[n]['pprof_problems']}")
+                diffs.append((n, "-", "profiles", "-", "pprof warning",
+                              infos[n]["pprof_problems"]))
         for n in gconfigs:
             other = [l for l in results[n]["gprof"] if not l.startswith("gprof: wrote ")]
             if other:

@@ -89,7 +89,7 @@ bool readable(uintptr_t addr) {
 
 int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t* val, int write, void* arg) {
     if (write) return g_libunwind_access_mem(as, addr, val, write, arg);
-    bool in_stack = addr >= thread_bounds().lo && addr + sizeof(unw_word_t) <= thread_bounds().hi;
+    bool in_stack = thread_bounds().holds(addr, sizeof(unw_word_t));
     if (!in_stack && (!readable(addr) || !readable(addr + sizeof(unw_word_t) - 1)))
         return -UNW_EINVAL;
     *val = *reinterpret_cast<const unw_word_t*>(addr);

@@ -16,6 +16,12 @@ namespace gprof::unwind {
 
 struct StackBounds {
     uintptr_t lo, hi;  // [lo, hi); hi == 0: not known yet; hi == 1: unknown
+
+    // Whether the size bytes at addr all lie in [lo, hi), with no wrap-around: a walk asked to
+    // read at 2^64 - 8 (a frame rule applied to a zero CFA) must not pass as inside the stack.
+    bool holds(uintptr_t addr, size_t size) const {
+        return addr >= lo && addr <= hi && size <= hi - addr;
+    }
 };
 extern constinit thread_local StackBounds t_stack_bounds [[gnu::tls_model("initial-exec")]];
 

@@ -5,6 +5,7 @@
 
 #include <new>
 #include <string>
+#include <vector>
 
 #include "base/log.h"
 #include "symbolize/debug_cache.h"
@@ -30,14 +31,46 @@ symbolize::SymbolCache& symbol_cache() {
     return *cache;
 }
 
-// Writes one profile's file. A problem is reported unless *reported: an unwritable output
-// directory gives one line per dump, not one per profile.
+// The kinds of write failure this process has reported (its text with the paths before the
+// last ": " and every digit left out: "Permission denied", "No space left on device"), so that a
+// process that cannot write says so once, not at every dump (a worker that dropped privileges,
+// dumped every second). A forked child is another process: it says so again. Used only by the
+// dump in progress (dumps are one at a time); never destroyed (dumps at exit).
+struct ReportedFailures {
+    pid_t pid = 0;
+    std::vector<std::string> kinds;
+};
+ReportedFailures& reported_failures() {
+    static ReportedFailures* reported = new ReportedFailures;
+    return *reported;
+}
+
+bool first_failure_of_its_kind(const std::string& error) {
+    ReportedFailures& r = reported_failures();
+    if (r.pid != getpid()) {
+        r.pid = getpid();
+        r.kinds.clear();
+    }
+    size_t colon = error.rfind(": ");
+    std::string kind;
+    for (char ch : colon == std::string::npos ? error : error.substr(colon + 2))
+        if (ch < '0' || ch > '9') kind += ch;
+    for (const std::string& k : r.kinds)
+        if (k == kind) return false;
+    if (r.kinds.size() < 16) r.kinds.push_back(kind);
+    return true;
+}
+
+// Writes one profile's file. A problem is reported unless *reported (an unwritable output
+// directory gives one line per dump, not one per profile) or this process already said it.
 void write_profile(const char* name, const std::string& raw, unsigned seq, bool* reported) {
     std::string path = profile_file_path(g_settings->output, getpid(), seq, name);
     std::string compressed, error;
     if (!pprof::gzip_compress(raw, &compressed, &error) ||
         !write_file_atomically(path, compressed, &error)) {
-        if (!*reported) log::problem("cannot write %s: %s", path.c_str(), error.c_str());
+        if (!*reported && first_failure_of_its_kind(error))
+            log::problem("cannot write %s: %s (not said again by this process)", path.c_str(),
+                         error.c_str());
         *reported = true;
         return;
     }

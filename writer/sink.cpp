@@ -66,8 +66,8 @@ std::string profile_file_path(std::string_view prefix, pid_t pid, unsigned seque
 
 bool write_file_atomically(const std::string& path, std::string_view bytes,
                            std::string* error) noexcept {
-    if (!base::create_parent_directories(path, error)) return false;
-    return base::write_file_atomically(path, bytes.size(), 0644,
+    if (!base::create_parent_directories(path, 01777, error)) return false;
+    return base::write_file_atomically(path, bytes.size(), 0600,
                                        [&](int fd, std::string* e) {
                                            int error_number = 0;
                                            if (base::write_fully(fd, bytes, -1, &error_number))

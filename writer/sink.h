@@ -18,8 +18,11 @@ namespace gprof::writer {
 std::string profile_file_path(std::string_view prefix, pid_t pid, unsigned sequence,
                               std::string_view profile);
 
-// A profile's file: missing parent directories created, then written whole or not at all
-// (base::write_file_atomically, mode 0644 less the umask).
+// A profile's file: missing parent directories created with mode 1777 (sticky and writable by
+// all, as /tmp: a process that later drops privileges, an nginx worker running as nobody, still
+// writes its own files there, and no one can remove or replace another's), then written whole or
+// not at all with mode 0600 (base::write_file_atomically): readable by its writer only, since a
+// profile shows the program's code and data layout to whoever reads it.
 bool write_file_atomically(const std::string& path, std::string_view bytes,
                            std::string* error) noexcept;
 

@@ -1,5 +1,8 @@
 // The heap profile end to end: programs whose allocations are known run under LD_PRELOAD, and the
 // files they write are decoded with libprotobuf and opened with `go tool pprof`.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -578,6 +581,78 @@ TEST_CASE("GPROF_LOG=1 names each file written; an unwritable output gives one p
     CHECK(r.out == base.out);
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.err.rfind("gprof: cannot write /proc/version/p.", 0) == 0);
+}
+
+TEST_CASE("a process that drops privileges writes its own profiles, or says once that it cannot",
+          "[heap][output]") {
+    if (geteuid() != 0) {
+        WARN("not root: cannot drop privileges, nothing to check");
+        return;
+    }
+    // Under /tmp, 0755: nobody can reach what is inside (the scratch directory is 0700).
+    char base[] = "/tmp/gprof-e2e-drop-XXXXXX";
+    REQUIRE(mkdtemp(base) != nullptr);
+    REQUIRE(chmod(base, 0755) == 0);
+    const std::string prog = program("drop_privileges");
+    RunResult bare_shared = run({prog, "shared"});
+    REQUIRE(bare_shared.out == "shared: 500 blocks, child exit 0\n");
+    RunResult bare_denied = run({prog, "denied"});
+    REQUIRE(bare_denied.out == "denied: 500 blocks, child exit 0\n");
+    // "<dir>/p.<pid>.<seq>.heap.pb.gz" -> pid
+    auto pid_of = [](const std::string& path, const std::string& dir) {
+        std::string rest = path.substr(dir.size() + 3);
+        return rest.substr(0, rest.find('.'));
+    };
+    for (const std::string& mode : kModes) {
+        INFO("GPROF_ALLOCATOR=" << mode);
+        // The root process creates the missing directory: sticky and writable by all, so the
+        // child that became nobody writes its own files there; each file is its writer's only.
+        const std::string out = std::string(base) + "/" + mode + "/shared";
+        RunResult r = run({prog, "shared"}, with_env(preload_env(
+                                                mode, {{"GPROF_OUTPUT", out + "/p"},
+                                                       {"GPROF_MEM_PROFILE_RATE", "1"}})));
+        check_same(bare_shared, r);
+        struct stat status;
+        REQUIRE(stat(out.c_str(), &status) == 0);
+        CHECK(S_ISDIR(status.st_mode));
+        CHECK((status.st_mode & 07777) == 01777);
+        CHECK(status.st_uid == 0);
+        std::map<uid_t, std::set<std::string>> pids_by_owner;
+        for (const std::string& f : heap_files(out)) {
+            INFO(f);
+            REQUIRE(stat(f.c_str(), &status) == 0);
+            CHECK((status.st_mode & 07777) == 0600);
+            pids_by_owner[status.st_uid].insert(pid_of(f, out));
+            CHECK(consistency_problems(read_profile(f)).empty());
+            CHECK(pprof_stderr({"-raw"}, f) == "");
+        }
+        CHECK(heap_files(out).size() == 4);  // two dumps (gprof_dump, exit) of each process
+        REQUIRE(pids_by_owner.size() == 2);
+        CHECK(pids_by_owner[0].size() == 1);
+        CHECK(pids_by_owner[65534].size() == 1);
+
+        // An existing directory of root's, 0700: each process that cannot write says so in one
+        // line, however many dumps fail (four each here), and the program runs on unharmed.
+        const std::string denied = std::string(base) + "/" + mode + "/denied";
+        REQUIRE(mkdir(denied.c_str(), 0700) == 0);
+        r = run({prog, "denied"}, with_env(preload_env(mode, {{"GPROF_OUTPUT", denied + "/p"},
+                                                              {"GPROF_MEM_PROFILE_RATE", "1"}})));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.out == bare_denied.out);
+        std::vector<std::string> lines = split_lines(r.err);
+        REQUIRE(lines.size() == 2);
+        std::set<std::string> pids;
+        for (const std::string& line : lines) {
+            const std::string head = "gprof: cannot write " + denied + "/p.";
+            REQUIRE(line.rfind(head, 0) == 0);
+            CHECK(contains(line, ": Permission denied (not said again by this process)"));
+            pids.insert(line.substr(head.size(), line.find('.', head.size()) - head.size()));
+        }
+        CHECK(pids.size() == 2);
+        CHECK(list_files(denied, ".pb.gz").empty());
+    }
+    std::filesystem::remove_all(base);
 }
 
 TEST_CASE("a storm of dump signals during allocation: no deadlock, every dump well formed", "[heap]") {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "unwind/frame_rules.h"
+#include "unwind/thread_bounds.h"
 
 using namespace gprof::unwind;
 
@@ -469,4 +470,21 @@ TEST_CASE("fast walk: threads walking while the rules are forgotten again and ag
     CHECK(mismatches == 0);
     CHECK(failed == 0);
     CHECK(forgotten > 0);
+}
+
+TEST_CASE("stack bounds: a read that wraps around the address space is not inside the stack",
+          "[unwind]") {
+    // What crashed PostgreSQL's background writer under a dump signal: libunwind asked to read
+    // the word at 2^64 - 8, which addr + 8 <= hi took for a stack address (addr + 8 wraps to 0).
+    const gprof::unwind::StackBounds bounds{0x7ffd00000000, 0x7ffd00100000};
+    CHECK_FALSE(bounds.holds(UINTPTR_MAX - 7, 8));
+    CHECK_FALSE(bounds.holds(UINTPTR_MAX, 1));
+    CHECK(bounds.holds(0x7ffd00000000, 8));
+    CHECK(bounds.holds(0x7ffd000ffff8, 8));
+    CHECK_FALSE(bounds.holds(0x7ffd000ffff9, 8));  // its last byte past hi
+    CHECK_FALSE(bounds.holds(0x7ffcfffffff8, 8));  // below lo
+    // Bounds not known yet (hi 0) or unknown (hi 1) hold nothing.
+    CHECK_FALSE((gprof::unwind::StackBounds{0, 0}.holds(0, 8)));
+    CHECK_FALSE((gprof::unwind::StackBounds{0, 1}.holds(0, 8)));
+    CHECK_FALSE((gprof::unwind::StackBounds{0, 0}.holds(UINTPTR_MAX - 7, 8)));
 }

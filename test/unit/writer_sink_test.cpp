@@ -81,11 +81,16 @@ TEST_CASE("sink: missing directories are created and the file appears whole", "[
 
     struct stat status;
     REQUIRE(stat(path.c_str(), &status) == 0);
-    CHECK((status.st_mode & 0777) == (0644 & ~[] {
-              mode_t mask = umask(0);
-              umask(mask);
-              return mask;
-          }()));
+    // Readable by its writer only, whatever the umask; the directories gprof made are sticky and
+    // writable by all, as /tmp (a process that drops privileges writes there too).
+    CHECK((status.st_mode & 07777) == 0600);
+    for (const char* dir : {"/a", "/a/b", "/a/b/c"}) {
+        INFO(dir);
+        REQUIRE(stat((root + dir).c_str(), &status) == 0);
+        CHECK((status.st_mode & 07777) == 01777);
+    }
+    REQUIRE(stat(root.c_str(), &status) == 0);
+    CHECK((status.st_mode & 07777) != 01777);  // an existing directory is left as it was
 
     // Writing again replaces the file.
     REQUIRE(write_file_atomically(path, "second", &error));
@@ -93,7 +98,7 @@ TEST_CASE("sink: missing directories are created and the file appears whole", "[
     CHECK(directory_entries(root + "/a/b/c").size() == 1);
 
     // A relative prefix with no directory part works in the current directory.
-    REQUIRE(gprof::base::create_parent_directories("just-a-name", &error));
+    REQUIRE(gprof::base::create_parent_directories("just-a-name", 01777, &error));
     remove_tree(root);
 }
 
