@@ -117,12 +117,11 @@ struct Parked {
 // Only the common, certain cases: anything else is walked from outside.
 bool restarts_after_handler(unsigned long long nr, const unsigned long long* arg) {
     switch (nr) {
+        // Not a write: one that has written part of its data returns that count when a handler
+        // runs (a short write, which programs rarely expect), SA_RESTART or not.
         case SYS_read:
-        case SYS_write:
         case SYS_readv:
-        case SYS_writev:
-        case SYS_pread64:
-        case SYS_pwrite64: {
+        case SYS_pread64: {
             // Not on a socket: one with SO_RCVTIMEO or SO_SNDTIMEO fails with EINTR.
             struct stat st;
             return fstat(static_cast<int>(arg[0]), &st) == 0 && !S_ISSOCK(st.st_mode);

@@ -130,7 +130,8 @@ TEST_CASE("threadcreate counts every pthread_create at its site; threads shows n
     }
 }
 
-TEST_CASE("threads capture leaves read, poll, nanosleep, sigwait and the program's signals alone", "[threads]") {
+TEST_CASE("threads capture leaves read, write, poll, nanosleep, sigwait and the program's signals alone",
+          "[threads]") {
     struct Case {
         std::string signal_name;
         int signal_number;
@@ -149,6 +150,7 @@ TEST_CASE("threads capture leaves read, poll, nanosleep, sigwait and the program
         CHECK(r.err.empty());
         CHECK(contains(r.out, "dump seen\n"));
         CHECK(contains(r.out, "read 1 x \n"));
+        CHECK(contains(r.out, "write 1048576 \n"));
         CHECK(contains(r.out, "poll 1 \n"));
         CHECK(contains(r.out, "nanosleep 0 \n"));
         CHECK(contains(r.out, "sigwait 0 SIGTERM\n"));
@@ -164,7 +166,8 @@ TEST_CASE("threads capture leaves read, poll, nanosleep, sigwait and the program
             const char* thread;
         };
         for (const Where& w : {Where{"reader_wait", "reader"}, Where{"poller_wait", "poller"},
-                               Where{"sleeper_wait", "sleeper"}, Where{"sigwaiter_wait", "sigwaiter"}}) {
+                               Where{"sleeper_wait", "sleeper"}, Where{"sigwaiter_wait", "sigwaiter"},
+                               Where{"writer_wait", "writer"}}) {
             INFO(w.function);
             bool found = false;
             for (const FlatSample& s : samples)

@@ -1,6 +1,7 @@
-// Threads in the places a stack capture must not disturb, during a dump: read() on a pipe, poll(),
-// nanosleep(), sigwait() with every signal blocked, a busy loop with every signal blocked, and a
-// program that uses SIGUSR1 itself (a handler that counts) while the dump runs.
+// Threads in the places a stack capture must not disturb, during a dump: read() on a pipe, a
+// write() of 1 MiB into a full pipe (a handler would end it short), poll(), nanosleep(), sigwait()
+// with every signal blocked, a busy loop with every signal blocked, and a program that uses
+// SIGUSR1 itself (a handler that counts) while the dump runs.
 //
 // Usage: parked_threads <GPROF_OUTPUT prefix> <dump-signal-number> [exit-now]
 // Each waiter checks its call's result and prints it; any EINTR or short result is a failure.
@@ -22,7 +23,8 @@
 
 namespace {
 
-int g_read_pipe[2], g_poll_pipe[2];
+int g_read_pipe[2], g_poll_pipe[2], g_write_pipe[2];
+constexpr size_t kWriteBytes = size_t{1} << 20;
 std::atomic<bool> g_stop_spinning{false};
 std::atomic<int> g_usr1{0};
 std::atomic<int> g_ready{0};
@@ -33,6 +35,15 @@ __attribute__((noinline)) void* reader_wait(void*) {
     char byte = 0;
     ssize_t n = read(g_read_pipe[0], &byte, 1);
     printf("read %zd %c %s\n", n, byte, n < 0 ? strerror(errno) : "");
+    return nullptr;
+}
+
+__attribute__((noinline)) void* writer_wait(void*) {
+    pthread_setname_np(pthread_self(), "writer");
+    static char data[kWriteBytes];
+    g_ready++;
+    ssize_t n = write(g_write_pipe[1], data, sizeof data);
+    printf("write %zd %s\n", n, n < 0 ? strerror(errno) : "");
     return nullptr;
 }
 
@@ -98,7 +109,7 @@ int main(int argc, char** argv) {
     if (argc < 3) return 2;
     const int dump_signal = g_dump_signal = atoi(argv[2]);
     const bool exit_now = argc > 3 && strcmp(argv[3], "exit-now") == 0;
-    if (pipe(g_read_pipe) != 0 || pipe(g_poll_pipe) != 0) return 2;
+    if (pipe(g_read_pipe) != 0 || pipe(g_poll_pipe) != 0 || pipe(g_write_pipe) != 0) return 2;
     struct sigaction sa = {};
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, nullptr);  // the program's own signal (no SA_RESTART)
@@ -107,11 +118,11 @@ int main(int argc, char** argv) {
         sigaction(SIGUSR2, &sa, nullptr);
     }
 
-    pthread_t threads[5];
-    void* (*bodies[5])(void*) = {reader_wait, poller_wait, sleeper_wait, sigwaiter_wait,
-                                 blocked_spinner};
-    for (int i = 0; i < 5; ++i) pthread_create(&threads[i], nullptr, bodies[i], nullptr);
-    while (g_ready.load() < 5) usleep(1000);
+    pthread_t threads[6];
+    void* (*bodies[6])(void*) = {reader_wait, poller_wait, sleeper_wait, sigwaiter_wait,
+                                 blocked_spinner, writer_wait};
+    for (int i = 0; i < 6; ++i) pthread_create(&threads[i], nullptr, bodies[i], nullptr);
+    while (g_ready.load() < 6) usleep(1000);
     usleep(200 * 1000);  // all of them are in their calls
 
     kill(getpid(), dump_signal);
@@ -128,6 +139,12 @@ int main(int argc, char** argv) {
     if (write(g_read_pipe[1], "x", 1) != 1 || write(g_poll_pipe[1], "y", 1) != 1) return 3;
     pthread_kill(threads[3], SIGTERM);
     g_stop_spinning = true;
+    static char sink[65536];
+    for (size_t got = 0; got < kWriteBytes;) {
+        ssize_t n = read(g_write_pipe[0], sink, sizeof sink);
+        if (n <= 0) return 4;
+        got += static_cast<size_t>(n);
+    }
     for (pthread_t t : threads) pthread_join(t, nullptr);
     return 0;
 }
