@@ -226,11 +226,20 @@ int without_gprof(uintptr_t* pcs, int n, int max) {
 
 }  // namespace
 
+namespace {
+// Set when libunwind could not be opened for a passing reason (no descriptor left, say): the next
+// ensure_libunwind() tries again, and nothing is said.
+bool g_load_failed_for_now = false;
+}  // namespace
+
 bool load_libunwind() {
     void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
-        log::problem("libunwind.so.8 not found (Debian package libunwind8); stacks that gprof "
-                     "cannot walk itself are left out");
+        const char* why = dlerror();
+        g_load_failed_for_now = why != nullptr && strstr(why, "No such file") == nullptr;
+        if (!g_load_failed_for_now)
+            log::problem("libunwind.so.8 not found (Debian package libunwind8); stacks that gprof "
+                         "cannot walk itself are left out");
         return false;
     }
     struct ClosePipe {
@@ -297,7 +306,7 @@ void sleep_1ms() {
 
 // Waits up to wait_ms for a load in progress elsewhere.
 bool wait_for_load(int wait_ms) {
-    for (int waited = 0; g_load_state.load(std::memory_order_acquire) != 2; ++waited) {
+    for (int waited = 0; g_load_state.load(std::memory_order_acquire) == 1; ++waited) {
         if (waited >= wait_ms) return false;
         sleep_1ms();
     }
@@ -310,8 +319,9 @@ bool ensure_libunwind(int wait_ms) {
     if (g_load_state.load(std::memory_order_acquire) == 2) return libunwind_ready();
     int expected = 0;
     if (g_load_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        g_load_failed_for_now = false;
         load_libunwind();
-        g_load_state.store(2, std::memory_order_release);
+        g_load_state.store(g_load_failed_for_now ? 0 : 2, std::memory_order_release);
         return libunwind_ready();
     }
     return wait_for_load(wait_ms);
@@ -331,11 +341,8 @@ bool libunwind_for_sample() {
         return true;
     if (g_load_state.load(std::memory_order_acquire) == 2) return false;
     bool (*ask)() = g_load_elsewhere.load(std::memory_order_acquire);
-    if (ask == nullptr || !ask()) return false;
-    int saved = errno;  // the allocation path leaves errno alone
-    bool ready = wait_for_load(kSampleLoadWaitMs);
-    errno = saved;
-    return ready;
+    if (ask != nullptr) ask();
+    return libunwind_ready();
 }
 
 namespace {
