@@ -1,6 +1,7 @@
 #include "preload/backing.h"
 
 #include <dlfcn.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -149,15 +150,22 @@ void start_allocator() {
     if (jemalloc()) gprof_je_free(gprof_je_malloc(1));
 }
 
-void make_arenas() {
+void make_arenas(bool limit_set) {
     // jemalloc 5.3 makes a thread's arena at the thread's first allocation, and faults when it
     // cannot (arena_choose gives tcache_arena_associate a null arena): with the address space
     // used up (RLIMIT_AS), a new thread's first malloc would crash where glibc's returns NULL.
-    // So the arenas threads are given first are made at start, while memory is there, by
-    // pointing this thread at each in turn (jemalloc still hands them out least-used first).
-    // Each costs about 150 KiB: at most kMadeArenas, all of them on a machine of 2 CPUs.
+    // So the arenas threads are given first are made while memory is there, by pointing this
+    // thread at each in turn (jemalloc still hands them out least-used first): at start where
+    // RLIMIT_AS is finite, or when the program sets it (setrlimit's shim). Each costs about
+    // 150 KiB: at most kMadeArenas, all of them on a machine of 2 CPUs.
     constexpr unsigned kMadeArenas = 8;
-    if (!jemalloc()) return;
+    static bool made = false;
+    if (!jemalloc() || made) return;
+    if (!limit_set) {
+        struct rlimit limit;
+        if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    }
+    made = true;
     unsigned count = 0, mine = 0;
     size_t size = sizeof count;
     if (gprof_je_mallctl("opt.narenas", &count, &size, nullptr, 0) != 0) return;

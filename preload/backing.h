@@ -97,8 +97,9 @@ void end_start_up();
 // Starts gprof's jemalloc if it is the backing allocator and has not started yet (an allocation
 // and its free): jemalloc registers its fork handlers then.
 void start_allocator();
-// jemalloc mode: the first arenas made now (see backing.cpp), from gprof's constructor.
-void make_arenas();
+// jemalloc mode: the first arenas made now (see backing.cpp), once: from gprof's constructor
+// where RLIMIT_AS is finite, or with `limit_set` when the program sets it.
+void make_arenas(bool limit_set = false);
 bool starting();  // glibc mode, and gprof's constructor has not ended
 
 // glibc's functions with the reserve in front (the contracts are glibc's).

@@ -404,6 +404,15 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
 
 namespace {
 
+// Whether the bytes before `ra` are a call (rel32, or through memory or a register).
+bool follows_call(uintptr_t ra) {
+    unsigned char code[6];
+    if (!read_checked(ra - 6, code, sizeof code)) return false;
+    return code[1] == 0xe8 || (code[0] == 0xff && code[1] == 0x15) ||
+           (code[4] == 0xff && (code[5] & 0xf8) == 0xd0) ||
+           (code[3] == 0xff && (code[4] & 0xf8) == 0x50);
+}
+
 // glibc's __restore_rt, which every handler installed through its sigaction returns to: the
 // restorer of any signal with such a handler (the kernel's sigaction reports it). 0 if none.
 uintptr_t glibc_restorer() {
@@ -414,6 +423,11 @@ uintptr_t glibc_restorer() {
         uint64_t mask;
     } action;
     constexpr unsigned long kRestorer = 0x04000000;  // SA_RESTORER
+    for (int sig : {SIGTERM, SIGINT, SIGUSR2, SIGHUP}) {  // the usual first
+        if (syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) == 0 && action.handler > 1 &&
+            (action.flags & kRestorer) != 0 && action.restorer != 0)
+            return action.restorer;
+    }
     for (int sig = 1; sig <= 64; ++sig) {
         if (syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) != 0) continue;
         if (action.handler > 1 && (action.flags & kRestorer) != 0 && action.restorer != 0)
@@ -430,7 +444,6 @@ bool handler_interrupted_gprof_by_scan() {
     const StackBounds& bounds = thread_bounds();
     uintptr_t restorer = glibc_restorer();
     if (bounds.hi <= 1 || restorer == 0) return false;
-    if (g_libc_hi == 0) find_libc_text();
     uintptr_t here = reinterpret_cast<uintptr_t>(&restorer) & ~uintptr_t{7};
     for (uintptr_t at = here; at + sizeof(uintptr_t) + sizeof(ucontext_t) <= bounds.hi;
          at += sizeof(uintptr_t)) {
@@ -438,12 +451,18 @@ bool handler_interrupted_gprof_by_scan() {
         const auto* context = reinterpret_cast<const ucontext_t*>(at + sizeof(uintptr_t));
         auto pc = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RIP]);
         auto sp = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RSP]);
-        if (sp <= at || sp >= bounds.hi) continue;  // not a signal frame after all
+        auto fpregs = reinterpret_cast<uintptr_t>(context->uc_mcontext.fpregs);
+        // The kernel's frame: the interrupted stack above it, its FPU state saved within it.
+        if (sp <= at || sp >= bounds.hi || fpregs <= at || fpregs >= sp) continue;
         if (in_gprof(pc)) return true;
+        if (g_libc_hi == 0) find_libc_text();
         if (!in_libc(pc)) return false;
+        // glibc's code: its caller is the first return address above it outside glibc (a word
+        // that follows a call instruction), which must be gprof's or have called gprof.
         for (uintptr_t word = sp; word < sp + 1024 && word + 8 <= bounds.hi; word += 8) {
             uintptr_t value = *reinterpret_cast<const uintptr_t*>(word);
-            if (in_gprof(value) || (value > 6 && calls_gprof(value))) return true;
+            if (value < 4096 || in_libc(value) || !follows_call(value)) continue;
+            return in_gprof(value) || calls_gprof(value);
         }
         return false;
     }
