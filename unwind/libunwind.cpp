@@ -15,6 +15,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -306,7 +307,7 @@ void sleep_1ms() {
 
 // Waits up to wait_ms for a load in progress elsewhere.
 bool wait_for_load(int wait_ms) {
-    for (int waited = 0; g_load_state.load(std::memory_order_acquire) == 1; ++waited) {
+    for (int waited = 0; g_load_state.load(std::memory_order_acquire) != 2; ++waited) {
         if (waited >= wait_ms) return false;
         sleep_1ms();
     }
@@ -341,8 +342,23 @@ bool libunwind_for_sample() {
         return true;
     if (g_load_state.load(std::memory_order_acquire) == 2) return false;
     bool (*ask)() = g_load_elsewhere.load(std::memory_order_acquire);
-    if (ask != nullptr) ask();
-    return libunwind_ready();
+    if (ask == nullptr || !ask()) return false;
+    // Samples wait for the load from a budget for the whole process: a sampling thread may hold
+    // a lock the loading thread needs (the loader's; an allocator's, interrupted by a signal
+    // handler that allocates), and then every sample would stall in turn.
+    static std::atomic<int> budget_ms{kSampleLoadBudgetMs};
+    int wait_ms = std::min(budget_ms.load(std::memory_order_relaxed), kSampleLoadWaitMs);
+    if (wait_ms <= 0) return libunwind_ready();
+    int saved = errno;  // the allocation path leaves errno alone
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    bool ready = wait_for_load(wait_ms);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    budget_ms.fetch_sub(static_cast<int>((end.tv_sec - start.tv_sec) * 1000 +
+                                         (end.tv_nsec - start.tv_nsec) / 1000000),
+                        std::memory_order_relaxed);
+    errno = saved;
+    return ready;
 }
 
 namespace {

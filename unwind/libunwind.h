@@ -33,10 +33,11 @@ bool ensure_libunwind(int wait_ms = 5000);
 // returns true, or returns false if it cannot. Without one, samples do without libunwind.
 void set_libunwind_loader(bool (*ask)());
 // For a sample whose stack gprof's own walk could not read: whether libunwind can walk it,
-// asking for it to be opened the first time, never waiting: the sampling thread may hold a lock
-// the loading thread needs (the loader's, an allocator's it interrupted in a signal handler).
-// A sample that finds no libunwind keeps no stack.
+// asking for it to be opened and waiting up to kSampleLoadWaitMs for it, while the process's
+// kSampleLoadBudgetMs of such waits last. A sample that finds no libunwind keeps no stack.
 bool libunwind_for_sample();
+constexpr int kSampleLoadWaitMs = 500;
+constexpr int kSampleLoadBudgetMs = 2000;
 // In a fork's child: a load under way in another thread of the parent will never end here, so
 // libunwind is not used in this process (nothing waits for it).
 void libunwind_child_after_fork();
