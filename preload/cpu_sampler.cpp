@@ -28,6 +28,7 @@
 #include "record/threads.h"
 #include "unwind/frame_rules.h"
 #include "unwind/stack.h"
+#include "unwind/thread_bounds.h"
 
 namespace gprof::cpu_sampler {
 namespace {
@@ -39,6 +40,10 @@ constexpr int kThreadTimerTag = 0x67707431;   // "gpt1"
 constexpr int kProcessTimerTag = 0x67707032;  // "gpp2"
 // How often the drain thread sweeps for threads without a source and slots of ended threads.
 constexpr int kSweepMs = 1000;
+// The stack a handler needs to open a thread's next perf event.
+constexpr size_t kHandoverRoom = size_t{2} << 10;
+// A handler left a thread without its event: the drain thread sweeps at once.
+std::atomic<bool> g_sweep_wanted{false};
 
 std::atomic<int> g_signal{0};       // the CPU signal, once chosen
 std::atomic<bool> g_running{false};  // sources are given to threads
@@ -142,6 +147,14 @@ void on_perf_sample(CpuThreadSlot* slot, const ucontext_t& interrupted) {
                               record::CpuSource::PerfEvent, gprof_image());
     if (!first) return;
     slot->perf_first = false;
+    // Opening the next event takes more stack than a thread at the very end of its own may have
+    // left: there the event is closed, and the drain thread's sweep gives the thread a new one.
+    if (unwind::stack_room() < kHandoverRoom) {
+        close_perf_event(slot->perf_map.exchange(nullptr, std::memory_order_acq_rel));
+        g_sweep_wanted.store(true, std::memory_order_release);
+        record::wake_cpu_drain();
+        return;
+    }
     void* next = open_perf_event(static_cast<pid_t>(syscall(SYS_gettid)),
                                  static_cast<uint64_t>(period_nanos()),
                                  g_signal.load(std::memory_order_relaxed), false);
@@ -333,8 +346,9 @@ void* drain_main(void*) {
         record::drain_cpu_samples();
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - last_sweep.tv_sec) * 1000 + (now.tv_nsec - last_sweep.tv_nsec) / 1000000 >=
-            kSweepMs) {
+        if (g_sweep_wanted.exchange(false, std::memory_order_acq_rel) ||
+            (now.tv_sec - last_sweep.tv_sec) * 1000 + (now.tv_nsec - last_sweep.tv_nsec) / 1000000 >=
+                kSweepMs) {
             last_sweep = now;
             base::SpinGuard lock(g_lock);
             if (g_running.load(std::memory_order_acquire)) sweep_locked();
@@ -361,6 +375,7 @@ bool start_sampling_locked() {
     if (!choose_kind_and_signal(config())) return false;
     unwind::publish_signal_modules();
     record::set_cpu_source(source_description());
+    record::set_cpu_signal(g_signal.load(std::memory_order_relaxed));
     g_running.store(true, std::memory_order_release);
     sweep_locked();
     start_thread();

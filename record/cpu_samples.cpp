@@ -1,6 +1,8 @@
 #include "record/cpu_samples.h"
 
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -56,6 +58,7 @@ constexpr uint32_t kNameRefresh = 16;
 constexpr uint32_t kWakeBytes = CpuThreadSlot::kRingBytes / 8;
 
 constinit std::atomic<int64_t> g_period{0};
+constinit std::atomic<int> g_signal{0};
 constinit std::atomic<const char*> g_source{nullptr};
 constinit std::atomic<bool> g_collecting{false};  // some session is active
 constinit std::atomic<bool> g_modules_stale{false};
@@ -273,6 +276,8 @@ void set_cpu_source(const char* description) {
     g_source.store(description, std::memory_order_relaxed);
 }
 
+void set_cpu_signal(int sig) { g_signal.store(sig, std::memory_order_relaxed); }
+
 CpuThreadSlot* cpu_slot_for_sample(uint32_t periods) {
     if (!g_collecting.load(std::memory_order_acquire)) return nullptr;
     CpuThreadSlot* slot = slot_for_handler();
@@ -323,6 +328,24 @@ void record_cpu_sample(CpuThreadSlot* slot, const ucontext_t& context, uint32_t 
         return;
     }
     record_walked_sample(slot, context, periods, extra_nanos, source, skip);
+}
+
+CpuSignalDeferral::CpuSignalDeferral() noexcept {
+    int sig = g_signal.load(std::memory_order_relaxed);
+    if (sig == 0 || unwind::stack_room() >= kDeferRoom) return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigset_t old;
+    if (pthread_sigmask(SIG_BLOCK, &set, &old) == 0 && !sigismember(&old, sig)) deferred_ = sig;
+}
+
+CpuSignalDeferral::~CpuSignalDeferral() {
+    if (deferred_ == 0) return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, deferred_);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 bool take_modules_stale() { return g_modules_stale.exchange(false, std::memory_order_relaxed); }

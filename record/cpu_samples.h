@@ -101,6 +101,25 @@ void set_cpu_period(int64_t period_nanos);
 int64_t cpu_period();
 // What delivers the samples, in words, for the profile (a string with static storage).
 void set_cpu_source(const char* description);
+// The signal that delivers them (0: none chosen yet).
+void set_cpu_signal(int sig);
+
+// While alive, on a thread with less than kDeferRoom of stack left, the samples' signal waits
+// (one sigprocmask each way, made only there): the kernel's signal frame (AT_MINSIGSTKSZ, about
+// 3.4 KiB with AVX-512 state) must fit wherever the signal lands, and deep inside the allocator's
+// slow path at the end of a program's stack it would not. It arrives when the guard ends, at
+// the depth of the program's own call.
+class CpuSignalDeferral {
+public:
+    static constexpr size_t kDeferRoom = size_t{16} << 10;
+    CpuSignalDeferral() noexcept;
+    ~CpuSignalDeferral();
+    CpuSignalDeferral(const CpuSignalDeferral&) = delete;
+    CpuSignalDeferral& operator=(const CpuSignalDeferral&) = delete;
+
+private:
+    int deferred_ = 0;
+};
 
 // ---- The handler's side: async-signal-safe. ----
 

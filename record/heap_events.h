@@ -13,6 +13,7 @@
 
 #include <cstddef>
 
+#include "record/cpu_samples.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
 #include "unwind/fast_walk.h"
@@ -50,6 +51,7 @@ template <typename BackingCall>
     if (!sampler_slow_path(size)) return backing_call();
     unwind::Registers here;  // this frame, whose caller is the program's (the shims tail-call it)
     unwind::gprof_caller_registers(&here);
+    CpuSignalDeferral deferral;
     void* p = backing_call();
     record_sampled_from(p, size, align, here);
     return p;

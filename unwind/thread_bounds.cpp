@@ -22,11 +22,19 @@ namespace {
     return sp;
 }
 
+// How far under the lower bound a stack pointer still counts as the thread's (set_thread_stack's
+// slack, and a guard page).
+constexpr uintptr_t kBelowBottom = 4096;
+
 }  // namespace
 
 size_t stack_room() {
     uintptr_t sp = current_sp();
     if (sp >= t_stack_bounds.lo && sp < t_stack_bounds.hi) return sp - t_stack_bounds.lo;
+    // Just under a conservative lower bound (set_thread_stack's) is still the thread's stack, or
+    // its guard: a signal frame the kernel pushed at the very end of it puts the handler there.
+    if (t_stack_bounds.hi > 1 && sp < t_stack_bounds.lo && t_stack_bounds.lo - sp <= kBelowBottom)
+        return 0;
     stack_t alternate;
     if (sigaltstack(nullptr, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) {
         auto base = reinterpret_cast<uintptr_t>(alternate.ss_sp);

@@ -72,3 +72,31 @@ TEST_CASE("under other stack limits too, and an unlimited stack is left to glibc
         CHECK(WEXITSTATUS(status) == 0);
     }
 }
+
+TEST_CASE("the room left: inside the bounds, just under them, and on a stack of no one's",
+          "[thread-bounds]") {
+    // Run on a thread of its own, whose bounds the test may set as it likes.
+    static size_t rooms[4];
+    auto measure = [](void*) -> void* {
+        int here = 0;
+        auto sp = reinterpret_cast<uintptr_t>(&here);
+        t_stack_bounds = {sp - 10000, sp + 4096};
+        rooms[0] = stack_room();
+        t_stack_bounds = {sp + 1024, sp + 8192};  // a signal frame pushed under the bound
+        rooms[1] = stack_room();
+        t_stack_bounds = {sp + (64 << 10), sp + (128 << 10)};  // far away: another stack
+        rooms[2] = stack_room();
+        t_stack_bounds = {0, 1};  // unknown
+        rooms[3] = stack_room();
+        return nullptr;
+    };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, nullptr, measure, nullptr) == 0);
+    pthread_join(t, nullptr);
+    // stack_room measures from its own frame, a little under `here`.
+    CHECK(rooms[0] < 10000);
+    CHECK(rooms[0] > 10000 - 512);
+    CHECK(rooms[1] == 0);
+    CHECK(rooms[2] == SIZE_MAX);
+    CHECK(rooms[3] == SIZE_MAX);
+}
