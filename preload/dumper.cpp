@@ -227,8 +227,14 @@ void give_signal_back() {
 void at_exit() {
     // exit() from a signal handler that interrupted an allocation (gprof's jemalloc or recorder,
     // glibc's malloc through gprof's): the interrupted code may hold a lock that the dump's first
-    // allocation would wait for, for ever.
-    if (unwind::handler_interrupted_gprof()) {
+    // allocation would wait for, for ever. The look is gprof's own work: a wait for libunwind's
+    // lock in it is not the program's (recording it would walk with libunwind, under that lock).
+    bool interrupted;
+    {
+        base::ReentryGuard guard;
+        interrupted = unwind::handler_interrupted_gprof();
+    }
+    if (interrupted) {
         log::problem("exit() was called by a signal handler that interrupted an allocation; no "
                      "profile is written at exit (it could wait for ever for the allocator's lock)");
         return;

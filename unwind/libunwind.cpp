@@ -366,14 +366,21 @@ namespace {
 // Walks taken in this thread so far, up to kStepwiseWalks.
 constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
 
+const ucontext_t* innermost_signal_context();
+
 }  // namespace
 
 int libunwind_capture(uintptr_t* pcs, int max) {
-    // Step by step for a thread's first walks.
+    // Step by step for a thread's first walks, and in a signal handler: unw_backtrace keeps its
+    // cache in a thread-local of libunwind's, which ld.so makes with malloc at the thread's first
+    // call (and grows again, with malloc and free, after a library with thread-locals is loaded).
+    // From a handler that interrupted the allocator, that malloc would wait for ever for the lock
+    // the interrupted code holds. The step-by-step walk uses no thread-local.
     if (t_walks < kStepwiseWalks) {
         ++t_walks;
         return capture_once(pcs, max);
     }
+    if (innermost_signal_context() != nullptr) return capture_once(pcs, max);
     forget_pages();
     int n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
     return without_gprof(pcs, n, max);
@@ -432,6 +439,8 @@ bool follows_call(uintptr_t ra) {
 // glibc's __restore_rt, which every handler installed through its sigaction returns to: the
 // restorer of any signal with such a handler (the kernel's sigaction reports it). 0 if none.
 uintptr_t glibc_restorer() {
+    static std::atomic<uintptr_t> known{0};  // one address for the process's life
+    if (uintptr_t r = known.load(std::memory_order_relaxed)) return r;
     struct {
         uintptr_t handler;
         unsigned long flags;
@@ -439,48 +448,57 @@ uintptr_t glibc_restorer() {
         uint64_t mask;
     } action;
     constexpr unsigned long kRestorer = 0x04000000;  // SA_RESTORER
-    for (int sig : {SIGTERM, SIGINT, SIGUSR2, SIGHUP}) {  // the usual first
-        if (syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) == 0 && action.handler > 1 &&
-            (action.flags & kRestorer) != 0 && action.restorer != 0)
-            return action.restorer;
-    }
-    for (int sig = 1; sig <= 64; ++sig) {
-        if (syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) != 0) continue;
-        if (action.handler > 1 && (action.flags & kRestorer) != 0 && action.restorer != 0)
-            return action.restorer;
-    }
-    return 0;
+    auto found = [&](int sig) {
+        return syscall(SYS_rt_sigaction, sig, nullptr, &action, 8) == 0 && action.handler > 1 &&
+               (action.flags & kRestorer) != 0 && action.restorer != 0;
+    };
+    bool any = false;
+    for (int sig : {SIGTERM, SIGINT, SIGUSR2, SIGHUP})  // the usual first
+        if ((any = found(sig))) break;
+    for (int sig = 1; !any && sig <= 64; ++sig) any = found(sig);
+    if (!any) return 0;
+    known.store(action.restorer, std::memory_order_relaxed);
+    return action.restorer;
 }
 
-// Without libunwind: the innermost signal frame on this thread's stack is found by its return
-// address, glibc's restorer, with the interrupted context right above it (x86-64's rt_sigframe);
-// the interrupted code is gprof's, or glibc's with a return into gprof (or a call through its
-// GOT) in the first kilobyte of the interrupted stack.
-bool handler_interrupted_gprof_by_scan() {
+// The innermost signal frame on this thread's stack, without libunwind: found by its return
+// address, glibc's restorer, with the interrupted context right above it (x86-64's rt_sigframe,
+// the interrupted stack above it and its FPU state saved within it). Null if none is found.
+const ucontext_t* innermost_signal_context() {
     const StackBounds& bounds = thread_bounds();
     uintptr_t restorer = glibc_restorer();
-    if (bounds.hi <= 1 || restorer == 0) return false;
+    if (bounds.hi <= 1 || restorer == 0) return nullptr;
     uintptr_t here = reinterpret_cast<uintptr_t>(&restorer) & ~uintptr_t{7};
     for (uintptr_t at = here; at + sizeof(uintptr_t) + sizeof(ucontext_t) <= bounds.hi;
          at += sizeof(uintptr_t)) {
         if (*reinterpret_cast<const uintptr_t*>(at) != restorer) continue;
         const auto* context = reinterpret_cast<const ucontext_t*>(at + sizeof(uintptr_t));
-        auto pc = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RIP]);
         auto sp = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RSP]);
         auto fpregs = reinterpret_cast<uintptr_t>(context->uc_mcontext.fpregs);
-        // The kernel's frame: the interrupted stack above it, its FPU state saved within it.
         if (sp <= at || sp >= bounds.hi || fpregs <= at || fpregs >= sp) continue;
-        if (in_gprof(pc)) return true;
-        if (g_libc_hi == 0) find_libc_text();
-        if (!in_libc(pc)) return false;
-        // glibc's code: its caller is the first return address above it outside glibc (a word
-        // that follows a call instruction), which must be gprof's or have called gprof.
-        for (uintptr_t word = sp; word < sp + 1024 && word + 8 <= bounds.hi; word += 8) {
-            uintptr_t value = *reinterpret_cast<const uintptr_t*>(word);
-            if (value < 4096 || in_libc(value) || !follows_call(value)) continue;
-            return in_gprof(value) || calls_gprof(value);
-        }
-        return false;
+        return context;
+    }
+    return nullptr;
+}
+
+// Without libunwind: the interrupted code of the innermost signal frame is gprof's, or glibc's
+// with a return into gprof (or a call through its GOT) in the first kilobyte of the interrupted
+// stack.
+bool handler_interrupted_gprof_by_scan() {
+    const ucontext_t* context = innermost_signal_context();
+    if (context == nullptr) return false;
+    const StackBounds& bounds = thread_bounds();
+    auto pc = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RIP]);
+    auto sp = static_cast<uintptr_t>(context->uc_mcontext.gregs[REG_RSP]);
+    if (in_gprof(pc)) return true;
+    if (g_libc_hi == 0) find_libc_text();
+    if (!in_libc(pc)) return false;
+    // glibc's code: its caller is the first return address above it outside glibc (a word that
+    // follows a call instruction), which must be gprof's or have called gprof.
+    for (uintptr_t word = sp; word < sp + 1024 && word + 8 <= bounds.hi; word += 8) {
+        uintptr_t value = *reinterpret_cast<const uintptr_t*>(word);
+        if (value < 4096 || in_libc(value) || !follows_call(value)) continue;
+        return in_gprof(value) || calls_gprof(value);
     }
     return false;
 }

@@ -52,8 +52,16 @@ TEST_CASE("#20 #21 the program's own SIGUSR2 handler; a read restarted after the
 }
 
 TEST_CASE("#22 a SIGALRM handler allocating at 2 kHz while main allocates", "[hostile][signals]") {
+    // glibc's allocator only: with gprof's jemalloc, a handler's malloc that finds its thread
+    // cache's bin emptied (jemalloc's cache GC returns idle objects; glibc's cache keeps them) or
+    // that jemalloc samples takes a lock the interrupted allocation may hold, and waits for ever
+    // (README, known limits). gprof's part is the same in both modes: its recorder and its walks
+    // (libunwind's thread-local made with malloc: glibc mode hung on it) allocate nothing there.
+    std::vector<Config> glibc_only;
+    for (const Config& c : configs(true))
+        if (c.allocator == "libc") glibc_only.push_back(c);
     RunResult bare = check_case("alarm-malloc", {program("alarm_malloc"), long_run() ? "10" : "1"},
-                                configs(false), Outcome::kSame, {{"GPROF_MEM_PROFILE_RATE", "1"}},
+                                glibc_only, Outcome::kSame, {{"GPROF_MEM_PROFILE_RATE", "1"}},
                                 60);
     CHECK(bare.out == "handler ran: yes\n");
 }
