@@ -9,11 +9,11 @@
 
 #include "api/gprof.h"
 #include "api/misuse.h"
+#include "api/output.h"
 #include "base/reentry_guard.h"
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "writer/named_profile.h"
-#include "writer/sink.h"
 
 namespace a = gprof::api;
 namespace r = gprof::record;
@@ -83,16 +83,6 @@ extern "C" int gprof_stop_cpu_profile(void) {
         errno = ENOMEM;
         return -1;
     }
-    std::string error;
-    int error_number = 0;
-    bool written;
-    {
-        gprof::base::ReentryGuard guard;
-        written = gprof::writer::write_to_fd(fd, request.out, &error, &error_number);
-    }
-    if (!written) {
-        errno = error_number;
-        return -1;
-    }
-    return 0;
+    return a::write_out(fd, &request.out, a::Misuse::CpuWriteDescriptor,
+                        "gprof_stop_cpu_profile: cannot write to the descriptor given");
 }

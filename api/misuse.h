@@ -23,6 +23,7 @@ enum class Misuse {
     MemstatsArgument,
     CpuDescriptor,
     CpuNotStarted,
+    CpuWriteDescriptor,
     Count,
 };
 

@@ -7,6 +7,7 @@
 
 #include "api/gprof.h"
 #include "api/misuse.h"
+#include "api/output.h"
 #include "base/reentry_guard.h"
 #include "preload/dumper.h"
 #include "record/custom_profiles.h"
@@ -14,7 +15,6 @@
 #include "record/stack_table.h"
 #include "unwind/stack.h"
 #include "writer/named_profile.h"
-#include "writer/sink.h"
 
 namespace a = gprof::api;
 namespace r = gprof::record;
@@ -102,23 +102,8 @@ extern "C" int gprof_write_profile(const char* name, int fd, int debug) {
             errno = ENOMEM;
             return -1;
     }
-    std::string error;
-    int error_number = 0;
-    bool written;
-    {
-        gprof::base::ReentryGuard guard;
-        written = gprof::writer::write_to_fd(fd, request.out, &error, &error_number);
-        request.out.clear();
-        request.out.shrink_to_fit();
-    }
-    if (!written) {
-        // The program learns of it from errno; the line is said once.
-        a::misuse(a::Misuse::WriteDescriptor, error_number,
-                  "gprof_write_profile: cannot write to the descriptor given");
-        errno = error_number;
-        return -1;
-    }
-    return 0;
+    return a::write_out(fd, &request.out, a::Misuse::WriteDescriptor,
+                        "gprof_write_profile: cannot write to the descriptor given");
 }
 
 extern "C" int gprof_dump(void) {
