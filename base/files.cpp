@@ -23,6 +23,22 @@ std::string directory_of(const std::string& path) {
     return path.substr(0, slash);
 }
 
+}  // namespace
+
+int move_out_of_the_way(int fd) noexcept {
+    struct rlimit limit;
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &limit) != 0) return fd;
+    rlim_t top = limit.rlim_cur < 1024 ? limit.rlim_cur : 1024;
+    int floor = top > 256 ? static_cast<int>(top - 128) : static_cast<int>(top / 2);
+    if (fd >= floor) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) return fd;
+    close(fd);
+    return moved;
+}
+
+namespace {
+
 bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
                 void* context, std::string* error) {
     if (!within_file_size_limit(0, max_size, error)) return false;
@@ -34,6 +50,7 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
         fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd == -1 && errno != EEXIST && errno != EINTR) break;
     }
+    fd = move_out_of_the_way(fd);
     if (fd == -1) {
         *error = "cannot create " + temporary + ": " + errno_text(errno);
         return false;

@@ -17,6 +17,14 @@ namespace gprof::base {
 // The text of an errno value; thread-safe, unlike strerror.
 std::string errno_text(int error_number);
 
+// A descriptor of gprof's own that stays open a while (a profile being written, a file libdw
+// reads), moved up out of the numbers a program uses: the lowest free number is what a program
+// sees next to its own while a dump runs (a child that checks it holds only 0-2 and what it was
+// passed, a test that lists its descriptors). Moved to the first free number at or above
+// RLIMIT_NOFILE's soft limit (at most 1024) less 128, and the old number closed; kept where none
+// is free there. Returns the descriptor to use.
+int move_out_of_the_way(int fd) noexcept;
+
 // Whether count more bytes written at offset stay within RLIMIT_FSIZE (false, with *error, if
 // not).
 bool within_file_size_limit(off_t offset, size_t count, std::string* error);

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <utility>
 
+#include "base/files.h"
 #include "symbolize/debug_cache.h"
 #include "symbolize/elf_file.h"
 
@@ -54,12 +55,13 @@ void load_libdw() {
     g_libdw_ok = complete;
 }
 
+// libdw reads it for the whole symbolization: out of the program's way (base/files.h).
 int open_read_only(const std::string& path) {
     int fd;
     do {
         fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     } while (fd == -1 && errno == EINTR);
-    return fd;
+    return base::move_out_of_the_way(fd);
 }
 
 // The file libdw is to read for the ELF file at path, which must carry this build ID (an empty

@@ -224,3 +224,34 @@ TEST_CASE("sink: descriptors: files, /dev/full, and readers that went away", "[w
         CHECK(error.find("file descriptor -1") != std::string::npos);
     }
 }
+
+TEST_CASE("a profile being written holds a descriptor above the program's, or its own if none",
+          "[writer]") {
+    // In a child: it changes its descriptor limit.
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        struct rlimit limit = {1024, 1024};
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(2);
+        int low = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int moved = gprof::base::move_out_of_the_way(low);
+        // The first free number at or above 1024 - 128, the old one closed.
+        if (moved != 896 || fcntl(low, F_GETFD) != -1) _exit(3);
+        if ((fcntl(moved, F_GETFD) & FD_CLOEXEC) == 0) _exit(4);
+        int next = gprof::base::move_out_of_the_way(open("/dev/null", O_RDONLY));
+        if (next != 897) _exit(5);
+        // With every number there taken, the descriptor stays where it is.
+        for (int fd = 898; fd < 1024; ++fd) dup2(moved, fd);
+        int stays = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (gprof::base::move_out_of_the_way(stays) != stays) _exit(6);
+        // A small limit: half of it.
+        limit = {64, 64};
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(7);
+        int small = gprof::base::move_out_of_the_way(open("/dev/null", O_RDONLY | O_CLOEXEC));
+        _exit(small == 32 ? 0 : 8);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
