@@ -17,6 +17,7 @@
 #include "base/reentry_guard.h"
 #include "base/spin_lock.h"
 #include "preload/cpu_sampler.h"
+#include "preload/heap_coverage.h"
 #include "preload/http.h"
 #include "preload/originals.h"
 #include "unwind/libunwind.h"
@@ -71,6 +72,7 @@ unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
     base::ReentryGuard guard;
     t_dumping = true;
     unsigned seq = g_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+    heap_coverage::check();
     seq = writer::write_dump(seq, reason);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);

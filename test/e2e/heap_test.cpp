@@ -765,3 +765,38 @@ TEST_CASE("glibc mode leaves the program's heap layout alone: the same page faul
         CHECK(std::abs(faults(r) - base) <= s.tolerance);
     }
 }
+
+TEST_CASE("memory that did not come through malloc is said once, and noted in the profiles",
+          "[heap]") {
+    const std::string said =
+        "did not come through malloc (an allocator of the program's own, mmap, thread stacks): "
+        "the heap profile does not show it";
+    for (const std::string& mode : kModes) {
+        for (const std::string how : {"mmap", "malloc"}) {
+            INFO(mode << ", 192 MiB by " << how);
+            std::string dir = make_dir("unseen-" + how);
+            RunResult r = run({kHeapPrograms + "/unseen_memory", how},
+                              with_env(preload_env(mode, {{"GPROF_OUTPUT", dir + "/p"}})));
+            INFO(r.describe());
+            REQUIRE(r.status == 0);
+            CHECK(r.out == "touched 192 MiB\n");
+            std::vector<std::string> lines = split_lines(r.err);
+            const bool unseen = how == "mmap";
+            if (unseen) {
+                REQUIRE(lines.size() == 1);
+                CHECK(lines[0].rfind("gprof: ", 0) == 0);
+                CHECK(lines[0].find(said) != std::string::npos);
+            } else {
+                CHECK(lines.empty());
+            }
+            std::vector<std::string> files = heap_files(dir);
+            REQUIRE(files.size() == 1);
+            perftools::profiles::Profile p = check_heap_file(files[0], 512 * 1024);
+            bool noted = false;
+            for (int64_t c : p.comment())
+                noted = noted || string_at(p, c).find("did not come through malloc") !=
+                                     std::string::npos;
+            CHECK(noted == unseen);
+        }
+    }
+}
