@@ -64,12 +64,16 @@ bool mostly_unseen(uint64_t anonymous, uint64_t seen) {
 }
 
 void check() {
-    if (g_said.load(std::memory_order_relaxed) || backing::foreign()) return;
+    // A process that sampled nothing writes no heap profile: nothing to look at (and a short
+    // process pays neither the status file nor the allocator's statistics).
+    if (g_said.load(std::memory_order_relaxed) || backing::foreign() ||
+        record::heap_profile().bucket_count() == 0)
+        return;
     const uint64_t anonymous = anonymous_resident();
     const uint64_t seen = allocator_resident() + record::heap_profile().bytes_used() +
                           record::stack_table().bytes_used() + record::label_bytes_used();
     if (!mostly_unseen(anonymous, seen) || g_said.exchange(true)) return;
-    log::problem("%llu MiB of this process's %llu MiB of anonymous memory did not come through "
+    log::info("%llu MiB of this process's %llu MiB of anonymous memory did not come through "
                  "malloc (an allocator of the program's own, mmap, thread stacks): the heap "
                  "profile does not show it",
                  static_cast<unsigned long long>((anonymous - seen) >> 20),

@@ -8,8 +8,9 @@
 
 namespace gprof::heap_coverage {
 
-// Before a dump: says once, in a `gprof:` line and a note in every profile's comments, when most
-// of the process's anonymous memory is neither the allocator's nor gprof's.
+// Before a dump: says once, in a note in every profile's comments (and a `gprof:` line where
+// stderr is a terminal, or with GPROF_LOG=1: a compiler says it in every process of a build),
+// when most of the process's anonymous memory is neither the allocator's nor gprof's.
 void check();
 
 // The rule, for tests: `anonymous` resident bytes of which `seen` are the allocator's or gprof's.

@@ -368,6 +368,13 @@ constinit thread_local uint32_t t_walks [[gnu::tls_model("initial-exec")]] = 0;
 
 const ucontext_t* innermost_signal_context();
 
+// Whether this frame is on the thread's own stack, where a signal frame can be looked for (not
+// an alternate signal stack, where a handler runs by definition, nor a coroutine's).
+bool on_own_stack() {
+    int here;
+    return thread_bounds().holds(reinterpret_cast<uintptr_t>(&here), sizeof here);
+}
+
 }  // namespace
 
 int libunwind_capture(uintptr_t* pcs, int max) {
@@ -380,7 +387,7 @@ int libunwind_capture(uintptr_t* pcs, int max) {
         ++t_walks;
         return capture_once(pcs, max);
     }
-    if (innermost_signal_context() != nullptr) return capture_once(pcs, max);
+    if (!on_own_stack() || innermost_signal_context() != nullptr) return capture_once(pcs, max);
     forget_pages();
     int n = g_backtrace(reinterpret_cast<void**>(pcs), kCaptureRoom);
     return without_gprof(pcs, n, max);
@@ -469,6 +476,7 @@ const ucontext_t* innermost_signal_context() {
     uintptr_t restorer = glibc_restorer();
     if (bounds.hi <= 1 || restorer == 0) return nullptr;
     uintptr_t here = reinterpret_cast<uintptr_t>(&restorer) & ~uintptr_t{7};
+    if (!bounds.holds(here, sizeof(uintptr_t))) return nullptr;  // another stack: no scan
     for (uintptr_t at = here; at + sizeof(uintptr_t) + sizeof(ucontext_t) <= bounds.hi;
          at += sizeof(uintptr_t)) {
         if (*reinterpret_cast<const uintptr_t*>(at) != restorer) continue;
