@@ -41,8 +41,9 @@ const std::set<std::string> kInterposed = {
 };
 // clang-format on
 
-// dlclose: a closed library's samples keep their names (preload/dlclose_shim.cpp).
-const std::set<std::string> kInterposedForSymbols = {"dlclose"};
+// dlclose: a closed library's samples keep their names (preload/dlclose_shim.cpp). dlopen: a
+// library opened with RTLD_DEEPBIND keeps to gprof's malloc (preload/dlopen_shim.cpp).
+const std::set<std::string> kInterposedForSymbols = {"dlclose", "dlopen"};
 
 }  // namespace
 

@@ -1,4 +1,7 @@
-// Catalogue cases 25-28: dlopen and unwinding, and RTLD_DEEPBIND (hazards 1a).
+// Catalogue cases 25-28: dlopen and unwinding, and RTLD_DEEPBIND (hazards 1a) with the dlopen
+// shim's resolution from the caller.
+#include <algorithm>
+
 #include "test/e2e/profile_reader.h"
 #include "test/hostile/suite.h"
 
@@ -79,12 +82,72 @@ TEST_CASE("#28 closefrom(3), then the program's own file, a dump and unwinding",
 }
 
 TEST_CASE("RTLD_DEEPBIND: blocks cross between libc's heap and the program's",
-          "[hostile][dlopen][!mayfail]") {
-    // The library binds malloc and free to libc's own; the program's are gprof's. Fails today
-    // with GPROF_ALLOCATOR=jemalloc: the program's free() hands glibc's block to gprof's
-    // jemalloc, and the library's free() hands jemalloc's block to glibc: SIGSEGV. (heaptrack
-    // strips RTLD_DEEPBIND from dlopen; gprof has no dlopen shim yet.) GPROF_ALLOCATOR=libc works.
-    RunResult bare = check_case("deepbind", {program("deepbind"), program("libdeep_lib.so")},
-                                configs(false), Outcome::kSameOrOneLine, {}, 60);
+          "[hostile][dlopen]") {
+    // The library would bind malloc and free to glibc's own while the program's are gprof's.
+    // jemalloc mode: gprof drops RTLD_DEEPBIND (blocks from both sides then stay in gprof's
+    // jemalloc, where it crashed before: SIGSEGV), so the library's allocations are in the heap
+    // profile. libc mode: both sides are glibc's heap, the flag stays and the library's
+    // allocations bypass gprof. Each says so in one line and in every profile's comments.
+    const std::string lib = program("libdeep_lib.so");
+    RunResult bare = check_case(
+        "deepbind", {program("deepbind"), lib}, configs(false), Outcome::kOneLine,
+        {{"GPROF_MEM_PROFILE_RATE", "1"}}, 60,
+        [&lib](const Config& config, const RunResult& r, const std::string& dir) {
+            const bool dropped = config.allocator == "jemalloc";
+            const std::string said =
+                dropped ? "gprof: RTLD_DEEPBIND dropped from the dlopen of " + lib +
+                              " (and from any later one): its malloc and free are gprof's"
+                        : "gprof: " + lib + " was opened with RTLD_DEEPBIND (later libraries "
+                                            "may be too): its malloc and free are glibc's";
+            CHECK(r.err.rfind(said, 0) == 0);
+            std::vector<std::string> heaps = e2e::list_files(dir, ".heap.pb.gz");
+            CHECK(heaps.size() == 1);
+            for (const std::string& f : heaps) {
+                INFO(f);
+                CHECK(e2e::contains(comments(f), said));
+                // Rate 1: each of deep_make's 1000 mallocs, and none in use (the program freed
+                // them, through gprof when the flag was dropped).
+                int64_t made = 0, in_use = 0;
+                for (const e2e::FlatSample& s : e2e::flatten(e2e::read_profile(f))) {
+                    if (std::find(s.functions.begin(), s.functions.end(), "deep_make") ==
+                        s.functions.end())
+                        continue;
+                    made += s.values[0];
+                    in_use += s.values[2];
+                }
+                CHECK(made == (dropped ? 1000 : 0));
+                CHECK(in_use == 0);
+            }
+        });
     CHECK(bare.out == "crossed blocks intact: 2000 of 2000\n");
+}
+
+TEST_CASE("dlopen under gprof resolves names from its caller: RUNPATH, $ORIGIN, dlerror",
+          "[hostile][dlopen]") {
+    // gprof's dlopen reaches glibc's by a tail jump, so glibc still takes the program for the
+    // caller: librunpath_only.so is found only through dlopen_caller's DT_RUNPATH
+    // ($ORIGIN/runpath) or by "$ORIGIN/" in its name (a wrapper that calls glibc's dlopen from
+    // its own code finds neither). The errors of failing dlopens read the same. With
+    // RTLD_DEEPBIND, gprof's one line (the case above).
+    const std::string found = kBuildDir + "/runpath/librunpath_only.so";
+    for (const std::string name : {"librunpath_only.so", "$ORIGIN/runpath/librunpath_only.so"}) {
+        for (const std::string flag : {"now", "deepbind"}) {
+            INFO(flag << " " << name);
+            RunResult bare = check_case("dlopen-caller", {program("dlopen_caller"), flag, name},
+                                        configs(false),
+                                        flag == "now" ? Outcome::kSame : Outcome::kOneLine);
+            CHECK(bare.out ==
+                  "answer 42 from " + found +
+                      "\n"
+                      "missing library: libgprof-test-no-such-library.so: cannot open shared "
+                      "object file: No such file or directory\n"
+                      "missing library, then: (no error)\n"
+                      "no RTLD_NOW or RTLD_LAZY: " +
+                      name +
+                      ": invalid mode for dlopen(): Invalid argument\n"
+                      "no RTLD_NOW or RTLD_LAZY, then: (no error)\n"
+                      "nothing since: (no error)\n"
+                      "nothing since, then: (no error)\n");
+        }
+    }
 }
