@@ -133,9 +133,17 @@ TEST_CASE("dlopen under gprof resolves names from its caller: RUNPATH, $ORIGIN, 
     for (const std::string name : {"librunpath_only.so", "$ORIGIN/runpath/librunpath_only.so"}) {
         for (const std::string flag : {"now", "deepbind"}) {
             INFO(flag << " " << name);
-            RunResult bare = check_case("dlopen-caller", {program("dlopen_caller"), flag, name},
-                                        configs(false),
-                                        flag == "now" ? Outcome::kSame : Outcome::kOneLine);
+            const bool deep = flag == "deepbind";
+            RunResult bare = check_case(
+                "dlopen-caller", {program("dlopen_caller"), flag, name}, configs(false),
+                deep ? Outcome::kOneLine : Outcome::kSame, {{"GPROF_MEM_PROFILE_RATE", "1"}}, 60,
+                [deep](const Config&, const RunResult&, const std::string& dir) {
+                    // The profiles' comments name the library exactly when the line does.
+                    std::vector<std::string> heaps = e2e::list_files(dir, ".heap.pb.gz");
+                    CHECK(heaps.size() == 1);
+                    for (const std::string& f : heaps)
+                        CHECK(e2e::contains(comments(f), "RTLD_DEEPBIND") == deep);
+                });
             CHECK(bare.out ==
                   "answer 42 from " + found +
                       "\n"
