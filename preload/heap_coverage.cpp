@@ -69,7 +69,10 @@ void check() {
     if (g_said.load(std::memory_order_relaxed) || backing::foreign() ||
         record::heap_profile().bucket_count() == 0)
         return;
+    // The allocator's statistics cost a few hundred thousand instructions (jemalloc merges its
+    // arenas'): only a process with that much anonymous memory asks for them.
     const uint64_t anonymous = anonymous_resident();
+    if (anonymous <= kMinUnseen) return;
     const uint64_t seen = allocator_resident() + record::heap_profile().bytes_used() +
                           record::stack_table().bytes_used() + record::label_bytes_used();
     if (!mostly_unseen(anonymous, seen) || g_said.exchange(true)) return;
