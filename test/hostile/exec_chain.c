@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     int level = atoi(argv[2]);
     for (int i = 0; i < (level + 1) * 100; ++i)
         if (site_level_fn(1000 + (size_t)level) == NULL) hostile_fail("malloc");
-    if (hostile_dump_and_wait(argv[1], 1) != 0) hostile_fail("dump did not appear");
+    if (hostile_dump_and_wait(argv[1]) != 0) hostile_fail("dump did not appear");
     if (level > 0) {
         char next[16];
         snprintf(next, sizeof next, "%d", level - 1);

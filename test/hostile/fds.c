@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 2000; ++i)
         if (malloc(1000 + (size_t)i % 500) == NULL) hostile_fail("malloc");
     if (strcmp(argv[1], "exec") == 0) {
-        if (hostile_dump_and_wait(argv[2], 1) != 0) hostile_fail("dump did not appear");
+        if (hostile_dump_and_wait(argv[2]) != 0) hostile_fail("dump did not appear");
         fflush(stdout);
         execl("/proc/self/exe", argv[0], "list", (char*)NULL);
         hostile_fail("exec");

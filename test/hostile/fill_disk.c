@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
     if (argc != 3) return 2;
     for (int i = 0; i < 3000; ++i)
         if (malloc(1000 + (size_t)i % 300) == NULL) hostile_fail("malloc");
-    if (hostile_dump_and_wait(argv[1], 1) != 0) hostile_fail("dump did not appear");
+    if (hostile_dump_and_wait(argv[1]) != 0) hostile_fail("dump did not appear");
     int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) hostile_fail("open filler");
     static char block[4096];

@@ -53,16 +53,33 @@ static inline int hostile_dump(void) {
     return 1;
 }
 
+/* The finished threads profiles of this pid in dir. */
+static inline int hostile_count_own_threads(const char* dir) {
+    char part[32];
+    snprintf(part, sizeof part, ".%d.", (int)getpid());
+    const char* tail = ".threads.pb.gz";
+    int n = 0;
+    DIR* d = opendir(dir);
+    if (d == NULL) return 0;
+    for (struct dirent* e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        n += strstr(e->d_name, part) != NULL && len > strlen(tail) &&
+             strcmp(e->d_name + len - strlen(tail), tail) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 /* Under gprof, sends the dump signal to this process and waits up to 20 s for the dump's threads
-   profile (written after the heap profile) of sequence `seq` of this pid to appear in dir, then a
-   little longer for the profiles written after it. Returns 0 when it appeared, or without gprof. */
-static inline int hostile_dump_and_wait(const char* dir, int seq) {
+   profile (written after the heap profile) to appear in dir: one more of this pid's than before
+   (an exec'ed image keeps the pid, and the earlier images' files are there), then a little longer
+   for the profiles written after it. Returns 0 when it appeared, or without gprof. */
+static inline int hostile_dump_and_wait(const char* dir) {
     if (!hostile_gprof_loaded()) return 0;
+    int before = hostile_count_own_threads(dir);
     kill(getpid(), SIGUSR2);
-    char part[64];
-    snprintf(part, sizeof part, ".%d.%04d.threads.pb.gz", (int)getpid(), seq);
     for (double end = hostile_now() + 20; hostile_now() < end;) {
-        if (hostile_count_files(dir, part) > 0) {
+        if (hostile_count_own_threads(dir) > before) {
             usleep(200 * 1000);
             return 0;
         }
