@@ -18,6 +18,13 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 ar x "$in"
 rm -f jemalloc_cpp.pic.o jemalloc_cpp.o
+# jemalloc starts itself from a constructor; gprof starts it when it is the backing allocator
+# (preload/backing.cpp), so GPROF_ALLOCATOR=libc and a foreign allocator never pay for it.
+for o in ./jemalloc.pic.o ./jemalloc.o; do
+    if [ -f "$o" ]; then
+        "$objcopy" --remove-section .init_array --remove-section .rela.init_array "$o"
+    fi
+done
 version=5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c
 if ! grep -q -a "$version" ./jemalloc*.o ./ctl*.o; then
     echo "embed_jemalloc.sh: $in is not jemalloc $version, which preload/jemalloc_sampling.cpp was written for" >&2
@@ -54,6 +61,9 @@ redirect jemalloc \
 redirect arena \
     gprof_je_je_large_prof_info_get=gprof_jemalloc_prof_info_get \
     gprof_je_je_prof_free_sampled_object=gprof_jemalloc_sample_freed
+# libm's log, exp and round: gprof's own (base/math.cpp), so that libm.so.6 is not loaded.
+redirect prof log=gprof_log
+redirect prof_data exp=gprof_exp round=gprof_round
 redirect prof \
     gprof_je_je_prof_tctx_try_destroy=gprof_jemalloc_tctx_try_destroy \
     gprof_je_je_prof_tdata_detach=gprof_jemalloc_tdata_detach \

@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cmath>
 
 #include "base/config.h"
+#include "base/math.h"
 
 namespace gprof::record {
 
@@ -43,7 +43,7 @@ int64_t next_sample_interval(int64_t rate, SamplerRng& rng) {
     if (rate == 1) return 0;
     // u is uniform on (0, 1]: 53 random bits, never 0, so log(u) is finite.
     double u = static_cast<double>((rng.next() >> 11) + 1) * 0x1.0p-53;
-    double x = -std::log(u) * static_cast<double>(rate);
+    double x = -gprof_log(u) * static_cast<double>(rate);
     if (x >= 0x1.0p62) return INT64_C(1) << 62;
     return static_cast<int64_t>(x + 0.5);
 }
@@ -61,7 +61,7 @@ ScaledPair scale_heap_sample(int64_t count, int64_t bytes, int64_t rate, double 
     if (rate <= 1) return {count, bytes};
     double avg =
         sampled_avg > 0 ? sampled_avg : static_cast<double>(bytes) / static_cast<double>(count);
-    double scale = 1 / (1 - std::exp(-avg / static_cast<double>(rate)));
+    double scale = 1 / (1 - gprof_exp(-avg / static_cast<double>(rate)));
     return {static_cast<int64_t>(static_cast<double>(count) * scale),
             static_cast<int64_t>(static_cast<double>(bytes) * scale)};
 }
