@@ -37,6 +37,14 @@ int move_out_of_the_way(int fd) noexcept {
     return moved;
 }
 
+int open_read_only(const char* path) noexcept {
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd == -1 && errno == EINTR);
+    return move_out_of_the_way(fd);
+}
+
 namespace {
 
 bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,

@@ -25,6 +25,12 @@ std::string errno_text(int error_number);
 // is free there. Returns the descriptor to use.
 int move_out_of_the_way(int fd) noexcept;
 
+// path opened read-only (close-on-exec, retried on EINTR) and moved out of the way at once, even
+// for a short read: a program's thread opening or duplicating a descriptor meanwhile meets
+// gprof's on a low number only between the two system calls. Returns -1 with errno as open's.
+// Async-signal-safe.
+int open_read_only(const char* path) noexcept;
+
 // Whether count more bytes written at offset stay within RLIMIT_FSIZE (false, with *error, if
 // not).
 bool within_file_size_limit(off_t offset, size_t count, std::string* error);

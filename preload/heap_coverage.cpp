@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/files.h"
 #include "base/log.h"
 #include "base/notes.h"
 #include "preload/backing.h"
@@ -28,7 +29,7 @@ std::atomic<bool> g_said{false};
 
 // RssAnon from /proc/self/status, in bytes; 0 if it cannot be read.
 uint64_t anonymous_resident() {
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    int fd = base::open_read_only("/proc/self/status");
     if (fd < 0) return 0;
     char text[4096];
     ssize_t n;

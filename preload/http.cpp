@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/files.h"
 #include "base/reentry_guard.h"
 #include "pprof/gzip.h"
 #include "preload/cpu_sampler.h"
@@ -64,7 +65,7 @@ public:
 
     std::string command_line() override {
         std::string text;
-        int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+        int fd = base::open_read_only("/proc/self/cmdline");
         if (fd < 0) return {};
         char buffer[4096];
         for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) != 0;) {

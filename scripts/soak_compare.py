@@ -19,11 +19,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 
 DEFAULT_MODULES = ("test_threading test_subprocess test_signal test_os test_multiprocessing_fork "
@@ -46,6 +48,10 @@ CONFIGS = {
                          "GPROF_MUTEX_PROFILE_FRACTION": "1"}),
     "cpu250": (True, {"GPROF_CPU_HZ": "250"}),
     "cpu250-timer": (True, {"GPROF_CPU_HZ": "250", "GPROF_CPU_TIMER": "1"}),
+    # GPROF_HTTP on a free port, its answers fetched every 3 s (Scraper). regrtest's main process
+    # serves; the worker that runs the tests, and every process they start, find the address
+    # taken by an ancestor and serve nothing (silently, which the comparison checks).
+    "http": (True, {"GPROF_HTTP": "(a free port)"}),
 }
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's 3.11, which libpython3.11-testsuite matches
@@ -146,6 +152,59 @@ class Dumper(threading.Thread):
                         self.pids.add(int(e))
                 except (OSError, ValueError):
                     pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Scraper(threading.Thread):
+    """GPROF_HTTP's answers, fetched every `period` seconds as Parca would: heap, goroutine,
+    allocs over 1 s, a 1 s CPU profile and mutex; each answer kept in out_dir for go tool pprof,
+    each failure written to error_log."""
+
+    PATHS = ("heap", "goroutine", "allocs?seconds=1", "profile?seconds=1", "mutex")
+
+    def __init__(self, port, out_dir, error_log, period=3.0):
+        super().__init__(daemon=True)
+        self.port = port
+        self.out_dir = out_dir
+        self.error_log = error_log
+        self.period = period
+        self.stop = threading.Event()
+        self.answers = []  # each request in turn: answered?
+        self.files = []
+
+    def run(self):
+        os.makedirs(self.out_dir, exist_ok=True)
+        n = 0
+        while not self.stop.wait(self.period):
+            for path in self.PATHS:
+                url = f"http://127.0.0.1:{self.port}/debug/pprof/{path}"
+                try:
+                    with urllib.request.urlopen(url, timeout=10) as resp:
+                        body = resp.read()
+                    n += 1
+                    f = os.path.join(self.out_dir, f"{n:04d}.{path.split('?')[0]}.pb.gz")
+                    with open(f, "wb") as fh:
+                        fh.write(body)
+                    self.files.append(f)
+                    self.answers.append(True)
+                except Exception as e:  # noqa: BLE001 -- any failure is counted and logged
+                    self.answers.append(False)
+                    with open(self.error_log, "a") as fh:
+                        fh.write(f"{url}: {e}\n")
+
+    def failures(self):
+        """(answered, failed, before, after): requests before the first answer may have come
+        before the program started serving, those after the last one after it ended (a run that
+        ends during a 1 s profile): only a failure between two answers counts."""
+        answered = [i for i, ok in enumerate(self.answers) if ok]
+        first, last = (answered[0], answered[-1]) if answered else (0, -1)
+        failed = self.answers[first:last + 1].count(False)
+        return len(answered), failed, first, len(self.answers) - last - 1
 
 
 def pprof_command():
@@ -290,13 +349,21 @@ def run_config(name, args, modules):
         env.update(extra)
         env.update(args.env)
         info["profiles"] = profiles
+    port = None
+    if "GPROF_HTTP" in extra:
+        port = free_port()
+        env["GPROF_HTTP"] = f"127.0.0.1:{port}"
     ignores = [a for pattern in args.ignore for a in ("--ignore", pattern)]
-    cmd = [SYSTEM_PYTHON, "-m", "test", "-j1", "--timeout", "900", "--junit-xml", xml_path,
+    # A test's time limit: regrtest's 15 minutes, four times that where every allocation is
+    # sampled (test_multiprocessing_fork takes 2.5 minutes alone here, and about 4 times as long
+    # at rate 1 on a loaded machine): a run cut short by the soak's own limit says nothing.
+    timeout = 900 * (4 if extra.get("GPROF_MEM_PROFILE_RATE") == "1" else 1)
+    cmd = [SYSTEM_PYTHON, "-m", "test", "-j1", "--timeout", str(timeout), "--junit-xml", xml_path,
            *ignores, *modules]
     shown_env = " ".join(f"{k}={v}" for k, v in env.items()
                          if k in ("LD_PRELOAD", "PYTHONMALLOC") or k.startswith("GPROF_"))
     say(f"{name}: start in {work}: {shown_env} {' '.join(cmd[:6])} ... ({len(modules)} modules)")
-    dumper = None
+    dumper = scraper = None
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8", errors="replace") as log:
         log.write(f"# cwd: {work}\n# env: {shown_env}\n# cmd: {' '.join(cmd)}\n")
@@ -307,6 +374,10 @@ def run_config(name, args, modules):
         if preload and args.dump_every:
             dumper = Dumper("GPROF_OUTPUT=" + env["GPROF_OUTPUT"], args.dump_every)
             dumper.start()
+        if port:
+            scraper = Scraper(port, os.path.join(work, "scrapes"),
+                              os.path.join(keep, f"{name}.scrapes.log"))
+            scraper.start()
         try:
             for raw in proc.stdout:
                 line = raw.decode("utf-8", errors="replace")
@@ -329,6 +400,9 @@ def run_config(name, args, modules):
             if dumper:
                 dumper.stop.set()
                 dumper.join()
+            if scraper:
+                scraper.stop.set()
+                scraper.join()
     info["rc"] = rc
     info["seconds"] = time.monotonic() - start
     if dumper:
@@ -345,6 +419,12 @@ def run_config(name, args, modules):
         info["files"], info["bytes"] = n, size
         opened, problems = check_profiles(profile_files(info["profiles"]))
         info["opened"] = opened
+        if scraper:
+            scraped_ok, scrape_problems = check_profiles(scraper.files)
+            problems += scrape_problems
+            answered, failed, _, _ = scraper.failures()
+            info["http"] = f"{answered} answered, {failed} failed, {scraped_ok} opened"
+            info["http_failed"] = failed if answered else "no answer"
         info["pprof_problems"] = "; ".join(f"{os.path.basename(p)}: {w}"
                                            for p, w in problems[:5]) or None
     say(f"{name}: done, exit code {rc}, {info['seconds']:.0f}s")
@@ -644,16 +724,22 @@ def compare(args, modules, configs, infos):
     if gconfigs:
         w("## gprof's traces per run\n")
         w("| config | files under profiles/ | bytes | opened by `go tool pprof -raw` without "
-          "warning | `gprof:` lines | of which not `gprof: wrote` | SIGUSR2 sent |")
-        w("|---|---|---|---|---|---|---|")
+          "warning | `gprof:` lines | of which not `gprof: wrote` | SIGUSR2 sent | HTTP |")
+        w("|---|---|---|---|---|---|---|---|")
         for n in gconfigs:
             info = infos[n]
             g = results[n]["gprof"]
             other = [l for l in g if not l.startswith("gprof: wrote ")]
             w(f"| {n} | {info.get('files', '?')} | {info.get('bytes', '?')} | "
               f"{info.get('opened', '?')} | {len(g)} | {len(other)} | "
-              f"{info.get('signals') or '-'} |")
+              f"{info.get('signals') or '-'} | {info.get('http') or '-'} |")
         w("")
+        for n in gconfigs:
+            failed = infos[n].get("http_failed")
+            if failed is not None and str(failed) != "0":
+                w(f"{n}: HTTP requests between two answers failed: {failed} "
+                  f"({n}.scrapes.log)")
+                diffs.append((n, "-", "http", "-", "failed requests", str(failed)))
         for n in gconfigs:
             if infos[n].get("pprof_problems"):
                 w(f"{n}: `go tool pprof` said: {infos[n]['pprof_problems']}")
@@ -697,9 +783,13 @@ configurations:
                   GPROF_MUTEX_PROFILE_FRACTION=1
   cpu250          GPROF_CPU_HZ=250 (perf events where allowed)
   cpu250-timer    GPROF_CPU_HZ=250 GPROF_CPU_TIMER=1
+  http            GPROF_HTTP=127.0.0.1:<a free port>, whose heap, goroutine, allocs?seconds=1,
+                  profile?seconds=1 and mutex answers are fetched every 3 s and opened with
+                  go tool pprof (regrtest's main process serves; its worker and the tests'
+                  processes find the address taken and must say nothing)
 
 Every run: PYTHONMALLOC=malloc {SYSTEM_PYTHON} -m test -j1 --timeout 900 --junit-xml FILE
-MODULES, in a fresh temporary directory, one run after the other; the gprof runs with
+MODULES (--timeout 3600 at GPROF_MEM_PROFILE_RATE=1), in a fresh temporary directory, one run after the other; the gprof runs with
 GPROF_OUTPUT=<that directory>/profiles/gprof. `bare` always runs first (if it is left out of
 --configs, the bare.log/bare.xml of the same modules already in --keep DIR are used, else it
 is added).

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import soak_compare as sc  # noqa: E402
@@ -45,10 +44,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 say = sc.say
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = sc.free_port
 
 
 def wait_port(port, seconds=30):
@@ -102,8 +98,6 @@ class Run:
         self.procs = []
         self.checks = []     # (what, ok, detail)
         self.result = {}     # what the target measured
-        self.scrapes = []    # each HTTP request in turn: answered?
-        self.scrape_files = []
 
     def check(self, what, ok, detail=""):
         self.checks.append((what, bool(ok), detail))
@@ -169,41 +163,6 @@ class Run:
                     os.waitpid(int(e), os.WNOHANG)
             except (OSError, ValueError, IndexError):
                 pass
-
-
-class Scraper(threading.Thread):
-    """GPROF_HTTP's answers, fetched every few seconds as Parca would: heap, goroutine, allocs and
-    a 1 s CPU profile; each answer kept for go tool pprof."""
-
-    PATHS = ("heap", "goroutine", "allocs?seconds=1", "profile?seconds=1", "mutex")
-
-    def __init__(self, run, period=3.0):
-        super().__init__(daemon=True)
-        self.run_ = run
-        self.period = period
-        self.stop = threading.Event()
-
-    def run(self):
-        r = self.run_
-        out = os.path.join(r.work, "scrapes")
-        os.makedirs(out, exist_ok=True)
-        n = 0
-        while not self.stop.wait(self.period):
-            for path in self.PATHS:
-                url = f"http://127.0.0.1:{r.http_port}/debug/pprof/{path}"
-                try:
-                    with urllib.request.urlopen(url, timeout=10) as resp:
-                        body = resp.read()
-                    n += 1
-                    f = os.path.join(out, f"{n:04d}.{path.split('?')[0]}.pb.gz")
-                    with open(f, "wb") as fh:
-                        fh.write(body)
-                    r.scrape_files.append(f)
-                    r.scrapes.append(True)
-                except Exception as e:  # noqa: BLE001 -- any failure is counted and logged
-                    r.scrapes.append(False)
-                    with open(r.log("scrapes"), "a") as fh:
-                        fh.write(f"{url}: {e}\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -781,7 +740,7 @@ def run_config(target, name, args):
                            lib=args.lib)
         dumper.start()
     if r.http_port:
-        scraper = Scraper(r)
+        scraper = sc.Scraper(r.http_port, os.path.join(r.work, "scrapes"), r.log("scrapes"))
         scraper.start()
     start = time.monotonic()
     try:
@@ -802,31 +761,28 @@ def run_config(target, name, args):
     if r.preload:
         files = sc.profile_files(r.profiles)
         opened, problems = sc.check_profiles(files)
-        scraped_ok, scrape_problems = sc.check_profiles(r.scrape_files)
+        scrape_files = scraper.files if scraper else []
+        scraped_ok, scrape_problems = sc.check_profiles(scrape_files)
         problems += scrape_problems
         pids = set()
         for f in files:
             m = re.search(r"\.(\d+)\.\d{4,}\.[^/]*\.pb\.gz$", f)
             if m:
                 pids.add(int(m.group(1)))
-        r.result.update(files=len(files), scraped=len(r.scrape_files), opened=opened,
+        r.result.update(files=len(files), scraped=len(scrape_files), opened=opened,
                         scraped_ok=scraped_ok,
                         problems=problems, pids=len(pids))
         r.result["pids_note"] = target.pids_note(r, pids) if hasattr(target, "pids_note") else ""
         r.check("every profile opens in go tool pprof without a warning", not problems,
                 "; ".join(f"{os.path.basename(p)}: {w}" for p, w in problems[:3]))
         r.check("profiles written", files, "none")
-        if r.http_port:
-            # Requests before the first answer may have come before the program started (make's
-            # cmake step runs first), those after the last one after it ended (a short run ends
-            # during a 1 s profile): only a failure between two answers counts.
-            answered = [i for i, ok in enumerate(r.scrapes) if ok]
-            first, last = (answered[0], answered[-1]) if answered else (0, -1)
-            failed = r.scrapes[first:last + 1].count(False)
+        if scraper:
+            # (make's cmake step runs before the server starts)
+            answered, failed, before, after = scraper.failures()
             r.check("every HTTP request answered while the program ran",
                     answered and failed == 0,
-                    f"{len(answered)} answered, {failed} failed between the first and last "
-                    f"answer, {first} before, {len(r.scrapes) - last - 1} after")
+                    f"{answered} answered, {failed} failed between the first and last "
+                    f"answer, {before} before, {after} after")
     lines = r.gprof_lines()
     r.result["gprof_lines"] = [l for l in lines if not l.startswith("gprof: wrote ")]
     r.result["checks"] = r.checks

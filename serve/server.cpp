@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "base/log.h"
 
 namespace gprof::serve {
@@ -191,8 +192,8 @@ bool listen_on(const HttpAddress& address, std::string* reason) {
     }
     *reason = "no address to listen on";
     for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        a->ai_protocol);
+        int fd = base::move_out_of_the_way(
+            socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
         if (fd < 0) {
             *reason = std::string("cannot open a socket: ") + strerror(errno);
             continue;
@@ -326,7 +327,7 @@ bool start(const HttpAddress& address, Backend* backend) {
         return false;
     }
     g_backend = backend;
-    g_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    g_stop_fd = base::move_out_of_the_way(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     uint64_t before[16], after[16];
     open_fds(before);
     // The library's threads inherit this mask: they take none of the program's signals.

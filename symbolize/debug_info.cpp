@@ -55,15 +55,6 @@ void load_libdw() {
     g_libdw_ok = complete;
 }
 
-// libdw reads it for the whole symbolization: out of the program's way (base/files.h).
-int open_read_only(const std::string& path) {
-    int fd;
-    do {
-        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    } while (fd == -1 && errno == EINTR);
-    return base::move_out_of_the_way(fd);
-}
-
 // The file libdw is to read for the ELF file at path, which must carry this build ID (an empty
 // build_id accepts any ELF file): path itself, or its inflated copy in the debug cache. "" when
 // path is not such a file.
@@ -93,7 +84,7 @@ int no_elf(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) {
 int candidate(const std::string& path, const std::string& build_id, char** found_name) {
     std::string file = file_to_read(path, build_id, DebugCache::Role::DebugFile);
     if (file.empty()) return -1;
-    int fd = open_read_only(file);
+    int fd = base::open_read_only(file.c_str());  // libdw reads it for the whole symbolization
     if (fd != -1) *found_name = strdup(file.c_str());  // libdw frees it
     return fd;
 }
@@ -325,7 +316,7 @@ std::unique_ptr<DebugInfo> DebugInfo::open(const std::string& path, const std::s
         // file, at the same link-time addresses.
         std::string file = file_to_read(path, "", DebugCache::Role::Module);
         if (file.empty()) return nullptr;
-        int fd = open_read_only(file);
+        int fd = base::open_read_only(file.c_str());  // libdw reads it for the whole symbolization
         if (fd == -1) return nullptr;
         OpenContext context{build_id, search_dir, {}};
         t_open_context = &context;

@@ -16,10 +16,7 @@ MappedFile::~MappedFile() {
 }
 
 bool MappedFile::open(const std::string& path, std::string* error) {
-    int fd;
-    do {
-        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    } while (fd == -1 && errno == EINTR);
+    int fd = base::open_read_only(path.c_str());
     if (fd == -1) {
         *error = "cannot open " + path + ": " + base::errno_text(errno);
         return false;

@@ -90,10 +90,7 @@ bool parse_line(std::string_view line, Module* module, bool* executable) {
 }
 
 bool read_whole_file(const char* path, std::string* out, std::string* error) {
-    int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd == -1 && errno == EINTR);
+    int fd = base::open_read_only(path);
     if (fd == -1) {
         *error = std::string("cannot open ") + path + ": " + base::errno_text(errno);
         return false;

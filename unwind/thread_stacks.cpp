@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/files.h"
 #include "base/free_signal.h"
 #include "unwind/libunwind.h"
 
@@ -94,7 +95,7 @@ int capture_signal(int reserved) {
 bool read_proc(pid_t tid, const char* leaf, char* buf, size_t size) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), leaf);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = base::open_read_only(path);
     if (fd < 0) return false;
     ssize_t n;
     do {

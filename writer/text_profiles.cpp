@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/files.h"
 #include "record/labels.h"
 #include "record/threads.h"
 #include "unwind/thread_stacks.h"
@@ -87,7 +88,7 @@ std::string labels_text(const std::vector<std::pair<std::string, std::string>>& 
 const char* thread_state(pid_t tid) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = base::open_read_only(path);
     if (fd < 0) return "unknown";
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
@@ -121,7 +122,7 @@ const char* thread_state(pid_t tid) {
 
 void append_memory_map(std::string* out) {
     out->append("\n--- Memory map: ---\n");
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = base::open_read_only("/proc/self/maps");
     if (fd < 0) return;
     char buf[4096];
     for (ssize_t n; (n = read(fd, buf, sizeof buf)) != 0;) {

@@ -203,14 +203,19 @@ TEST_CASE("http: a duration longer than the idle timeout is answered", "[http][s
 
 TEST_CASE("http: answers, headers and errors as Go's net/http/pprof", "[http]") {
     auto t = start_target(40);
-    usleep(300000);
     const int port = t->port;
 
-    Answer index = request(port, "/debug/pprof/");
+    // The server answers from gprof's start, before main has started its four threads.
+    const std::string five_threads = "<tr><td>5</td><td><a href='goroutine?debug=1'>goroutine</a>";
+    Answer index;
+    for (int tries = 0; tries < 100; ++tries, usleep(100000)) {
+        index = request(port, "/debug/pprof/");
+        if (contains(index.body, five_threads)) break;
+    }
     CHECK(index.status == 200);
     CHECK(index.headers["content-type"] == "text/html; charset=utf-8");
     CHECK(index.headers["x-content-type-options"] == "nosniff");
-    CHECK(contains(index.body, "<tr><td>5</td><td><a href='goroutine?debug=1'>goroutine</a>"));
+    CHECK(contains(index.body, five_threads));
     CHECK(contains(index.body, "<a href='threadcreate?debug=1'>threadcreate</a>"));
     CHECK(contains(index.body, "<a href=\"goroutine?debug=2\">full goroutine stack dump</a>"));
 
@@ -219,12 +224,25 @@ TEST_CASE("http: answers, headers and errors as Go's net/http/pprof", "[http]") 
     CHECK(cmdline.body == kTarget + std::string(1, '\0') + "40" + std::string(1, '\0') + "4" +
                               std::string(1, '\0') + t->cpu_file);
 
+    // The workers' first samples may come a moment after they start.
+    auto churn_leaf = [](const perftools::profiles::Profile& p) -> uint64_t {
+        for (const auto& s : flatten(p))
+            if (!s.functions.empty() && contains(s.functions[0], "churn_memory"))
+                return s.addresses[0];
+        return 0;
+    };
     Answer heap = request(port, "/debug/pprof/heap?gc=1");
+    auto heap_profile = decode_answer(heap, t->dir);
+    for (int tries = 0; tries < 50 && heap.status == 200 && churn_leaf(heap_profile) == 0;
+         ++tries) {
+        usleep(200000);
+        heap = request(port, "/debug/pprof/heap?gc=1");
+        heap_profile = decode_answer(heap, t->dir);
+    }
     CHECK(heap.status == 200);
     CHECK(heap.headers["content-type"] == "application/octet-stream");
     CHECK(heap.headers["content-disposition"] == "attachment; filename=\"heap\"");
     CHECK(heap.headers["x-content-type-options"] == "nosniff");
-    auto heap_profile = decode_answer(heap, t->dir);
     CHECK(sample_types(heap_profile) ==
           std::vector<std::string>{"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"});
 
@@ -238,10 +256,7 @@ TEST_CASE("http: answers, headers and errors as Go's net/http/pprof", "[http]") 
     CHECK(contains(stacks.body, "worker"));
 
     // symbol: the address of churn_memory in the heap profile, by POST and by GET.
-    uint64_t address = 0;
-    for (const auto& s : flatten(heap_profile))
-        if (!s.functions.empty() && contains(s.functions[0], "churn_memory"))
-            address = s.addresses[0];
+    const uint64_t address = churn_leaf(heap_profile);
     REQUIRE(address != 0);
     char hex[32];
     snprintf(hex, sizeof hex, "%#llx", static_cast<unsigned long long>(address));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -240,6 +241,16 @@ TEST_CASE("a profile being written holds a descriptor above the program's, or it
         if ((fcntl(moved, F_GETFD) & FD_CLOEXEC) == 0) _exit(4);
         int next = gprof::base::move_out_of_the_way(open("/dev/null", O_RDONLY));
         if (next != 897) _exit(5);
+        // A file read briefly is opened there too, and the lowest free number stays free.
+        int lowest = dup(0);
+        close(lowest);
+        int read_fd = gprof::base::open_read_only("/proc/self/status");
+        char byte;
+        if (read_fd != 898 || read(read_fd, &byte, 1) != 1 || dup(0) != lowest) _exit(9);
+        close(lowest);
+        close(read_fd);
+        errno = 0;
+        if (gprof::base::open_read_only("/nonexistent/x") != -1 || errno != ENOENT) _exit(10);
         // With every number there taken, the descriptor stays where it is.
         for (int fd = 898; fd < 1024; ++fd) dup2(moved, fd);
         int stays = open("/dev/null", O_RDONLY | O_CLOEXEC);
