@@ -233,28 +233,41 @@ def pprof_says(cmd, paths):
         return str(e)
 
 
-def check_profiles(paths, jobs=2, group=40, group_bytes=1 << 20):
-    """Opens every file with `go tool pprof -raw`, which must print nothing on stderr: returns
-    (opened without warning, [(path, first line of what pprof said)]). Files of one kind are
-    opened together, up to `group` at a time (pprof merges them, and says which file it could
-    not read); a group with anything said is opened again file by file, so each warning is
-    charged to its own file."""
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def check_profiles(paths, jobs=2, group=40, group_bytes=1 << 20, budget_bytes=1 << 30):
+    """Opens the files with `go tool pprof -raw`, which must print nothing on stderr: returns
+    (opened without warning, [(path, first line of what pprof said)], files opened). Files of
+    one kind are opened together, up to `group` at a time (pprof merges them, and says which file
+    it could not read); a group with anything said is opened again file by file, so each warning
+    is charged to its own file. Every file, unless one kind's files pass its share of
+    `budget_bytes` (rate 1 with a dump every second leaves tens of thousands of files, gigabytes,
+    which pprof reads at a few MB/s): of that kind every k-th file in name order (each process's
+    dumps in turn), k the smallest that keeps within the share."""
     cmd = pprof_command()
     problems = []
     lock = threading.Lock()
     by_kind = collections.defaultdict(list)
     for p in paths:
         by_kind[re.sub(r"^.*\.(\w+)\.pb\.gz$", r"\1", os.path.basename(p))].append(p)
+    share = budget_bytes // max(1, len(by_kind))
+    for kind, files in by_kind.items():
+        total = sum(file_size(f) for f in files)
+        if total > share:
+            by_kind[kind] = files[::-(-total // share)]
+    checked = sum(len(files) for files in by_kind.values())
     # Groups of at most `group` files and `group_bytes` compressed bytes: pprof merges large
     # profiles (rate 1, a compiler's every allocation) slowly, a group of them slower than apart.
     todo = []
     for files in by_kind.values():
         chunk, size = [], 0
         for f in files:
-            try:
-                n = os.path.getsize(f)
-            except OSError:
-                n = 0
+            n = file_size(f)
             if chunk and (len(chunk) >= group or size + n > group_bytes):
                 todo.append(chunk)
                 chunk, size = [], 0
@@ -282,7 +295,7 @@ def check_profiles(paths, jobs=2, group=40, group_bytes=1 << 20):
         t.start()
     for t in threads:
         t.join()
-    return len(paths) - len(problems), problems
+    return checked - len(problems), problems, checked
 
 
 def profile_files(directory):
@@ -417,10 +430,10 @@ def run_config(name, args, modules):
                 except OSError:
                     pass
         info["files"], info["bytes"] = n, size
-        opened, problems = check_profiles(profile_files(info["profiles"]))
-        info["opened"] = opened
+        opened, problems, checked = check_profiles(profile_files(info["profiles"]))
+        info["opened"] = opened if checked == n else f"{opened} of {checked} checked"
         if scraper:
-            scraped_ok, scrape_problems = check_profiles(scraper.files)
+            scraped_ok, scrape_problems, _ = check_profiles(scraper.files)
             problems += scrape_problems
             answered, failed, _, _ = scraper.failures()
             info["http"] = f"{answered} answered, {failed} failed, {scraped_ok} opened"
@@ -828,6 +841,10 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
                    help="a test name pattern to leave out (regrtest's --ignore; repeatable; "
                         "default: " + " ".join(DEFAULT_IGNORE) + ", which hangs here without "
                         "gprof too)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the runs of the same modules already in --keep DIR (each "
+                        "configuration's .log, .xml and .info) and run only the others: the "
+                        "table again, or a configuration added to it")
     p.add_argument("--lib", required=True, help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -861,11 +878,14 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
     else:
         args.keep = tempfile.mkdtemp(prefix="soak-python-")
 
-    run = list(configs)
+    def kept(name):
+        return (os.path.exists(os.path.join(args.keep, f"{name}.log")) and
+                read_info(args.keep, name).get("modules") == " ".join(modules))
+
+    run = [c for c in configs if not (args.reuse and kept(c))]
     if "bare" in configs:
         configs.remove("bare")
-    elif (os.path.exists(os.path.join(args.keep, "bare.log")) and
-          read_info(args.keep, "bare").get("modules") == " ".join(modules)):
+    elif kept("bare"):
         pass  # reuse the bare run of the same modules
     else:
         run.insert(0, "bare")
@@ -873,8 +893,9 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
     configs.insert(0, "bare")
 
     say(f"soak python: {len(modules)} modules, configs {', '.join(run)}; output in {args.keep}")
-    if "bare" not in run:
-        say(f"bare: reusing {args.keep}/bare.log and bare.xml")
+    for name in configs:
+        if name not in run:
+            say(f"{name}: reusing {args.keep}/{name}.log and {name}.xml")
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)

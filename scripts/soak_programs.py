@@ -760,9 +760,9 @@ def run_config(target, name, args):
     r.result["signaled"] = dumper.pids if dumper else set()
     if r.preload:
         files = sc.profile_files(r.profiles)
-        opened, problems = sc.check_profiles(files)
+        opened, problems, checked = sc.check_profiles(files)
         scrape_files = scraper.files if scraper else []
-        scraped_ok, scrape_problems = sc.check_profiles(scrape_files)
+        scraped_ok, scrape_problems, _ = sc.check_profiles(scrape_files)
         problems += scrape_problems
         pids = set()
         for f in files:
@@ -770,7 +770,7 @@ def run_config(target, name, args):
             if m:
                 pids.add(int(m.group(1)))
         r.result.update(files=len(files), scraped=len(scrape_files), opened=opened,
-                        scraped_ok=scraped_ok,
+                        checked=checked, scraped_ok=scraped_ok,
                         problems=problems, pids=len(pids))
         r.result["pids_note"] = target.pids_note(r, pids) if hasattr(target, "pids_note") else ""
         r.check("every profile opens in go tool pprof without a warning", not problems,
@@ -823,7 +823,9 @@ def table(target, configs, results, args):
             lambda c, x: f"{x['throughput'] / base['throughput']:.2f}")
     row("profiles written", lambda c, x: "-" if c == "bare" else str(x["files"]))
     row("of which opened by `go tool pprof` without warning",
-        lambda c, x: "-" if c == "bare" else str(x["opened"]))
+        lambda c, x: "-" if c == "bare" else (
+            str(x["opened"]) if x.get("checked", x["files"]) == x["files"]
+            else f"{x['opened']} of {x['checked']} checked"))
     row("HTTP answers fetched / opened without warning",
         lambda c, x: f"{x['scraped']} / {x['scraped_ok']}" if x.get("scraped") else "-")
     row("processes with profiles", lambda c, x: "-" if c == "bare" else str(x["pids"]))
@@ -899,8 +901,10 @@ def summary(targets, configs, all_results, args):
             cell = (f"{x.get('failed', '?')}; "
                     f"{'same' if x.get('signature') == base.get('signature') else '**differs**'}"
                     f"; {ratio(x):.2f}; {x.get('files', '?')}")
-            if x.get("opened") != x.get("files"):
+            if x.get("opened") != x.get("checked", x.get("files")):
                 cell += f" ({x.get('opened')} opened)"
+            if x.get("checked", x.get("files")) != x.get("files"):
+                cell += f" ({x.get('checked')} checked)"
             if bad:
                 cell += f"; **{bad} checks failed**"
             cells.append(cell)
