@@ -67,6 +67,15 @@ def say(msg):
 # Running
 
 
+def default_interrupt_signals():
+    """SIGINT and SIGQUIT as a terminal gives them: a soak started in the background (a shell
+    without job control ignores them for it) would pass SIG_IGN to every test, and a suite's
+    SIGINT tests would then fail with gprof and without alike, or not, depending on how each run
+    was started. Python's own handler becomes SIG_DFL in the children it starts."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def base_environment():
     """The caller's environment without anything that would preload or configure gprof or steer
     Python (a pyenv PYTHONPATH, say), so that `bare` is bare."""
@@ -899,6 +908,7 @@ whole output, DIR/<config>.xml its junit XML. Exit status: 0 when no test differ
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
+    default_interrupt_signals()
     infos = {}
     try:
         for name in run:

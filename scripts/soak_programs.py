@@ -969,6 +969,7 @@ Exit status 0 when every run matches bare and passes its checks, 1 otherwise, 2 
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
+    sc.default_interrupt_signals()
     status = 0
     all_results = {}
     for target in targets:
