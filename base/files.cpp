@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace gprof::base {
@@ -47,14 +48,46 @@ int open_read_only(const char* path) noexcept {
 
 namespace {
 
+std::string temporary_name(const std::string& path) {
+    return path + "." + std::to_string(getpid()) + "-" +
+           std::to_string(g_temporary_counter.fetch_add(1)) + ".tmp";
+}
+
+// An unnamed file in dir (O_TMPFILE), given a name only once it is whole: a process killed while
+// writing it (a test's SIGKILL during a dump) leaves nothing behind. -1 where the file system
+// cannot make one, or where /proc (to name it) is missing.
+int open_unnamed(const std::string& dir, mode_t mode) {
+    static const bool proc_fds = access("/proc/self/fd", X_OK) == 0;
+    if (!proc_fds) return -1;
+    int fd;
+    do {
+        fd = open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    } while (fd == -1 && errno == EINTR);
+    return fd;
+}
+
+// Links the unnamed file fd under a new temporary name beside path (through /proc/self/fd:
+// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). Returns 0, or errno.
+int name_unnamed(int fd, const std::string& path, std::string* temporary) {
+    char proc_path[48];
+    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        *temporary = temporary_name(path);
+        if (linkat(AT_FDCWD, proc_path, AT_FDCWD, temporary->c_str(), AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST && errno != EINTR) return errno;
+    }
+    return EEXIST;
+}
+
 bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
                 void* context, std::string* error) {
     if (!within_file_size_limit(0, max_size, error)) return false;
     std::string temporary;
-    int fd = -1;
+    int fd = open_unnamed(directory_of(path), mode);
+    const bool unnamed = fd != -1;
     for (int attempt = 0; attempt < 100 && fd == -1; ++attempt) {
-        temporary = path + "." + std::to_string(getpid()) + "-" +
-                    std::to_string(g_temporary_counter.fetch_add(1)) + ".tmp";
+        temporary = temporary_name(path);
         fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd == -1 && errno != EEXIST && errno != EINTR) break;
     }
@@ -65,6 +98,13 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     }
     std::string fill_error;
     bool written = fill(context, fd, &fill_error);
+    if (written && unnamed) {
+        if (int err = name_unnamed(fd, path, &temporary); err != 0) {
+            close(fd);
+            *error = "cannot create " + temporary + ": " + errno_text(err);
+            return false;
+        }
+    }
     // close can report a deferred write error (NFS); it still releases the descriptor.
     int close_errno = close(fd) != 0 && errno != EINTR ? errno : 0;
     if (written && close_errno != 0) {
@@ -73,8 +113,8 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     }
     // Unlink before composing a message: building it allocates, and may fail.
     if (!written) {
-        unlink(temporary.c_str());
-        *error = fill_error.empty() ? "cannot write " + temporary : fill_error;
+        if (!temporary.empty()) unlink(temporary.c_str());
+        *error = fill_error.empty() ? "cannot write " + (unnamed ? path : temporary) : fill_error;
         return false;
     }
     if (rename(temporary.c_str(), path.c_str()) != 0) {

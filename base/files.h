@@ -41,11 +41,13 @@ bool within_file_size_limit(off_t offset, size_t count, std::string* error);
 bool create_parent_directories(const std::string& path, mode_t mode, std::string* error) noexcept;
 
 // Writes a file so that no reader ever sees a part of it: fill(fd, error) writes at most
-// max_size bytes (checked against the file size limit first) into a new temporary file beside path
-// ("<path>.<pid>-<n>.tmp": nothing looking for path's own suffix picks it up; O_EXCL, O_NOFOLLOW,
-// O_CLOEXEC, `mode` less the umask), which is then renamed over path. On any failure the temporary
-// file is removed, path is left as it was, and *error says what failed ("cannot ..."), unless fill
-// failed and set it.
+// max_size bytes (checked against the file size limit first) into an unnamed file in path's
+// directory (O_TMPFILE, `mode` less the umask), which is then linked under a temporary name beside
+// path ("<path>.<pid>-<n>.tmp": nothing looking for path's own suffix picks it up) and renamed over
+// path: a process killed while it writes leaves nothing. Where the file system has no O_TMPFILE,
+// the temporary name is created first (O_EXCL, O_NOFOLLOW). On any failure the temporary file is
+// removed, path is left as it was, and *error says what failed ("cannot ..."), unless fill failed
+// and set it.
 using FillFn = bool (*)(void* context, int fd, std::string* error);
 bool write_file_atomically(const std::string& path, uint64_t max_size, mode_t mode, FillFn fill,
                            void* context, std::string* error) noexcept;

@@ -430,17 +430,18 @@ def run_config(name, args, modules):
     if dumper:
         info["signals"] = dumper.signals
     if info["profiles"]:
-        n = size = 0
+        size = 0
+        others = []  # anything but a finished profile (a temporary file left behind)
         for d, _, files in os.walk(info["profiles"]):
             for f in files:
-                n += 1
-                try:
-                    size += os.path.getsize(os.path.join(d, f))
-                except OSError:
-                    pass
-        info["files"], info["bytes"] = n, size
-        opened, problems, checked = check_profiles(profile_files(info["profiles"]))
-        info["opened"] = opened if checked == n else f"{opened} of {checked} checked"
+                size += file_size(os.path.join(d, f))
+                if not f.endswith(".pb.gz"):
+                    others.append(f)
+        profiles = profile_files(info["profiles"])
+        info["files"], info["bytes"] = len(profiles), size
+        info["others"] = f"{len(others)}: {' '.join(sorted(others)[:5])}" if others else 0
+        opened, problems, checked = check_profiles(profiles)
+        info["opened"] = opened if checked == len(profiles) else f"{opened} of {checked} checked"
         if scraper:
             scraped_ok, scrape_problems, _ = check_profiles(scraper.files)
             problems += scrape_problems
@@ -745,15 +746,16 @@ def compare(args, modules, configs, infos):
     gconfigs = [n for n in configs if CONFIGS[n][0]]
     if gconfigs:
         w("## gprof's traces per run\n")
-        w("| config | files under profiles/ | bytes | opened by `go tool pprof -raw` without "
-          "warning | `gprof:` lines | of which not `gprof: wrote` | SIGUSR2 sent | HTTP |")
-        w("|---|---|---|---|---|---|---|---|")
+        w("| config | profiles | bytes | opened by `go tool pprof -raw` without warning | "
+          "other files | `gprof:` lines | of which not `gprof: wrote` | SIGUSR2 sent | HTTP |")
+        w("|---|---|---|---|---|---|---|---|---|")
         for n in gconfigs:
             info = infos[n]
             g = results[n]["gprof"]
             other = [l for l in g if not l.startswith("gprof: wrote ")]
             w(f"| {n} | {info.get('files', '?')} | {info.get('bytes', '?')} | "
-              f"{info.get('opened', '?')} | {len(g)} | {len(other)} | "
+              f"{info.get('opened', '?')} | {info.get('others', '?')} | {len(g)} | "
+              f"{len(other)} | "
               f"{info.get('signals') or '-'} | {info.get('http') or '-'} |")
         w("")
         for n in gconfigs:

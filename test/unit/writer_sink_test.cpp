@@ -140,6 +140,28 @@ TEST_CASE("sink: failures give an error and leave no temporary file", "[writer][
     remove_tree(root);
 }
 
+TEST_CASE("sink: a process killed while it writes leaves no file behind", "[writer][sink]") {
+    const std::string root = temporary_directory();
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::string error;
+        gprof::base::write_file_atomically(root + "/gprof.1.0001.heap.pb.gz", 1 << 20, 0600,
+                                           [](int fd, std::string*) {
+                                               if (write(fd, "half", 4) != 4) _exit(3);
+                                               raise(SIGKILL);
+                                               return true;
+                                           },
+                                           &error);
+        _exit(2);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK(directory_entries(root).empty());
+    remove_tree(root);
+}
+
 TEST_CASE("sink: a file size limit gives an error, not SIGXFSZ", "[writer][sink]") {
     const std::string root = temporary_directory();
     const std::string path = root + "/gprof.1.0001.heap.pb.gz";
