@@ -57,25 +57,52 @@ std::string temporary_name(const std::string& path) {
 // writing it (a test's SIGKILL during a dump) leaves nothing behind. -1 where the file system
 // cannot make one, or where /proc (to name it) is missing.
 int open_unnamed(const std::string& dir, mode_t mode) {
-    static const bool proc_fds = access("/proc/self/fd", X_OK) == 0;
+    static const bool proc_fds = access("/proc/thread-self/fd", X_OK) == 0;
     if (!proc_fds) return -1;
     int fd;
     do {
-        fd = open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode);  // read by copy_unnamed
     } while (fd == -1 && errno == EINTR);
     return fd;
 }
 
-// Links the unnamed file fd under a new temporary name beside path (through /proc/self/fd:
-// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH). Returns 0, or errno.
-int name_unnamed(int fd, const std::string& path, std::string* temporary) {
+// Copies the unnamed file fd into a new file named `temporary` beside path. Returns 0, or errno.
+int copy_unnamed(int fd, const std::string& path, mode_t mode, std::string* temporary) {
+    int out = -1;
+    for (int attempt = 0; attempt < 100 && out == -1; ++attempt) {
+        *temporary = temporary_name(path);
+        out = open(temporary->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (out == -1 && errno != EEXIST && errno != EINTR) return errno;
+    }
+    if (out == -1) return EEXIST;
+    int err = 0;
+    for (off_t in_offset = 0;;) {
+        ssize_t n = copy_file_range(fd, &in_offset, out, nullptr, 1 << 20, 0);
+        if (n == 0) break;
+        if (n < 0 && errno != EINTR) {
+            err = errno;
+            break;
+        }
+    }
+    if (close(out) != 0 && errno != EINTR && err == 0) err = errno;
+    if (err != 0) unlink(temporary->c_str());
+    return err;
+}
+
+// Gives the unnamed file fd a new temporary name beside path: linked through /proc/thread-self
+// (/proc/self/fd is gone once the main thread has ended; AT_EMPTY_PATH needs
+// CAP_DAC_READ_SEARCH), or copied where it cannot be linked. Returns 0, or errno.
+int name_unnamed(int fd, const std::string& path, mode_t mode, std::string* temporary) {
     char proc_path[48];
-    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+    snprintf(proc_path, sizeof proc_path, "/proc/thread-self/fd/%d", fd);
     for (int attempt = 0; attempt < 100; ++attempt) {
         *temporary = temporary_name(path);
         if (linkat(AT_FDCWD, proc_path, AT_FDCWD, temporary->c_str(), AT_SYMLINK_FOLLOW) == 0)
             return 0;
-        if (errno != EEXIST && errno != EINTR) return errno;
+        if (errno == EEXIST || errno == EINTR) continue;
+        if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == ENOTDIR)
+            return copy_unnamed(fd, path, mode, temporary);
+        return errno;
     }
     return EEXIST;
 }
@@ -99,7 +126,7 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     std::string fill_error;
     bool written = fill(context, fd, &fill_error);
     if (written && unnamed) {
-        if (int err = name_unnamed(fd, path, &temporary); err != 0) {
+        if (int err = name_unnamed(fd, path, mode, &temporary); err != 0) {
             close(fd);
             *error = "cannot create " + temporary + ": " + errno_text(err);
             return false;

@@ -66,6 +66,16 @@ int start_own_thread(void* (*routine)(void*), const char* name) {
     return err;
 }
 
+bool wait_ended(const std::atomic<bool>& running, const std::atomic<int>& tid, int wait_ms) {
+    int waited = 0;
+    for (; running.load(std::memory_order_acquire); ++waited) {
+        if (waited >= wait_ms) return false;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
+    return wait_gone(tid.load(std::memory_order_acquire), wait_ms - waited);
+}
+
 bool wait_gone(int tid, int wait_ms) {
     if (tid <= 0) return true;
     for (int waited = 0; waited <= wait_ms; ++waited) {

@@ -497,7 +497,7 @@ bool pause_thread() {
         g_thread_quit.load(std::memory_order_acquire))
         return false;
     stop_thread();
-    base::wait_gone(g_drain_tid.load(std::memory_order_acquire), 2000);
+    base::wait_ended(g_thread_running, g_drain_tid, 2000);
     return true;
 }
 

@@ -326,7 +326,7 @@ OwnThreads pause_own_threads() {
     if (g_running.load(std::memory_order_acquire) && !g_quit.load(std::memory_order_acquire)) {
         // A dump in progress finishes first (the thread ends between dumps).
         stop_thread();
-        base::wait_gone(g_dumper_tid.load(std::memory_order_acquire), 60 * 1000);
+        base::wait_ended(g_running, g_dumper_tid, 60 * 1000);
         was.dumper = true;
     }
     was.cpu = cpu_sampler::pause_thread();

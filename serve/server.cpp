@@ -224,33 +224,61 @@ bool is_server_socket(int fd) {
     return length == g_bound_length && memcmp(&local, &g_bound, length) == 0;
 }
 
-// The inodes of the sockets listening on `port` (/proc/net/tcp and tcp6).
-std::vector<unsigned long> listening_inodes(uint16_t port) {
+// The sockets listening on `port` (/proc/net/tcp and tcp6): their inodes, and their owners' uids.
+struct Listeners {
     std::vector<unsigned long> inodes;
+    std::vector<unsigned> uids;
+};
+Listeners listening_sockets(uint16_t port) {
+    Listeners found;
     for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
         FILE* f = fopen(table, "re");
         if (f == nullptr) continue;
         char line[512];
         while (fgets(line, sizeof line, f) != nullptr) {
             char local[64];
-            unsigned state = 0;
+            unsigned state = 0, uid = 0;
             unsigned long inode = 0;
-            if (sscanf(line, " %*u: %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &inode) != 3)
+            if (sscanf(line, " %*u: %63s %*s %x %*s %*s %*s %u %*s %lu", local, &state, &uid,
+                       &inode) != 4)
                 continue;
             const char* colon = strrchr(local, ':');
-            if (colon != nullptr && strtoul(colon + 1, nullptr, 16) == port && state == 0x0a)
-                inodes.push_back(inode);
+            if (colon != nullptr && strtoul(colon + 1, nullptr, 16) == port && state == 0x0a) {
+                found.inodes.push_back(inode);
+                found.uids.push_back(uid);
+            }
         }
         fclose(f);
     }
-    return inodes;
+    return found;
 }
 
-bool holds_socket(pid_t pid, const std::vector<unsigned long>& inodes) {
+// pid's effective uid (/proc/PID/status, readable by anyone); -1 if unknown.
+long effective_uid(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+    FILE* f = fopen(path, "re");
+    if (f == nullptr) return -1;
+    char line[256];
+    long uid = -1;
+    while (fgets(line, sizeof line, f) != nullptr) {
+        unsigned real = 0, effective = 0;
+        if (sscanf(line, "Uid: %u %u", &real, &effective) == 2) {
+            uid = effective;
+            break;
+        }
+    }
+    fclose(f);
+    return uid;
+}
+
+// Whether pid holds one of the sockets: 1, 0, or -1 where its descriptors cannot be read (it runs
+// as another user: this process dropped its privileges since).
+int holds_socket(pid_t pid, const std::vector<unsigned long>& inodes) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", static_cast<int>(pid));
     DIR* dir = opendir(path);
-    if (dir == nullptr) return false;
+    if (dir == nullptr) return errno == EACCES ? -1 : 0;
     bool found = false;
     while (dirent* e = readdir(dir)) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -265,7 +293,7 @@ bool holds_socket(pid_t pid, const std::vector<unsigned long>& inodes) {
             found = true;
     }
     closedir(dir);
-    return found;
+    return found ? 1 : 0;
 }
 
 // Whether pid was started with GPROF_HTTP set.
@@ -284,12 +312,21 @@ bool has_gprof_http(pid_t pid) {
 
 // Whether the address is taken by one of this process's ancestors that was started with
 // GPROF_HTTP: a program started (with LD_PRELOAD and GPROF_HTTP still set) by one that serves.
+// An ancestor whose descriptors this process may no longer read (a worker that became `nobody`
+// under a master running as root) counts when it runs as the user that owns the listening
+// socket: its environment cannot be read either.
 bool taken_by_ancestor(uint16_t port) {
-    std::vector<unsigned long> inodes = listening_inodes(port);
-    if (inodes.empty()) return false;
+    Listeners listeners = listening_sockets(port);
+    if (listeners.inodes.empty()) return false;
     pid_t pid = getppid();
     for (int depth = 0; depth < 32 && pid > 1; ++depth) {
-        if (holds_socket(pid, inodes)) return has_gprof_http(pid);
+        int holds = holds_socket(pid, listeners.inodes);
+        if (holds == 1) return has_gprof_http(pid);
+        if (holds == -1) {
+            long uid = effective_uid(pid);
+            for (unsigned owner : listeners.uids)
+                if (uid >= 0 && owner == static_cast<unsigned long>(uid)) return true;
+        }
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
         FILE* f = fopen(path, "re");

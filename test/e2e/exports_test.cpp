@@ -34,8 +34,10 @@ const std::set<std::string> kInterposed = {
     "sem_clockwait",
     // the dump signal's disposition as the program sees it
     "sigaction", "signal", "bsd_signal", "sysv_signal",
-    // a change of user: gprof's threads end around it (RLIMIT_NPROC)
-    "setuid", "setreuid", "setresuid",
+    // a change of user or groups: gprof's threads end around it (glibc's all-thread change,
+    // RLIMIT_NPROC)
+    "setuid", "seteuid", "setreuid", "setresuid", "setgid", "setegid", "setregid", "setresgid",
+    "setgroups",
     // an address-space limit: gprof's jemalloc makes its first arenas before it applies
     "setrlimit", "setrlimit64", "prlimit", "prlimit64",
 };

@@ -680,4 +680,19 @@ TEST_CASE("http: a program the server's process starts stays silent about the ad
     CHECK(r.status == 0);
     CHECK(r.out == "ok\n");
     CHECK(r.err == "");
+    // The same from a program that runs as another user (a server's worker that became
+    // `nobody`), which may not read its ancestors' descriptors.
+    if (getuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0) {
+        WARN("not root, or no setpriv: the privilege-dropping case is not run");
+        return;
+    }
+    const int port2 = free_port();
+    RunResult dropped =
+        run({"/bin/sh", "-c",
+             "sleep 0.5; /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups /bin/true; "
+             "echo ok"},
+            with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port2)}})));
+    CHECK(dropped.status == 0);
+    CHECK(dropped.out == "ok\n");
+    CHECK(dropped.err == "");
 }
