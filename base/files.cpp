@@ -66,15 +66,22 @@ int open_unnamed(const std::string& dir, mode_t mode) {
     return fd;
 }
 
+// A new file under a fresh temporary name beside path (O_EXCL, O_NOFOLLOW: a link planted in a
+// shared directory is not followed), its name in *temporary. -1 with errno if none can be made.
+int create_temporary(const std::string& path, mode_t mode, std::string* temporary) {
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd == -1; ++attempt) {
+        *temporary = temporary_name(path);
+        fd = open(temporary->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd == -1 && errno != EEXIST && errno != EINTR) break;
+    }
+    return fd;
+}
+
 // Copies the unnamed file fd into a new file named `temporary` beside path. Returns 0, or errno.
 int copy_unnamed(int fd, const std::string& path, mode_t mode, std::string* temporary) {
-    int out = -1;
-    for (int attempt = 0; attempt < 100 && out == -1; ++attempt) {
-        *temporary = temporary_name(path);
-        out = open(temporary->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (out == -1 && errno != EEXIST && errno != EINTR) return errno;
-    }
-    if (out == -1) return EEXIST;
+    int out = create_temporary(path, mode, temporary);
+    if (out == -1) return errno;
     int err = 0;
     for (off_t in_offset = 0;;) {
         ssize_t n = copy_file_range(fd, &in_offset, out, nullptr, 1 << 20, 0);
@@ -113,11 +120,7 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     std::string temporary;
     int fd = open_unnamed(directory_of(path), mode);
     const bool unnamed = fd != -1;
-    for (int attempt = 0; attempt < 100 && fd == -1; ++attempt) {
-        temporary = temporary_name(path);
-        fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd == -1 && errno != EEXIST && errno != EINTR) break;
-    }
+    if (!unnamed) fd = create_temporary(path, mode, &temporary);
     fd = move_out_of_the_way(fd);
     if (fd == -1) {
         *error = "cannot create " + temporary + ": " + errno_text(errno);
