@@ -109,13 +109,13 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
                             const std::vector<StoredAddress>& addresses) {
     std::string strings;
     std::unordered_map<std::string_view, uint32_t> offsets;
-    auto intern = [&](const std::string& text) -> uint32_t {
+    auto intern = [&](std::string_view text) -> uint32_t {
         auto found = offsets.find(text);
         if (found != offsets.end()) return found->second;
         auto offset = static_cast<uint32_t>(strings.size());
         strings.append(text);
         strings.push_back('\0');
-        offsets.emplace(text, offset);  // text lives in `addresses`, which outlives the map
+        offsets.emplace(text, offset);  // text outlives the map (the caller's)
         return offset;
     };
     std::vector<FrameRecord> frames;
@@ -127,8 +127,8 @@ std::string encode_resolved(std::string_view build_id, uint64_t source_key,
                            static_cast<uint16_t>(count), static_cast<uint8_t>(a.from_dwarf), a.age,
                            0});
         for (size_t i = 0; i < count; ++i) {
-            const SourceFrame& f = a.frames[i];
-            frames.push_back({intern(f.function.name), intern(f.function.system_name),
+            const StoredFrame& f = a.frames[i];
+            frames.push_back({intern(f.name), intern(f.system_name),
                               intern(f.filename), stored_line(f.line), stored_line(f.start_line)});
         }
     }
@@ -207,9 +207,9 @@ bool ResolvedStore::get(size_t i, StoredAddress* out) const {
     out->frames.resize(a.frame_count);
     for (size_t k = 0; k < a.frame_count; ++k) {
         const FrameRecord& f = frames[k];
-        SourceFrame& to = out->frames[k];
-        to.function.name = string_at(f.name);
-        to.function.system_name = string_at(f.system_name);
+        StoredFrame& to = out->frames[k];
+        to.name = string_at(f.name);
+        to.system_name = string_at(f.system_name);
         to.filename = string_at(f.filename);
         to.line = f.line;
         to.start_line = f.start_line;

@@ -16,19 +16,28 @@
 #include <string_view>
 #include <vector>
 
-#include "symbolize/elf_file.h"
-#include "symbolize/symbols.h"
 
 namespace gprof::symbolize {
 
-// One resolved address: its frames, innermost first, as SymbolCache::symbolize returns them.
+// One frame of a stored address, as SymbolCache::symbolize returns it. The strings are views:
+// into the table's bytes (ResolvedStore::get, find) or into the writer's own strings
+// (encode_resolved), so that rewriting a table copies no string.
+struct StoredFrame {
+    std::string_view name;         // demangled
+    std::string_view system_name;  // as in the symbol table
+    std::string_view filename;
+    int64_t line = 0;
+    int64_t start_line = 0;
+};
+
+// One resolved address: its frames, innermost first.
 struct StoredAddress {
     uint64_t link_address = 0;
     bool from_dwarf = false;
     // How many times the table was rewritten since a process last used this address (0: the
     // writing process used it); a full table drops the oldest first.
     uint8_t age = 0;
-    std::vector<SourceFrame> frames;
+    std::vector<StoredFrame> frames;
 };
 
 // Bump when the frames gprof resolves for an address change (naming rules, inlining, lines).
@@ -63,7 +72,8 @@ class ResolvedStore {
 
     size_t size() const { return address_count_; }
 
-    // The frames stored for link_address; false if the table has none (or a damaged record).
+    // The frames stored for link_address; false if the table has none (or a damaged record). The
+    // frames' strings are views into the table's bytes.
     bool find(uint64_t link_address, StoredAddress* out) const;
     // The i-th address in link address order (i < size()); false if its record is damaged.
     bool get(size_t i, StoredAddress* out) const;

@@ -91,7 +91,11 @@ class SymbolTable {
     };
     uint32_t intern(std::string_view text);
     void emit(const Resolved& resolved, std::vector<SourceFrame>* out) const;
-    void remember(uint64_t link_address, const std::vector<SourceFrame>& frames, bool from_dwarf);
+    // The same frames as views into pool_ (valid until forget_resolved).
+    void emit(const Resolved& resolved, std::vector<StoredFrame>* out) const;
+    // Frame: SourceFrame (resolved now) or StoredFrame (read from the stored table).
+    template <typename Frame>
+    void remember(uint64_t link_address, const std::vector<Frame>& frames, bool from_dwarf);
     // known() for an address already translated; *out and *from_dwarf cleared by the caller.
     bool known_at(uint64_t link_address, std::vector<SourceFrame>* out, bool* from_dwarf);
     const ResolvedStore* stored();
@@ -208,7 +212,7 @@ std::string demangle(std::string_view mangled) {
 
 // The most addresses a stored table keeps per module: what this process used comes first, then
 // what the old table had, those used most recently first. Adding to a table rewrites it whole,
-// decoding and encoding every address (about 2 ms per 1000 for libc), so the bound keeps a process
+// reading and encoding every address (about 2 ms per 1000 for libc), so the bound keeps a process
 // that resolves one new address from paying more for the table than for libdw itself.
 constexpr size_t kMaxStoredAddresses = 8192;
 
@@ -470,6 +474,15 @@ void SymbolTable::emit(const Resolved& resolved, std::vector<SourceFrame>* out) 
     }
 }
 
+void SymbolTable::emit(const Resolved& resolved, std::vector<StoredFrame>* out) const {
+    out->resize(resolved.count);
+    for (uint32_t i = 0; i < resolved.count; ++i) {
+        const CompactFrame& frame = frames_[resolved.first + i];
+        (*out)[i] = {pool_[frame.name], pool_[frame.system_name], pool_[frame.filename],
+                     frame.line, frame.start_line};
+    }
+}
+
 bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link_address,
                           std::vector<SourceFrame>* frames, bool* from_dwarf) {
     frames->clear();
@@ -523,16 +536,25 @@ bool SymbolTable::resolve(const Module& module, uintptr_t address, uint64_t link
     return true;
 }
 
-void SymbolTable::remember(uint64_t link_address, const std::vector<SourceFrame>& frames,
+namespace {
+StoredFrame view_of(const SourceFrame& f) {
+    return {f.function.name, f.function.system_name, f.filename, f.line, f.start_line};
+}
+const StoredFrame& view_of(const StoredFrame& f) {
+    return f;
+}
+}  // namespace
+
+template <typename Frame>
+void SymbolTable::remember(uint64_t link_address, const std::vector<Frame>& frames,
                            bool from_dwarf) {
     size_t count = std::min<size_t>(frames.size(), UINT16_MAX);
     Resolved resolved{static_cast<uint32_t>(frames_.size()), static_cast<uint16_t>(count),
                       from_dwarf};
     for (size_t i = 0; i < count; ++i) {
-        const SourceFrame& frame = frames[i];
-        frames_.push_back({intern(frame.function.name), intern(frame.function.system_name),
-                           intern(frame.filename), static_cast<int32_t>(frame.line),
-                           static_cast<int32_t>(frame.start_line)});
+        const StoredFrame& f = view_of(frames[i]);
+        frames_.push_back({intern(f.name), intern(f.system_name), intern(f.filename),
+                           static_cast<int32_t>(f.line), static_cast<int32_t>(f.start_line)});
     }
     resolved_.emplace(link_address, resolved);
     resolved_bytes_ += 48 + count * sizeof(CompactFrame);
@@ -573,7 +595,7 @@ bool SymbolTable::known_at(uint64_t link_address, std::vector<SourceFrame>* out,
     if (store == nullptr || !store->find(link_address, &from_store)) return false;
     remember(link_address, from_store.frames, from_store.from_dwarf);
     ++stored_answers_;
-    *out = std::move(from_store.frames);
+    emit(resolved_.find(link_address)->second, out);
     *from_dwarf = from_store.from_dwarf;
     return true;
 }

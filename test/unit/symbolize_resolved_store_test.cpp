@@ -3,6 +3,7 @@
 // is refused, never read out of bounds.
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <deque>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,12 +11,15 @@
 #include "symbolize/resolved_store.h"
 
 using gprof::symbolize::ResolvedStore;
-using gprof::symbolize::SourceFrame;
 using gprof::symbolize::StoredAddress;
+using gprof::symbolize::StoredFrame;
 
 namespace {
 
 const std::string kBuildId = "93ac61ec5a8eb1396f9fbd350e3169a558528a40";
+
+// The strings the frames below view (a deque never moves them).
+std::deque<std::string> g_strings;
 
 std::vector<StoredAddress> random_addresses(unsigned seed, size_t count) {
     std::mt19937_64 rng(seed);
@@ -31,9 +35,10 @@ std::vector<StoredAddress> random_addresses(unsigned seed, size_t count) {
         a.age = static_cast<uint8_t>(rng() % 256);
         size_t frames = rng() % 5;  // 0: an address known to have no name
         for (size_t f = 0; f < frames; ++f) {
-            SourceFrame frame;
-            frame.function.system_name = names[rng() % 5];
-            frame.function.name = frame.function.system_name + (rng() % 2 ? "()" : "");
+            StoredFrame frame;
+            frame.system_name = names[rng() % 5];
+            frame.name = g_strings.emplace_back(std::string(frame.system_name) +
+                                                (rng() % 2 ? "()" : ""));
             frame.filename = files[rng() % 4];
             frame.line = static_cast<int64_t>(rng() % 100000);
             frame.start_line = static_cast<int64_t>(rng() % 100000);
@@ -50,8 +55,8 @@ void check_equal(const StoredAddress& got, const StoredAddress& want) {
     CHECK(got.age == want.age);
     REQUIRE(got.frames.size() == want.frames.size());
     for (size_t i = 0; i < want.frames.size(); ++i) {
-        CHECK(got.frames[i].function.name == want.frames[i].function.name);
-        CHECK(got.frames[i].function.system_name == want.frames[i].function.system_name);
+        CHECK(got.frames[i].name == want.frames[i].name);
+        CHECK(got.frames[i].system_name == want.frames[i].system_name);
         CHECK(got.frames[i].filename == want.frames[i].filename);
         CHECK(got.frames[i].line == want.frames[i].line);
         CHECK(got.frames[i].start_line == want.frames[i].start_line);
@@ -65,9 +70,8 @@ bool same(const StoredAddress& a, const StoredAddress& b) {
         a.frames.size() != b.frames.size())
         return false;
     for (size_t i = 0; i < a.frames.size(); ++i) {
-        const SourceFrame &x = a.frames[i], &y = b.frames[i];
-        if (x.function.name != y.function.name ||
-            x.function.system_name != y.function.system_name || x.filename != y.filename ||
+        const StoredFrame &x = a.frames[i], &y = b.frames[i];
+        if (x.name != y.name || x.system_name != y.system_name || x.filename != y.filename ||
             x.line != y.line || x.start_line != y.start_line)
             return false;
     }
