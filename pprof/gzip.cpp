@@ -7,6 +7,8 @@
 #include <memory>
 #include <new>
 
+#include "base/stop_scope.h"
+
 namespace gprof::pprof {
 namespace {
 
@@ -63,6 +65,11 @@ bool compress(std::string_view input, std::string* out, std::string* error) {
     std::unique_ptr<char[]> buffer(new char[kBufferSize]);
     size_t consumed = 0;
     for (;;) {
+        if (base::StopScope::stopped()) {
+            out->resize(original_size);
+            *error = "stopped";
+            return false;
+        }
         // zlib counts in uInt (32 bits): feed in pieces that fit.
         size_t input_left = input.size() - consumed;
         uInt input_piece = input_left > UINT_MAX ? UINT_MAX : static_cast<uInt>(input_left);

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "base/notes.h"
+#include "base/stop_scope.h"
 
 namespace gprof::pprof {
 
@@ -43,6 +44,11 @@ void ProfileBuilder::set_time_now() {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     profile_.time_nanos = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+bool ProfileBuilder::stop_asked() noexcept {
+    if (!failed_ && base::StopScope::stopped()) fail("stopped");
+    return failed_;
 }
 
 void ProfileBuilder::fail(const char* what) noexcept {
@@ -140,7 +146,7 @@ uint64_t ProfileBuilder::location_for(uintptr_t return_address) {
 
 bool ProfileBuilder::add_sample(const uintptr_t* stack, size_t depth, const int64_t* values,
                                 size_t value_count, const SampleLabels& labels) noexcept {
-    if (failed_) return false;
+    if (stop_asked()) return false;
     if (value_count != sample_type_count_) {
         // pprof rejects a whole profile with one sample of the wrong width.
         ++dropped_samples_;
@@ -161,7 +167,7 @@ bool ProfileBuilder::add_sample(const uintptr_t* stack, size_t depth, const int6
 
 bool ProfileBuilder::add_named_sample(std::string_view function, const int64_t* values,
                                       size_t value_count, const SampleLabels& labels) noexcept {
-    if (failed_) return false;
+    if (stop_asked()) return false;
     if (value_count != sample_type_count_) {
         ++dropped_samples_;
         return false;
@@ -263,7 +269,7 @@ bool ProfileBuilder::build(std::string* out) noexcept {
     // What gprof could not see in this process, in every profile it writes.
     const char* notes[base::kMaxNotes];
     for (int i = 0, n = base::notes(notes); i < n; ++i) add_comment(notes[i]);
-    if (failed_) return false;
+    if (stop_asked()) return false;
     const size_t original_size = out->size();
     try {
         emit_mappings();

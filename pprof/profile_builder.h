@@ -107,6 +107,9 @@ class ProfileBuilder {
     uint64_t function_for(const symbolize::SourceFrame& frame);
     void emit_mappings();
     void fail(const char* what) noexcept;
+    // Fails the builder, error() "stopped", if its thread's work was asked to stop
+    // (base/stop_scope.h).
+    bool stop_asked() noexcept;
 
     const symbolize::ModuleSnapshot* modules_;
     symbolize::SymbolCache* symbols_;

@@ -50,9 +50,11 @@ constinit thread_local bool t_dumping [[gnu::tls_model("initial-exec")]] = false
 // Did this thread's prepare_fork claim g_dumping?
 constinit thread_local bool t_fork_claimed [[gnu::tls_model("initial-exec")]] = false;
 
-// A fork waits this long for a dump in progress (the slowest first dump seen takes 0.1 s); past
-// it, the fork goes ahead as it would without gprof.
+// A fork waits this long for a dump in progress that cannot stop early (at exit, the C API's);
+// past it, the fork goes ahead as it would without gprof. A dump by signal stops within one
+// sample when a fork waits (g_forks_waiting), and is written again after the fork.
 constexpr int kForkWaitMs = 30 * 1000;
+std::atomic<int> g_forks_waiting{0};
 
 // Takes g_dumping, waiting at most wait_ms for whoever holds it (a dump, a fork).
 bool claim(int wait_ms) {
@@ -66,14 +68,17 @@ bool claim(int wait_ms) {
 }
 
 // One dump at a time, from any thread. Returns its sequence number, or 0 when another did not
-// finish within wait_ms.
-unsigned dump_exclusive(int wait_ms, writer::DumpReason reason) {
+// finish within wait_ms. Given `stopped`, the dump stops early when a fork waits for it, and
+// *stopped says whether it did.
+unsigned dump_exclusive(int wait_ms, writer::DumpReason reason, bool* stopped = nullptr) {
+    if (stopped != nullptr) *stopped = false;
     if (t_dumping || !claim(wait_ms)) return 0;
     base::ReentryGuard guard;
     t_dumping = true;
     unsigned seq = g_seq.fetch_add(1, std::memory_order_relaxed) + 1;
     heap_coverage::check();
-    seq = writer::write_dump(seq, reason);
+    seq = writer::write_dump(seq, reason, stopped != nullptr ? &g_forks_waiting : nullptr,
+                             stopped);
     t_dumping = false;
     g_dumping.store(false, std::memory_order_release);
     return seq;
@@ -92,8 +97,19 @@ void* dumper_main(void*) {
         if (g_quit.load(std::memory_order_acquire)) break;
         if (g_libunwind_wanted.exchange(false, std::memory_order_acq_rel))
             unwind::ensure_libunwind();
-        if (g_dump_wanted.exchange(false, std::memory_order_acq_rel))
-            dump_exclusive(60 * 1000, writer::DumpReason::Signal);
+        if (g_dump_wanted.exchange(false, std::memory_order_acq_rel)) {
+            // A dump that a fork stopped is written again once the fork is done (until then
+            // the fork holds the claim).
+            bool stopped = true;
+            for (int tries = 0; stopped && tries < 16 && !g_quit.load(std::memory_order_acquire);
+                 ++tries) {
+                for (int waited = 0; waited < kForkWaitMs &&
+                                     g_forks_waiting.load(std::memory_order_acquire) != 0;
+                     ++waited)
+                    sleep_ms(1);  // the fork that stopped it claims first
+                dump_exclusive(60 * 1000, writer::DumpReason::Signal, &stopped);
+            }
+        }
     }
     g_running.store(false, std::memory_order_release);
     return nullptr;
@@ -342,7 +358,10 @@ void resume_own_threads(OwnThreads was) {
 }
 
 void prepare_fork() {
-    if (!t_dumping) t_fork_claimed = claim(kForkWaitMs);
+    if (t_dumping) return;
+    g_forks_waiting.fetch_add(1, std::memory_order_acq_rel);
+    t_fork_claimed = claim(kForkWaitMs);
+    g_forks_waiting.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 void parent_after_fork() {
@@ -356,6 +375,7 @@ void child_after_fork() {
     // the program's only one (counted even if gprof did not see it start).
     t_fork_claimed = false;
     g_dumping.store(false, std::memory_order_relaxed);
+    g_forks_waiting.store(0, std::memory_order_relaxed);  // other threads' forks are not here
     g_seq.store(0, std::memory_order_relaxed);
     g_program_threads.store(0, std::memory_order_relaxed);
     if (g_thread_end_key_made) pthread_setspecific(g_thread_end_key, nullptr);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/stop_scope.h"
 #include "symbolize/debug_cache.h"
 #include "pprof/gzip.h"
 #include "symbolize/modules.h"
@@ -68,6 +69,7 @@ void write_profile(const char* name, const std::string& raw, unsigned seq, bool*
     std::string compressed, error;
     if (!pprof::gzip_compress(raw, &compressed, &error) ||
         !write_file_atomically(path, compressed, &error)) {
+        if (base::StopScope::stopped()) return;  // the dump was cut short: nothing to say
         if (!*reported && first_failure_of_its_kind(error))
             log::problem("cannot write %s: %s (not said again by this process)", path.c_str(),
                          error.c_str());
@@ -109,15 +111,18 @@ unsigned free_sequence(unsigned seq, uint32_t wanted, bool custom) {
 
 // Custom profiles (Go's NewProfile) are written with every dump, before the built-in kinds (the
 // threads profile stays last), whether or not they hold keys now: the program made them.
-void write_custom_profiles(const BuildContext& context, unsigned seq, bool* reported) {
+// Returns false if the dump was stopped (base::StopScope) before all were written.
+bool write_custom_profiles(const BuildContext& context, unsigned seq, bool* reported) {
     std::string error;
     for (const record::CustomProfile* profile : record::custom_profiles()) {
         std::string raw;
         if (build_custom_profile(*profile, context, &raw, &error))
             write_profile(profile->name(), raw, seq, reported);
-        else
+        else if (!base::StopScope::stopped())
             log::problem("cannot build the %s profile: %s", profile->name(), error.c_str());
+        if (base::StopScope::stopped()) return false;
     }
+    return true;
 }
 
 }  // namespace
@@ -137,8 +142,11 @@ void start(const Config& c) {
         if (kind.start != nullptr) kind.start(c, (c.profiles & kind.bit) != 0);
 }
 
-unsigned write_dump(unsigned seq, DumpReason reason) {
+unsigned write_dump(unsigned seq, DumpReason reason, const std::atomic<int>* stop,
+                    bool* stopped) {
+    if (stopped != nullptr) *stopped = false;
     if (g_settings == nullptr) return seq;  // before start-up
+    const base::StopScope scope(stop);
     try {
         const Config& c = *g_settings;
         uint32_t wanted = 0;
@@ -156,15 +164,18 @@ unsigned write_dump(unsigned seq, DumpReason reason) {
         if (!modules.capture(&error)) modules_error = error;
         const BuildContext context{&modules, &symbol_cache(), c.dump_signal};
         bool reported = false;
-        if (custom) write_custom_profiles(context, seq, &reported);
+        bool cut = custom && !write_custom_profiles(context, seq, &reported);
         for (const ProfileKind& kind : profile_kinds()) {
+            if (cut) break;
             if (!(wanted & kind.bit)) continue;
             std::string raw;
             if (kind.build(context, &raw, &error))
                 write_profile(kind.name, raw, seq, &reported);
-            else
+            else if (!base::StopScope::stopped())
                 log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
+            cut = base::StopScope::stopped();
         }
+        if (stopped != nullptr) *stopped = cut;
         // Where the files could not be written either (no descriptor left, say), that line is
         // the dump's one.
         if (!modules_error.empty() && !reported)

@@ -2,6 +2,8 @@
 // under a temporary name and renamed when complete. Called with the re-entry guard held.
 #pragma once
 
+#include <atomic>
+
 #include "base/config.h"
 #include "symbolize/symbols.h"
 
@@ -15,8 +17,12 @@ void start(const Config& c);
 enum class DumpReason { Signal, Exit };
 
 // Returns the sequence number the files have: `seq`, or a later one where a process of the same
-// pid (an earlier image of an exec chain) left files under it.
-unsigned write_dump(unsigned seq, DumpReason reason);
+// pid (an earlier image of an exec chain) left files under it. A dump given `stop` ends early
+// once *stop is nonzero, within one sample of the profile it is building (base/stop_scope.h):
+// that profile and the ones after it are not written (those written before stay, complete), and
+// *stopped is set.
+unsigned write_dump(unsigned seq, DumpReason reason, const std::atomic<int>* stop = nullptr,
+                    bool* stopped = nullptr);
 
 // The settings start() was given (null before start-up).
 const Config* settings();

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/stop_scope.h"
 #include "record/heap_profile.h"
 #include "record/heap_sampler.h"
 #include "record/labels.h"
@@ -29,6 +30,7 @@ bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& sta
     size_t frames = 0;
     heap.for_each_bucket([&](const record::HeapBucket& b) {
         if (counts.size() == counts.capacity()) return;  // added since: the next dump has them
+        if (base::StopScope::stopped()) return;          // the builder fails below
         counts.push_back({b.allocs, b.frees});
         frames += static_cast<size_t>(stacks.depth(b.stack_id));
     });
@@ -59,6 +61,7 @@ bool build_heap_profile(record::HeapProfile& heap, const record::StackTable& sta
     uint64_t without_stack = 0;
     heap.for_each_bucket_key(counts.size(), [&](size_t i, uint32_t stack_id, uint64_t bytes,
                                                 uint64_t sampled_bytes, uint32_t labels) {
+        if (base::StopScope::stopped()) return;  // add_sample would fail: no walk for it
         const Counts c = counts[i];
         uintptr_t pcs[record::StackTable::kMaxDepth];
         int depth = stacks.frames(stack_id, pcs, record::StackTable::kMaxDepth);
