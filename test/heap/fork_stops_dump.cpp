@@ -27,27 +27,17 @@ double ms_since(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-// Each path of calls through these two is a distinct stack.
-__attribute__((noinline)) void via_b(int depth, unsigned path);
-__attribute__((noinline)) void via_a(int depth, unsigned path) {
+// Each path of calls through via<0> and via<1> (two functions) is a distinct stack.
+template <int Side>
+__attribute__((noinline)) void via(int depth, unsigned path) {
     if (depth == 0) {
         for (int i = 0; i < 3; ++i) kept.push_back(malloc(16 + 8 * i));
     } else if (path & 1) {
-        via_b(depth - 1, path >> 1);
+        via<1>(depth - 1, path >> 1);
     } else {
-        via_a(depth - 1, path >> 1);
+        via<0>(depth - 1, path >> 1);
     }
     asm volatile("");  // no tail calls: every level stays on the stack
-}
-__attribute__((noinline)) void via_b(int depth, unsigned path) {
-    if (depth == 0) {
-        for (int i = 0; i < 3; ++i) kept.push_back(malloc(16 + 8 * i));
-    } else if (path & 1) {
-        via_b(depth - 1, path >> 1);
-    } else {
-        via_a(depth - 1, path >> 1);
-    }
-    asm volatile("");
 }
 
 // CPU time (clock ticks) of the thread named gprof-dumper, or -1.
@@ -99,7 +89,7 @@ int main() {
     }
     constexpr unsigned kStacks = 25000;
     kept.reserve(kStacks * 3);
-    for (unsigned path = 0; path < kStacks; ++path) via_a(16, path);
+    for (unsigned path = 0; path < kStacks; ++path) via<0>(16, path);
 
     Clock::time_point start = Clock::now();
     gprof_dump();
