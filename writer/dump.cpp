@@ -168,11 +168,14 @@ unsigned write_dump(unsigned seq, DumpReason reason, const std::atomic<int>* sto
         for (const ProfileKind& kind : profile_kinds()) {
             if (cut) break;
             if (!(wanted & kind.bit)) continue;
-            std::string raw;
-            if (kind.build(context, &raw, &error))
-                write_profile(kind.name, raw, seq, &reported);
-            else if (!base::StopScope::stopped())
-                log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
+            {
+                const base::StopScope whole(kind.takes_samples ? nullptr : stop);
+                std::string raw;
+                if (kind.build(context, &raw, &error))
+                    write_profile(kind.name, raw, seq, &reported);
+                else if (!base::StopScope::stopped())
+                    log::problem("cannot build the %s profile: %s", kind.name, error.c_str());
+            }
             cut = base::StopScope::stopped();
         }
         if (stopped != nullptr) *stopped = cut;

@@ -28,7 +28,8 @@ constexpr ProfileKind kProfileKinds[] = {
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_heap_profile(record::heap_profile(), record::stack_table(),
                                    record::mem_profile_rate(), c.modules, c.symbols, out, error);
-     }},
+     },
+     false},
     // Its records are started by the CPU sampler (preload/cpu_sampler.h), which owns the clock.
     {kProfileCpu, "cpu", nullptr,
      [] { return record::cpu_session_has_samples(record::CpuSession::Dump); }, true,
@@ -36,14 +37,16 @@ constexpr ProfileKind kProfileKinds[] = {
          record::CpuProfileData data;
          record::take_cpu_session(record::CpuSession::Dump, &data);
          return build_cpu_profile(data, record::stack_table(), c.modules, c.symbols, out, error);
-     }},
+     },
+     true},
     {kProfileThreadCreate, "threadcreate",
      [](const Config&, bool on) { record::set_thread_creations_on(on); },
      [] { return has_samples(record::thread_creations()); }, true,
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_threadcreate_profile(record::thread_creations(), record::stack_table(),
                                            c.modules, c.symbols, out, error);
-     }},
+     },
+     false},
     {kProfileBlock, "block",
      [](const Config& config, bool on) {
          record::set_block_profile_rate(on ? config.block_profile_rate : 0);
@@ -52,7 +55,8 @@ constexpr ProfileKind kProfileKinds[] = {
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_contention_profile(record::block_counters(), record::stack_table(), "block",
                                          c.modules, c.symbols, out, error);
-     }},
+     },
+     false},
     {kProfileMutex, "mutex",
      [](const Config& config, bool on) {
          record::set_mutex_profile_fraction(on ? config.mutex_profile_fraction : 0);
@@ -61,11 +65,13 @@ constexpr ProfileKind kProfileKinds[] = {
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_contention_profile(record::mutex_counters(), record::stack_table(), "mutex",
                                          c.modules, c.symbols, out, error);
-     }},
+     },
+     false},
     {kProfileThreads, "threads", nullptr, [] { return true; }, false,
      [](const BuildContext& c, std::string* out, std::string* error) {
          return build_threads_profile(c.dump_signal, c.modules, c.symbols, out, error);
-     }},
+     },
+     false},
 };
 
 }  // namespace

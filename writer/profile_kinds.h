@@ -30,6 +30,9 @@ struct ProfileKind {
     // Written by the at-exit dump too (the threads profile is not: it would show only the exit).
     bool at_exit;
     bool (*build)(const BuildContext& context, std::string* out, std::string* error);
+    // The build takes the samples it writes (the CPU profile's since the previous dump), so a dump
+    // that a fork stops (writer/dump.h) still builds and writes this one whole.
+    bool takes_samples;
 };
 
 // In the order a dump writes them: the threads profile last, so that its file tells that a dump

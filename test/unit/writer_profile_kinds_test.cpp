@@ -22,8 +22,11 @@ TEST_CASE("profile kinds: one complete row per kind, the threads profile last") 
         bits |= kind.bit;
         CHECK(kind.build != nullptr);
         CHECK(kind.has_samples != nullptr);
+        // Only the CPU profile's build takes (resets) what it writes: a dump that a fork stops
+        // must still write it whole, or its samples are lost.
+        CHECK(kind.takes_samples == (std::string(kind.name) == "cpu"));
     }
-    // Every default profile has a row (cpu is parsed, not built yet).
+    // Every default profile has a row.
     CHECK((bits & gprof::Config{}.profiles) == gprof::Config{}.profiles);
     REQUIRE(!profile_kinds().empty());
     CHECK(std::string(profile_kinds().back().name) == "threads");
