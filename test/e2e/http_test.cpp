@@ -155,9 +155,22 @@ double process_cpu(pid_t pid) {
 
 }  // namespace
 
+// The count the index page gives a profile (`<tr><td>N</td><td><a href='NAME?debug=1'>`), or -1.
+long index_count(const std::string& index, const std::string& name) {
+    size_t at = index.find("<td><a href='" + name + "?debug=1'>");
+    size_t open = at == std::string::npos ? at : index.rfind("<tr><td>", at);
+    if (open == std::string::npos) return -1;
+    return strtol(index.c_str() + open + 8, nullptr, 10);
+}
+
 TEST_CASE("http: every endpoint through go tool pprof, as a dump has them", "[http]") {
     auto t = start_target(40);
-    usleep(500000);
+    // Until the workers' contended locks are in the block and mutex profiles (1 in 100 releases
+    // at the default fraction: on a loaded machine, seconds).
+    for (int tries = 0; tries < 300; ++tries, usleep(100000)) {
+        std::string index = request(t->port, "/debug/pprof/").body;
+        if (index_count(index, "block") > 0 && index_count(index, "mutex") > 0) break;
+    }
     CHECK(contains(pprof_top(*t, "heap"), "churn_memory"));
     CHECK(contains(pprof_top(*t, "allocs"), "churn_memory"));
     CHECK(contains(pprof_top(*t, "goroutine"), "worker"));
