@@ -96,12 +96,19 @@ int copy_unnamed(int fd, const std::string& path, mode_t mode, std::string* temp
     return err;
 }
 
-// Gives the unnamed file fd a new temporary name beside path: linked through /proc/thread-self
-// (/proc/self/fd is gone once the main thread has ended; AT_EMPTY_PATH needs
-// CAP_DAC_READ_SEARCH), or copied where it cannot be linked. Returns 0, or errno.
+// Gives the unnamed file fd its name, linked through /proc/thread-self (/proc/self/fd is gone
+// once the main thread has ended; AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH): path itself where
+// nothing is there yet, *temporary left empty (one system call: a process killed at any moment
+// leaves nothing or the whole file); else a new temporary name beside path, in *temporary, for
+// the caller to rename over what is there; or a copy where it cannot be linked. Returns 0, or
+// errno.
 int name_unnamed(int fd, const std::string& path, mode_t mode, std::string* temporary) {
     char proc_path[48];
     snprintf(proc_path, sizeof proc_path, "/proc/thread-self/fd/%d", fd);
+    temporary->clear();
+    if (linkat(AT_FDCWD, proc_path, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+    if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == ENOTDIR)
+        return copy_unnamed(fd, path, mode, temporary);
     for (int attempt = 0; attempt < 100; ++attempt) {
         *temporary = temporary_name(path);
         if (linkat(AT_FDCWD, proc_path, AT_FDCWD, temporary->c_str(), AT_SYMLINK_FOLLOW) == 0)
@@ -131,7 +138,8 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     if (written && unnamed) {
         if (int err = name_unnamed(fd, path, mode, &temporary); err != 0) {
             close(fd);
-            *error = "cannot create " + temporary + ": " + errno_text(err);
+            *error = "cannot create " + (temporary.empty() ? path : temporary) + ": " +
+                     errno_text(err);
             return false;
         }
     }
@@ -143,10 +151,14 @@ bool write_file(const std::string& path, uint64_t max_size, mode_t mode, FillFn 
     }
     // Unlink before composing a message: building it allocates, and may fail.
     if (!written) {
-        if (!temporary.empty()) unlink(temporary.c_str());
+        if (!temporary.empty())
+            unlink(temporary.c_str());
+        else if (unnamed)
+            unlink(path.c_str());  // linked as path itself, then its close failed
         *error = fill_error.empty() ? "cannot write " + (unnamed ? path : temporary) : fill_error;
         return false;
     }
+    if (unnamed && temporary.empty()) return true;  // linked as path itself
     if (rename(temporary.c_str(), path.c_str()) != 0) {
         int rename_errno = errno;
         unlink(temporary.c_str());
