@@ -96,6 +96,13 @@ int copy_unnamed(int fd, const std::string& path, mode_t mode, std::string* temp
     return err;
 }
 
+// linkat's errors that mean "linking is not possible here" (no /proc, a file system or security
+// module that refuses it), where a copy is the way left.
+bool link_refused(int error_number) {
+    return error_number == ENOENT || error_number == EPERM || error_number == EACCES ||
+           error_number == ENOTDIR;
+}
+
 // Gives the unnamed file fd its name, linked through /proc/thread-self (/proc/self/fd is gone
 // once the main thread has ended; AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH): path itself where
 // nothing is there yet, *temporary left empty (one system call: a process killed at any moment
@@ -107,15 +114,13 @@ int name_unnamed(int fd, const std::string& path, mode_t mode, std::string* temp
     snprintf(proc_path, sizeof proc_path, "/proc/thread-self/fd/%d", fd);
     temporary->clear();
     if (linkat(AT_FDCWD, proc_path, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
-    if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == ENOTDIR)
-        return copy_unnamed(fd, path, mode, temporary);
+    if (link_refused(errno)) return copy_unnamed(fd, path, mode, temporary);
     for (int attempt = 0; attempt < 100; ++attempt) {
         *temporary = temporary_name(path);
         if (linkat(AT_FDCWD, proc_path, AT_FDCWD, temporary->c_str(), AT_SYMLINK_FOLLOW) == 0)
             return 0;
         if (errno == EEXIST || errno == EINTR) continue;
-        if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == ENOTDIR)
-            return copy_unnamed(fd, path, mode, temporary);
+        if (link_refused(errno)) return copy_unnamed(fd, path, mode, temporary);
         return errno;
     }
     return EEXIST;

@@ -55,9 +55,12 @@ constinit thread_local bool t_fork_claimed [[gnu::tls_model("initial-exec")]] = 
 // sample when a fork waits (g_forks_waiting), and is written again after the fork.
 constexpr int kForkWaitMs = 30 * 1000;
 std::atomic<int> g_forks_waiting{0};
+// No dump is taken any more in this process (child_without_handlers).
+std::atomic<bool> g_closed{false};
 
 // Takes g_dumping, waiting at most wait_ms for whoever holds it (a dump, a fork).
 bool claim(int wait_ms) {
+    if (g_closed.load(std::memory_order_relaxed)) return false;
     for (int waited = 0;; ++waited) {
         bool expected = false;
         if (g_dumping.compare_exchange_strong(expected, true, std::memory_order_acquire))
@@ -382,6 +385,12 @@ void child_after_fork() {
     program_thread_started();
     bool was_running = g_running.exchange(false, std::memory_order_acq_rel);
     if (was_running && !g_quit.load(std::memory_order_relaxed)) start_thread();
+}
+
+void child_without_handlers() {
+    g_closed.store(true, std::memory_order_relaxed);
+    g_quit.store(true, std::memory_order_relaxed);  // the dump signal asks no one
+    g_running.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace gprof::dumper

@@ -61,5 +61,8 @@ void resume_own_threads(OwnThreads was);
 void prepare_fork();
 void parent_after_fork();
 void child_after_fork();
+// The child of a fork that ran no fork handlers (preload/fork_shim.cpp): it takes no dump of any
+// kind, since locks of gprof's may be held there by threads that no longer exist.
+void child_without_handlers();
 
 }  // namespace gprof::dumper

@@ -513,6 +513,10 @@ bool handler_interrupted_gprof_by_scan() {
 
 }  // namespace
 
+bool maybe_in_signal_handler() {
+    return !on_own_stack() || innermost_signal_context() != nullptr;
+}
+
 bool handler_interrupted_gprof() {
     if (!libunwind_ready() || g_init_local2 == nullptr || g_step == nullptr ||
         g_get_reg == nullptr || g_is_signal_frame == nullptr || g_getcontext == nullptr)

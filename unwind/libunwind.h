@@ -77,5 +77,8 @@ int capture_context(ucontext_t* context, bool interrupted, uintptr_t* pcs, int m
 // libunwind is not loaded, the signal frame is found on the stack by glibc's restorer instead.
 // False when neither can tell. Allocates nothing.
 bool handler_interrupted_gprof();
+// A cheap look before that one: false when the calling thread runs on its own stack with no signal
+// frame of glibc's restorer above this one (one scan of the stack in use), true otherwise.
+bool maybe_in_signal_handler();
 
 }  // namespace gprof::unwind

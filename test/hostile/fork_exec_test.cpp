@@ -25,13 +25,10 @@ TEST_CASE("#14 fork storm: 8 threads sampled at every byte while another thread 
 }
 
 TEST_CASE("#15 tst-mallocfork2: fork from a signal handler that interrupted malloc",
-          "[hostile][fork][!mayfail]") {
-    // Fails today (hangs), in both modes. Without gprof the program is single-threaded and
-    // glibc's fork skips its malloc locks. Under gprof: (libc mode) the dumper thread makes it
-    // multi-threaded, so fork takes glibc's arena lock that the interrupted malloc holds; (both
-    // modes) gprof's embedded jemalloc registers jemalloc_prefork, which takes jemalloc's mutexes
-    // (ctl_mtx, arenas) that an interrupted allocation or fork handler may hold; (jemalloc mode)
-    // a child forked while the parent was in HeapProfile::bucket_for never finishes.
+          "[hostile][fork]") {
+    // The handler's fork would take locks the interrupted allocation holds (jemalloc's, gprof's,
+    // glibc's arena lock in libc mode, taken because gprof's thread makes the process
+    // multi-threaded): gprof's fork sees the interrupted allocation and runs glibc's _Fork.
     const std::string forks = std::to_string(sized(100, 3000));
     RunResult bare =
         check_case("fork-in-handler", {program("fork_in_handler"), forks}, configs(false),
