@@ -349,6 +349,7 @@ OwnThreads pause_own_threads() {
         was.dumper = true;
     }
     was.cpu = cpu_sampler::pause_thread();
+    was.http = http::pause();
     return was;
 }
 
@@ -358,6 +359,7 @@ void resume_own_threads(OwnThreads was) {
         if (!start_thread()) give_signal_back();
     }
     if (was.cpu) cpu_sampler::resume_thread();
+    if (was.http) http::resume();
 }
 
 void prepare_fork() {

@@ -43,12 +43,14 @@ void program_thread_started();
 // stepping aside with one line. False: the caller passes the call on to glibc.
 bool program_sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 
-// setuid, setreuid, setresuid (preload/uid_shims.cpp): gprof's own threads (the dumper, the
-// CPU profile's drain) end before the program changes its user and start again after it, so
-// that they never count against the new user's RLIMIT_NPROC when the kernel checks it there.
+// The set*id calls (preload/uid_shims.cpp): gprof's own threads (the dumper, the CPU profile's
+// drain, the HTTP server's) end before the program changes its user or groups and start again
+// after it, so that they never count against the new user's RLIMIT_NPROC when the kernel checks
+// it there, nor make glibc abort when a thread of theirs lacks a capability the caller has.
 struct OwnThreads {
     bool dumper = false;
     bool cpu = false;
+    bool http = false;
 };
 OwnThreads pause_own_threads();
 void resume_own_threads(OwnThreads was);

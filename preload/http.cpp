@@ -164,6 +164,17 @@ void stop() {
     serve::stop();
 }
 
+bool pause() {
+    if (!g_started) return false;
+    base::ReentryGuard guard;
+    return serve::pause();
+}
+
+void resume() {
+    base::ReentryGuard guard;  // the server's threads are gprof's own
+    serve::resume();
+}
+
 void child_after_fork() {
     if (!g_started) return;
     base::ReentryGuard guard;

@@ -12,6 +12,12 @@ void start(const Config& c);
 // must not keep the process alive).
 void stop();
 
+// Around a change of the program's user or groups (preload/uid_shims.cpp): the server's threads
+// end, and start again with the new credentials; its address stays bound. pause() says whether
+// there was a server to resume.
+bool pause();
+void resume();
+
 // fork(), in the child: the parent's server is left alone and the child serves nothing (the
 // address is the parent's).
 void child_after_fork();

@@ -32,6 +32,7 @@ namespace {
 struct Library {
     decltype(&MHD_start_daemon) start_daemon;
     decltype(&MHD_stop_daemon) stop_daemon;
+    decltype(&MHD_quiesce_daemon) quiesce_daemon;
     decltype(&MHD_create_response_from_buffer) create_response;
     decltype(&MHD_add_response_header) add_header;
     decltype(&MHD_queue_response) queue_response;
@@ -166,6 +167,7 @@ bool load_library(const char** reason) {
     };
     find(&g_lib.start_daemon, "MHD_start_daemon");
     find(&g_lib.stop_daemon, "MHD_stop_daemon");
+    find(&g_lib.quiesce_daemon, "MHD_quiesce_daemon");
     find(&g_lib.create_response, "MHD_create_response_from_buffer");
     find(&g_lib.add_header, "MHD_add_response_header");
     find(&g_lib.queue_response, "MHD_queue_response");
@@ -344,6 +346,57 @@ bool taken_by_ancestor(uint16_t port) {
     return false;
 }
 
+// libmicrohttpd's daemon on g_listen_fd, its threads blocking every signal; the descriptors it
+// opens for itself are noted (abandon_after_fork closes them).
+bool start_daemon() {
+    uint64_t before[16], after[16];
+    open_fds(before);
+    // The library's threads inherit this mask: they take none of the program's signals.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    MHD_Daemon* daemon = g_lib.start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC,
+        0, nullptr, nullptr, on_request, nullptr,
+        MHD_OPTION_LISTEN_SOCKET, g_listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+        MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, nullptr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
+        MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, nullptr,
+        MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (daemon == nullptr) return false;
+    open_fds(after);
+    g_own_fd_count = 0;
+    for (int fd = 0; fd < 1024 && g_own_fd_count < kMaxOwnFds; ++fd) {
+        uint64_t bit = uint64_t{1} << (fd % 64);
+        if ((after[fd / 64] & bit) && !(before[fd / 64] & bit) && fd != g_listen_fd)
+            g_own_fds[g_own_fd_count++] = fd;
+    }
+    g_daemon.store(daemon, std::memory_order_release);
+    return true;
+}
+
+void close_sockets() {
+    if (g_listen_fd >= 0) close(g_listen_fd);
+    g_listen_fd = -1;
+    if (g_stop_fd >= 0) close(g_stop_fd);
+    g_stop_fd = -1;
+}
+
+// Ends the daemon's threads: requests waiting out a duration end at once.
+void stop_daemon(MHD_Daemon* daemon) {
+    uint64_t one = 1;
+    if (g_stop_fd >= 0 && write(g_stop_fd, &one, sizeof one) < 0) {
+        // A full counter is readable already.
+    }
+    g_lib.stop_daemon(daemon);  // joins the threads; closes the listening socket unless quiesced
+    g_own_fd_count = 0;
+}
+
 }  // namespace
 
 bool start(const HttpAddress& address, Backend* backend) {
@@ -365,52 +418,40 @@ bool start(const HttpAddress& address, Backend* backend) {
     }
     g_backend = backend;
     g_stop_fd = base::move_out_of_the_way(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    uint64_t before[16], after[16];
-    open_fds(before);
-    // The library's threads inherit this mask: they take none of the program's signals.
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    MHD_Daemon* daemon = g_lib.start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ITC,
-        0, nullptr, nullptr, on_request, nullptr,
-        MHD_OPTION_LISTEN_SOCKET, g_listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
-        MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, nullptr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, nullptr,
-        MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, nullptr,
-        MHD_OPTION_END);
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    if (daemon == nullptr) {
+    if (!start_daemon()) {
         log::problem("GPROF_HTTP=%s: cannot start the HTTP server; HTTP stays off", named);
-        close(g_listen_fd);
-        g_listen_fd = -1;
-        if (g_stop_fd >= 0) close(g_stop_fd);
-        g_stop_fd = -1;
+        close_sockets();
         return false;
     }
-    open_fds(after);
-    for (int fd = 0; fd < 1024 && g_own_fd_count < kMaxOwnFds; ++fd) {
-        uint64_t bit = uint64_t{1} << (fd % 64);
-        if ((after[fd / 64] & bit) && !(before[fd / 64] & bit) && fd != g_listen_fd)
-            g_own_fds[g_own_fd_count++] = fd;
-    }
-    g_daemon.store(daemon, std::memory_order_release);
     return true;
 }
 
 void stop() {
     MHD_Daemon* daemon = g_daemon.exchange(nullptr, std::memory_order_acq_rel);
     if (daemon == nullptr) return;
-    uint64_t one = 1;
-    if (g_stop_fd >= 0 && write(g_stop_fd, &one, sizeof one) < 0) {
-        // A full counter is readable already.
-    }
-    g_lib.stop_daemon(daemon);  // closes the listening socket, joins the threads
+    stop_daemon(daemon);
     g_listen_fd = -1;
+}
+
+bool pause() {
+    MHD_Daemon* daemon = g_daemon.exchange(nullptr, std::memory_order_acq_rel);
+    if (daemon == nullptr) return false;
+    // Quiesced, the daemon no longer accepts and leaves the listening socket open at its stop.
+    bool kept = g_lib.quiesce_daemon(daemon) == g_listen_fd;
+    stop_daemon(daemon);
+    uint64_t count;
+    if (g_stop_fd >= 0 && read(g_stop_fd, &count, sizeof count) < 0) {
+        // Nothing was written: a failed write above leaves nothing to read.
+    }
+    if (!kept) g_listen_fd = -1;  // closed by the daemon's stop
+    return true;
+}
+
+void resume() {
+    if (g_listen_fd >= 0 && start_daemon()) return;
+    log::problem("GPROF_HTTP: the HTTP server cannot start again after the program changed its "
+                 "user or groups; HTTP stays off");
+    close_sockets();
 }
 
 void abandon_after_fork() {

@@ -21,6 +21,13 @@ bool start(const HttpAddress& address, Backend* backend);
 // socket closed. Safe to call more than once and when it never started.
 void stop();
 
+// Around a change of the program's user or groups (glibc makes every thread of the process
+// make it, and aborts when their results differ): pause ends the server's threads and keeps its
+// listening socket (false when it was not serving); resume starts them again, from the calling
+// thread, so with its credentials (one gprof: line and HTTP off when it cannot).
+bool pause();
+void resume();
+
 // After fork, in the child: the parent's server is not the child's. Its descriptors (the
 // listening socket, connections, libmicrohttpd's own) are closed; nothing of it is touched again.
 void abandon_after_fork();

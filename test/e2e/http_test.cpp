@@ -709,3 +709,80 @@ TEST_CASE("http: a program the server's process starts stays silent about the ad
     CHECK(dropped.out == "ok\n");
     CHECK(dropped.err == "");
 }
+
+TEST_CASE("http: the server's threads step aside while the program changes its user", "[http]") {
+    // glibc makes every thread of a process take a set*id call and aborts the process when their
+    // results differ. setpriv keeps its capabilities across setresuid (PR_SET_KEEPCAPS, capset
+    // on its own thread) and then calls setresgid: a server thread without those capabilities
+    // would fail it.
+    if (getuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0) {
+        WARN("not root, or no setpriv: nothing to check");
+        return;
+    }
+    const std::vector<std::string> argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                           "--clear-groups", "/bin/sh", "-c", "id -u; id -g"};
+    for (int i = 0; i < 5; ++i) {
+        const int port = free_port();
+        RunResult r = run(argv, with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port)},
+                                                          {"GPROF_AT_EXIT", "0"}})));
+        INFO(r.describe());
+        CHECK(r.status == 0);
+        CHECK(r.out == "65534\n65534\n");
+        CHECK(r.err == "");
+    }
+    // A program that becomes nobody and goes on: the server answers after the change, every
+    // thread of the process (its own, gprof's, the server's) runs as nobody.
+    const int port = free_port();
+    const std::string script =
+        "import os, sys, time\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "print('nobody', os.getuid(), flush=True)\n"
+        "while not os.path.exists(sys.argv[1]): time.sleep(0.05)\n";
+    // In /tmp: nobody may not look into the test's scratch directory.
+    const std::string done =
+        "/tmp/gprof-http-setuid-" + std::to_string(getpid()) + "-" + std::to_string(port);
+    unlink(done.c_str());
+    RunOptions options = with_env(preload_env("", {{"GPROF_HTTP", ":" + std::to_string(port)},
+                                                   {"GPROF_AT_EXIT", "0"}}));
+    options.timeout_seconds = 60;
+    auto result = std::async(std::launch::async, [&] {
+        return run({"/usr/bin/python3", "-c", script, done}, options);
+    });
+    pid_t pid = 0;
+    for (int i = 0; i < 1000 && pid == 0; ++i, usleep(10000)) {
+        DIR* d = opendir("/proc");
+        while (dirent* e = readdir(d))
+            if (isdigit(static_cast<unsigned char>(e->d_name[0])) &&
+                contains(read_file(std::string("/proc/") + e->d_name + "/cmdline"), done) &&
+                contains(read_file(std::string("/proc/") + e->d_name + "/status"),
+                         "Uid:\t65534\t"))
+                pid = atoi(e->d_name);
+        closedir(d);
+    }
+    REQUIRE(pid != 0);
+    REQUIRE(wait_serving(port));
+    Answer a = request(port, "/debug/pprof/cmdline");
+    CHECK(a.status == 200);
+    CHECK(contains(a.body, done));
+    int threads = 0, as_nobody = 0;
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = opendir(tasks.c_str());
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        // (The connection's thread may end meanwhile: a status that cannot be read is not one.)
+        std::string status = read_file(tasks + "/" + e->d_name + "/status");
+        if (status.empty()) continue;
+        ++threads;
+        as_nobody += contains(status, "Uid:\t65534\t65534\t65534\t65534\n");
+    }
+    closedir(d);
+    CHECK(threads >= 3);  // python's, the dumper, the server's
+    CHECK(as_nobody == threads);
+    write_file(done, "");
+    RunResult r = result.get();
+    unlink(done.c_str());
+    INFO(r.describe());
+    CHECK(r.status == 0);
+    CHECK(r.out == "nobody 65534\n");
+    CHECK(r.err == "");
+}
