@@ -18,6 +18,7 @@
 #include "record/contention.h"
 #include "record/heap_profile.h"
 #include "record/stack_table.h"
+#include "record/own_records.h"
 #include "unwind/libunwind.h"
 #include "unwind/stack.h"
 #include "writer/dump.h"
@@ -55,6 +56,7 @@ void parent_after_fork() {
 
 void child_after_fork() {
     unwind::after_fork();
+    record::forget_own_records();
     unwind::libunwind_child_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();

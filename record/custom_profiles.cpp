@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/os_memory.h"
+#include "record/own_records.h"
 
 namespace gprof::record {
 namespace {
@@ -40,6 +41,7 @@ bool CustomProfile::grow_locked(Shard& s) {
 }
 
 CustomProfile::Result CustomProfile::add(uintptr_t key, uint32_t stack_id) {
+    note_own_record();
     const size_t h = home(key);
     Shard& s = shards_[h % kShards];
     base::SpinGuard guard(s.lock);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/os_memory.h"
+#include "record/own_records.h"
 
 namespace gprof::record {
 
@@ -197,6 +198,7 @@ void HeapProfile::record_reported_alloc(void* p, size_t size, size_t sampled_siz
 
 void HeapProfile::add(void* p, size_t size, size_t sampled_size, uint32_t stack_id,
                       uint32_t labels, bool numbered) {
+    note_own_record();
     uint32_t bucket = bucket_for(stack_id, size, sampled_size, labels);
     if (bucket == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "record/stack_counters.h"
 
 #include "base/os_memory.h"
+#include "record/own_records.h"
 
 namespace gprof::record {
 
@@ -20,6 +21,7 @@ StackCounters::~StackCounters() {
 }
 
 void StackCounters::add(uint32_t stack_id, int64_t count_thousandths, int64_t value) {
+    note_own_record();
     if (slots_ == nullptr || stack_id == 0) {
         dropped_.fetch_add(1, std::memory_order_relaxed);
         return;

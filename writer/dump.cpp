@@ -13,6 +13,7 @@
 #include "pprof/gzip.h"
 #include "symbolize/modules.h"
 #include "record/custom_profiles.h"
+#include "record/own_records.h"
 #include "writer/named_profile.h"
 #include "writer/profile_kinds.h"
 #include "writer/sink.h"
@@ -149,13 +150,16 @@ unsigned write_dump(unsigned seq, DumpReason reason, const std::atomic<int>* sto
     const base::StopScope scope(stop);
     try {
         const Config& c = *g_settings;
+        // A forked child's exit before it recorded anything of its own: its records are its
+        // parent's (the CPU profile's samples are always the process's own).
+        const bool parents = reason == DumpReason::Exit && record::records_are_parents();
         uint32_t wanted = 0;
         for (const ProfileKind& kind : profile_kinds()) {
             if ((c.profiles & kind.bit) && (reason != DumpReason::Exit || kind.at_exit) &&
-                kind.has_samples())
+                (!parents || kind.takes_samples) && kind.has_samples())
                 wanted |= kind.bit;
         }
-        const bool custom = !record::custom_profiles().empty();
+        const bool custom = !parents && !record::custom_profiles().empty();
         if (wanted == 0 && !custom) return seq;  // nothing to say: no module list read, no
                                                  // symbol looked up
         seq = free_sequence(seq, wanted, custom);

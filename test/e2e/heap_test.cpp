@@ -470,7 +470,8 @@ TEST_CASE("a signal dump, then the at-exit dump: nothing is written outside the 
     }
 }
 
-TEST_CASE("heap after fork: parent and child write under their own pids", "[heap]") {
+TEST_CASE("heap after fork: parent and child write under their own pids, quiet children nothing",
+          "[heap]") {
     for (const std::string& mode : kModes) {
         INFO("GPROF_ALLOCATOR=" << mode);
         std::string dir = make_dir("heap-fork");
@@ -487,6 +488,8 @@ TEST_CASE("heap after fork: parent and child write under their own pids", "[heap
         std::string child_file = dir + "/p." + child + ".0001.heap.pb.gz";
         CHECK(heap_files(dir) == std::vector<std::string>{std::min(parent_file, child_file),
                                                            std::max(parent_file, child_file)});
+        // The children that exited without recording anything wrote nothing, of any kind.
+        CHECK(list_files(dir, ".pb.gz").size() == 2);
         auto in_parent = by_leaf_site(flatten(check_heap_file(parent_file, 1)));
         auto in_child = by_leaf_site(flatten(check_heap_file(child_file, 1)));
         CHECK(in_parent["parent_site"] == SiteValues{1000, 1000000, 1000, 1000000});

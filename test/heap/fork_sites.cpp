@@ -1,5 +1,7 @@
 // Forks after allocating; the child allocates at its own site and exits normally. Both write an
-// at-exit heap profile under their own pid. Prints "PARENT <pid>" and "CHILD <pid>".
+// at-exit heap profile under their own pid. Prints "PARENT <pid>" and "CHILD <pid>". Then three
+// more children exit at once, as a shell's subshells do, without recording anything of their own:
+// they write nothing.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +33,14 @@ int main() {
     }
     int status = 0;
     waitpid(child, &status, 0);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    for (int i = 0; i < 3; ++i) {
+        pid_t quiet = fork();
+        if (quiet < 0) return 2;
+        if (quiet == 0) exit(0);
+        waitpid(quiet, &status, 0);
+        ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
     printf("PARENT %d\n", getpid());
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    return ok ? 0 : 1;
 }
