@@ -15,10 +15,11 @@
 #include "preload/http.h"
 #include "preload/originals.h"
 #include "preload/routes.h"
+#include "preload/signal_stack.h"
 #include "record/contention.h"
 #include "record/heap_profile.h"
-#include "record/stack_table.h"
 #include "record/own_records.h"
+#include "record/stack_table.h"
 #include "unwind/libunwind.h"
 #include "unwind/stack.h"
 #include "writer/dump.h"
@@ -55,8 +56,8 @@ void parent_after_fork() {
 }
 
 void child_after_fork() {
-    unwind::after_fork();
     record::forget_own_records();
+    unwind::after_fork();
     unwind::libunwind_child_after_fork();
     record::stack_table().lock().unlock();
     record::heap_profile().unlock_all();
@@ -88,6 +89,7 @@ __attribute__((constructor)) void start() {
     // the fork handlers below need jemalloc's registered first.
     backing::start_allocator();
     pthread_atfork(prepare_fork, parent_after_fork, child_after_fork);
+    signal_stack::give();  // the main thread's, kept for the process's life
     dumper::start();
     cpu_sampler::start(config());  // the cpu profile's clock, when it is on
     http::start(config());  // after dumper::start: its at-exit stop runs before the exit dump

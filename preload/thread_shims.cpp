@@ -19,6 +19,7 @@
 #include "preload/cpu_sampler.h"
 #include "preload/dumper.h"
 #include "preload/originals.h"
+#include "preload/signal_stack.h"
 #include "record/stack_table.h"
 #include "record/threads.h"
 #include "unwind/stack.h"
@@ -52,15 +53,21 @@ size_t stack_size(const pthread_attr_t* attr) {
     return size;
 }
 
-// The thread in the registry, and (a program's thread) in the CPU profile's clock, for its life.
+// The thread in the registry, and (a program's thread) in the CPU profile's clock and with an
+// alternate signal stack (preload/signal_stack.h), for its life.
 class Registration {
 public:
     Registration(uint32_t stack, bool own) : tid_(gettid()), own_(own) {
         r::thread_registry().add(tid_, stack, own);
-        if (!own_) gprof::cpu_sampler::thread_started();
+        if (own_) return;  // gprof's own threads block every signal
+        signal_stack_ = gprof::signal_stack::give();
+        gprof::cpu_sampler::thread_started();
     }
     ~Registration() {
-        if (!own_) gprof::cpu_sampler::thread_ending();
+        if (!own_) {
+            gprof::cpu_sampler::thread_ending();
+            gprof::signal_stack::take_back(signal_stack_);
+        }
         r::thread_registry().remove(tid_);
     }
     Registration(const Registration&) = delete;
@@ -69,6 +76,7 @@ public:
 private:
     pid_t tid_;
     bool own_;
+    void* signal_stack_ = nullptr;
 };
 
 void* trampoline(void* raw) {

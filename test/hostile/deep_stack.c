@@ -1,6 +1,7 @@
 /* Case 27: a thread with a 256 KiB stack recurses until less than 4 KiB of it is left, then
-   allocates 1 MiB (sampled at any rate) and frees it. gprof's hook must fit in what is left (or
-   decline to sample). Usage: deep_stack */
+   allocates 1 MiB (sampled at any rate) and frees it, `times` times over (1 by default). gprof's
+   hook must fit in what is left (or decline to sample), and so must its signals' frames: the CPU
+   profile's signal arrives wherever the thread is. Usage: deep_stack [times] */
 #include <pthread.h>
 
 #include "hostile.h"
@@ -24,7 +25,7 @@ __attribute__((noinline)) static long descend(long depth) {
 }
 
 static void* run(void* arg) {
-    (void)arg;
+    long times = *(long*)arg;
     pthread_attr_t attr;
     void* addr;
     size_t size;
@@ -32,16 +33,19 @@ static void* run(void* arg) {
     pthread_attr_getstack(&attr, &addr, &size);
     pthread_attr_destroy(&attr);
     g_low = (char*)addr;
-    return (void*)descend(0);
+    long result = 0;
+    for (long i = 0; i < times && result >= 0; ++i) result = descend(0);
+    return (void*)result;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
+    long times = argc > 1 ? atol(argv[1]) : 1;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_attr_setguardsize(&attr, 4096);
     pthread_t t;
-    if (pthread_create(&t, &attr, run, NULL) != 0) hostile_fail("thread");
+    if (pthread_create(&t, &attr, run, &times) != 0) hostile_fail("thread");
     void* result;
     pthread_join(t, &result);
     printf("recursed %s, allocated at the bottom: %s\n", g_depth > 100 ? "deep" : "shallow",

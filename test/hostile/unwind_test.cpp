@@ -62,6 +62,13 @@ TEST_CASE("#27 malloc within 4 KiB of the end of the stack", "[hostile][unwind]"
                                     Outcome::kSame, {{"GPROF_MEM_PROFILE_RATE", rate}});
         CHECK(bare.out == "recursed deep, allocated at the bottom: yes\n");
     }
+    // The CPU profile's signal at 10 kHz meanwhile, 3000 times at the bottom: the kernel's frame
+    // for it (3.4 KiB with AVX-512 state) does not fit in what the thread has left, and goes on
+    // the alternate signal stack gprof gives the thread (without one: a crash in every run).
+    RunResult bare = check_case("deep-stack-cpu", {program("deep_stack"), "3000"},
+                                {Config{"", 10000}, Config{"libc", 10000}}, Outcome::kSame,
+                                {{"GPROF_AT_EXIT", "0"}});
+    CHECK(bare.out == "recursed deep, allocated at the bottom: yes\n");
 }
 
 TEST_CASE("#28 closefrom(3), then the program's own file, a dump and unwinding",
