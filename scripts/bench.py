@@ -98,14 +98,15 @@ WORKLOADS = [
     ("git-version", False, "short", B + "bench_spawn @SCALE@ /usr/bin/git --version", "",
      "100 process"),
     ("make-cxx", False, "short", "test/bench/make_cxx.sh @SCALE@ @TMP@", "", ""),
+    ("fork", False, "short", B + "bench_fork @SCALE@", "", "200 fork"),
     ("cpu", False, "cpu", B + "bench_cpu_work @SCALE@", "", ""),
     ("api", False, "api", B + "bench_api_calls @SCALE@", "", ""),
     ("churn2-long", False, "http", B + "bench_churn 2 @LONG@", "", ""),
 ]
 # A workload's result line starts with one of these words; it must be the same in every run of
 # the workload (the workloads are deterministic), whatever else a prefix command prints.
-RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "cpuwork", "api",
-                "build")
+RESULT_WORDS = ("churn", "mixed", "alloc_heavy", "tasks", "locks", "spawn", "fork", "cpuwork",
+                "api", "build")
 
 # Targets: (numerator, denominator, target, workloads (globs)). A target is a ratio ("1.05") or,
 # for a workload with a per-run count, a difference per unit ("+1ns", "+1.5ms"); "" none. For a
